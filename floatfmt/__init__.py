@@ -1,0 +1,39 @@
+"""floatfmt: what a number is in each storage format, what accuracy a format costs, and what hardware a model needs.
+
+Example:
+    >>> import floatfmt
+    >>> floatfmt.decode(floatfmt.encode(22.0, "e4m3"), "e4m3")
+    np.float32(22.0)
+"""
+
+from floatfmt._options import EncodeError
+from floatfmt.codec import code_dtype, decode, encode, round
+from floatfmt.formats import (
+    FloatFormat,
+    Format,
+    IntFormat,
+    UnknownFormatError,
+    aliases,
+    formats,
+    get_format,
+    register_format,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EncodeError",
+    "FloatFormat",
+    "Format",
+    "IntFormat",
+    "UnknownFormatError",
+    "__version__",
+    "aliases",
+    "code_dtype",
+    "decode",
+    "encode",
+    "formats",
+    "get_format",
+    "register_format",
+    "round",
+]

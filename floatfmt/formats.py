@@ -1,0 +1,466 @@
+"""Number formats: what each bit pattern of a storage format means.
+
+A format is a small frozen spec. Everything else about it (largest value,
+epsilon, smallest subnormal, ...) is derived from that spec, with the names
+numpy's ``finfo`` uses. Formats are hashable, so they serve as cache keys for
+the codec's lookup tables.
+
+Naming follows ml_dtypes and LLVM: the suffix ``fn`` means *finite* (no
+infinities, NaN only in the all-ones code), ``uz`` means *unsigned zero* (no
+negative zero; the code that would be -0 is the only NaN), ``fnu`` means
+finite and unsigned (no sign bit at all).
+
+Example:
+    >>> import floatfmt
+    >>> fmt = floatfmt.get_format("e4m3")
+    >>> fmt.name, fmt.bits, fmt.max, fmt.smallest_subnormal
+    ('float8_e4m3fn', 8, 448.0, 0.001953125)
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Literal, Union
+
+import ml_dtypes
+import numpy as np
+
+__all__ = [
+    "FloatFormat",
+    "IntFormat",
+    "Format",
+    "NanEncoding",
+    "UnknownFormatError",
+    "formats",
+    "aliases",
+    "get_format",
+    "register_format",
+]
+
+NanEncoding = Literal["ieee", "max_code", "negative_zero", "none"]
+_NAN_ENCODINGS = ("ieee", "max_code", "negative_zero", "none")
+
+
+class UnknownFormatError(ValueError):
+    """A format name that is neither registered, an alias, nor ``eXmY``."""
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """A binary floating-point format: sign, exponent field, mantissa field.
+
+    A finite value with exponent field ``E`` and mantissa field ``M`` is
+    ``2**(E - bias) * (1 + M / 2**mantissa_bits)``, or, where the format has
+    subnormals and ``E == 0``, ``2**(1 - bias) * (M / 2**mantissa_bits)``.
+
+    Args:
+        name: the registry name, e.g. ``"float8_e4m3fn"``.
+        exponent_bits: width of the exponent field.
+        mantissa_bits: width of the mantissa (fraction) field.
+        bias: exponent bias; ``None`` means the IEEE bias ``2**(exponent_bits-1) - 1``.
+        signed: whether there is a sign bit (``float8_e8m0fnu`` has none).
+        infinity: whether the code just below the NaN codes encodes infinity.
+        nan: where NaN lives. ``"ieee"``: every code with the exponent field all
+            ones and a non-zero mantissa; ``"max_code"``: only the all-ones
+            magnitude; ``"negative_zero"``: only the sign-bit-only code (the
+            ``uz`` formats, which then have no -0); ``"none"``: no NaN.
+        subnormals: whether ``E == 0`` encodes subnormals. Without them the
+            ``E == 0`` binade holds normal values.
+        zero: whether the all-zeros magnitude encodes zero (``float8_e8m0fnu``
+            has no zero: its code 0 is ``2**-127``).
+
+    Example:
+        >>> from floatfmt import FloatFormat
+        >>> fmt = FloatFormat("my_e5m2", exponent_bits=5, mantissa_bits=2,
+        ...                   infinity=False, nan="max_code")
+        >>> fmt.bias, fmt.max
+        (15, 114688.0)
+    """
+
+    name: str
+    exponent_bits: int
+    mantissa_bits: int
+    bias: int = None  # type: ignore[assignment]  # filled in by __post_init__
+    signed: bool = True
+    infinity: bool = True
+    nan: NanEncoding = "ieee"
+    subnormals: bool = True
+    zero: bool = True
+
+    def __post_init__(self) -> None:
+        if self.bias is None:
+            object.__setattr__(self, "bias", 2 ** (self.exponent_bits - 1) - 1)
+        _check(isinstance(self.name, str) and self.name != "", "name must be a non-empty string")
+        _check(
+            isinstance(self.exponent_bits, int) and 1 <= self.exponent_bits <= 11,
+            f"exponent_bits must be an integer from 1 to 11 (float64's width), got {self.exponent_bits!r}",
+        )
+        _check(
+            isinstance(self.mantissa_bits, int) and 0 <= self.mantissa_bits <= 52,
+            f"mantissa_bits must be an integer from 0 to 52 (float64's width), got {self.mantissa_bits!r}",
+        )
+        _check(isinstance(self.bias, int), f"bias must be an integer, got {self.bias!r}")
+        _check(self.nan in _NAN_ENCODINGS, f"nan must be one of {_NAN_ENCODINGS}, got {self.nan!r}")
+        _check(self.signed or self.nan != "negative_zero", "nan='negative_zero' needs a sign bit")
+        _check(self.zero or not self.subnormals, "a format without zero cannot have subnormals (set subnormals=False)")
+        _check(
+            self.subnormals or not self.zero or self.mantissa_bits <= 20,
+            "a format with zero but no subnormals may have at most 20 mantissa bits (its gap below the smallest "
+            "value is rounded in float64)",
+        )
+        _check(self.max_code >= 0, "the format has no finite values: too many codes are NaN or infinity")
+        _check(
+            2.0**-1074 <= self.smallest_subnormal and self.max <= np.finfo(np.float64).max,
+            f"the format's range [{self.smallest_subnormal}, {self.max}] must lie inside float64's range",
+        )
+
+    # --- code layout -------------------------------------------------------------
+
+    @property
+    def bits(self) -> int:
+        """Total width of a code in bits."""
+        return int(self.signed) + self.exponent_bits + self.mantissa_bits
+
+    @property
+    def nexp(self) -> int:
+        """Width of the exponent field (numpy ``finfo`` name)."""
+        return self.exponent_bits
+
+    @property
+    def nmant(self) -> int:
+        """Width of the mantissa field (numpy ``finfo`` name)."""
+        return self.mantissa_bits
+
+    @property
+    def sign_mask(self) -> int:
+        """The sign bit of a code (0 for unsigned formats)."""
+        return 1 << (self.exponent_bits + self.mantissa_bits) if self.signed else 0
+
+    @property
+    def magnitude_mask(self) -> int:
+        """The bits of a code below the sign bit."""
+        return (1 << (self.exponent_bits + self.mantissa_bits)) - 1
+
+    @property
+    def top_nan_count(self) -> int:
+        """How many of the largest magnitude codes are NaN."""
+        if self.nan == "ieee":
+            return 2**self.mantissa_bits - 1
+        return 1 if self.nan == "max_code" else 0
+
+    @property
+    def max_code(self) -> int:
+        """The magnitude code of the largest finite value."""
+        return self.magnitude_mask - self.top_nan_count - int(self.infinity)
+
+    @property
+    def infinity_code(self) -> int | None:
+        """The magnitude code of infinity, or ``None``."""
+        return self.max_code + 1 if self.infinity else None
+
+    def nan_code(self, negative: bool = False) -> int | None:
+        """The canonical NaN code, or ``None`` if the format has no NaN.
+
+        IEEE-style formats use the quiet NaN (top mantissa bit set) and keep
+        the sign, as ml_dtypes does.
+        """
+        if self.nan == "none" or self.top_nan_count == 0 and self.nan == "ieee":
+            return None
+        if self.nan == "negative_zero":
+            return self.sign_mask
+        if self.nan == "ieee":
+            magnitude = (self.magnitude_mask >> self.mantissa_bits << self.mantissa_bits) | (
+                1 << (self.mantissa_bits - 1)
+            )
+        else:
+            magnitude = self.magnitude_mask
+        return magnitude | (self.sign_mask if negative else 0)
+
+    @property
+    def has_nan(self) -> bool:
+        return self.nan_code() is not None
+
+    @property
+    def has_negative_zero(self) -> bool:
+        return self.signed and self.zero and self.nan != "negative_zero"
+
+    @property
+    def lowest_binade_exponent(self) -> int:
+        """Unbiased exponent of the quantum-defining lowest binade (``E == 0`` or ``E == 1``)."""
+        return 1 - self.bias if self.subnormals else -self.bias
+
+    # --- values (numpy finfo names) ---------------------------------------------------
+
+    def magnitude_value(self, magnitude_code: int) -> Fraction:
+        """The exact value of a finite, non-negative magnitude code."""
+        if not 0 <= magnitude_code <= self.max_code:
+            raise ValueError(f"{magnitude_code} is not a finite magnitude code of {self.name}")
+        if magnitude_code == 0 and self.zero:
+            return Fraction(0)
+        exponent_field = magnitude_code >> self.mantissa_bits
+        mantissa_field = magnitude_code & ((1 << self.mantissa_bits) - 1)
+        if exponent_field == 0 and self.subnormals:
+            return Fraction(mantissa_field, 2**self.mantissa_bits) * _pow2(1 - self.bias)
+        return (1 + Fraction(mantissa_field, 2**self.mantissa_bits)) * _pow2(exponent_field - self.bias)
+
+    @functools.cached_property
+    def max(self) -> float:
+        """Largest finite value."""
+        return float(self.magnitude_value(self.max_code))
+
+    @property
+    def min(self) -> float:
+        """Most negative finite value (the smallest value for unsigned formats)."""
+        return -self.max if self.signed else self.smallest_subnormal
+
+    @property
+    def eps(self) -> float:
+        """Distance from 1.0 to the next larger value: ``2**-mantissa_bits``."""
+        return 2.0**-self.mantissa_bits
+
+    @functools.cached_property
+    def smallest_subnormal(self) -> float:
+        """Smallest positive value (subnormal where the format has subnormals)."""
+        return float(self.magnitude_value(1 if self.zero else 0))
+
+    @property
+    def smallest_normal(self) -> float:
+        """Smallest positive normal value."""
+        if self.subnormals:
+            return float(self.magnitude_value(1 << self.mantissa_bits))
+        return self.smallest_subnormal
+
+    @property
+    def maxexp(self) -> int:
+        """Smallest positive power of two that overflows (numpy ``finfo.maxexp``)."""
+        return math.floor(math.log2(self.max)) + 1
+
+    @property
+    def minexp(self) -> int:
+        """Exponent of the smallest normal value (numpy ``finfo.minexp``)."""
+        return math.floor(math.log2(self.smallest_normal))
+
+    @property
+    def ml_dtype(self) -> np.dtype[Any] | None:
+        """The numpy / ml_dtypes dtype with exactly this encoding, or ``None``."""
+        return _ML_FLOAT_DTYPES.get(self.layout)
+
+    @property
+    def layout(self) -> tuple[Any, ...]:
+        """Every field that decides what a code means (all but the name)."""
+        return (
+            self.exponent_bits,
+            self.mantissa_bits,
+            self.bias,
+            self.signed,
+            self.infinity,
+            self.nan,
+            self.subnormals,
+            self.zero,
+        )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class IntFormat:
+    """A two's-complement (``signed``) or unsigned integer format.
+
+    Example:
+        >>> from floatfmt import get_format
+        >>> fmt = get_format("int4")
+        >>> fmt.min, fmt.max, fmt.bits
+        (-8, 7, 4)
+    """
+
+    name: str
+    bits: int
+    signed: bool = True
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.bits, int) and 1 <= self.bits <= 32, f"bits must be from 1 to 32, got {self.bits!r}")
+
+    @property
+    def min(self) -> int:
+        return -(2 ** (self.bits - 1)) if self.signed else 0
+
+    @property
+    def max(self) -> int:
+        return 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1
+
+    @property
+    def has_nan(self) -> bool:
+        return False
+
+    @property
+    def ml_dtype(self) -> np.dtype[Any] | None:
+        """The numpy / ml_dtypes integer dtype of this width and signedness, or ``None``."""
+        return _ML_INT_DTYPES.get((self.bits, self.signed))
+
+    @property
+    def layout(self) -> tuple[Any, ...]:
+        return (self.bits, self.signed)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Format = Union[FloatFormat, IntFormat]
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _pow2(exponent: int) -> Fraction:
+    return Fraction(2) ** exponent
+
+
+# --- the registry ----------------------------------------------------------------------
+
+_REGISTRY: dict[str, Format] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_format(fmt: Format, *alias_names: str) -> Format:
+    """Add a format (and optional aliases) to the registry.
+
+    Raises:
+        ValueError: if the name or an alias is already taken.
+    """
+    for name in (fmt.name, *alias_names):
+        key = _normalize(name)
+        if key in _REGISTRY or key in _ALIASES:
+            raise ValueError(f"format name {name!r} is already registered")
+    _REGISTRY[_normalize(fmt.name)] = fmt
+    for alias in alias_names:
+        _ALIASES[_normalize(alias)] = _normalize(fmt.name)
+    return fmt
+
+
+def formats() -> list[str]:
+    """Every registered format name, in registration order (aliases excluded).
+
+    Example:
+        >>> import floatfmt
+        >>> "float8_e4m3fn" in floatfmt.formats()
+        True
+    """
+    return [fmt.name for fmt in _REGISTRY.values()]
+
+
+def aliases() -> dict[str, str]:
+    """Every alias and the registered name it stands for."""
+    return {alias: _REGISTRY[target].name for alias, target in _ALIASES.items()}
+
+
+_CUSTOM_FLOAT = re.compile(r"e(\d+)m(\d+)")
+
+
+def get_format(fmt: Format | str | Any) -> Format:
+    """Look up a format by name, alias, ``eXmY``, dtype, or pass a format through.
+
+    ``eXmY`` that is not an alias builds an IEEE-like format: bias
+    ``2**(X-1) - 1``, infinities and NaN in the top exponent, subnormals.
+
+    Raises:
+        UnknownFormatError: (a ``ValueError``) for an unknown name, listing close matches.
+
+    Example:
+        >>> import floatfmt, numpy as np
+        >>> floatfmt.get_format("bf16").name, floatfmt.get_format(np.float16).name
+        ('bfloat16', 'float16')
+        >>> floatfmt.get_format("e6m5").max
+        1.0522e+19
+    """
+    if isinstance(fmt, (FloatFormat, IntFormat)):
+        return fmt
+    if not isinstance(fmt, str):
+        try:
+            fmt = np.dtype(fmt).name
+        except TypeError:
+            raise TypeError(f"expected a format name, a FloatFormat/IntFormat or a dtype, got {fmt!r}") from None
+    key = _normalize(fmt)
+    key = _ALIASES.get(key, key)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    match = _CUSTOM_FLOAT.fullmatch(key)
+    if match:
+        return _custom_float(int(match[1]), int(match[2]))
+    candidates = list(_REGISTRY) + list(_ALIASES)
+    close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownFormatError(
+        f"unknown format {fmt!r}.{hint} Use floatfmt.formats() for every name, or 'eXmY' for a custom IEEE-like float."
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _custom_float(exponent_bits: int, mantissa_bits: int) -> FloatFormat:
+    if exponent_bits < 2:
+        raise UnknownFormatError(
+            f"e{exponent_bits}m{mantissa_bits}: an IEEE-like format needs at least 2 exponent bits; "
+            "build other layouts with FloatFormat(...)"
+        )
+    return FloatFormat(f"e{exponent_bits}m{mantissa_bits}", exponent_bits, mantissa_bits)
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _register_builtins() -> None:
+    ieee = dict(infinity=True, nan="ieee")
+    finite = dict(infinity=False, nan="max_code")
+    unsigned_zero = dict(infinity=False, nan="negative_zero")
+    no_specials = dict(infinity=False, nan="none")
+    table: list[tuple[FloatFormat, tuple[str, ...]]] = [
+        (FloatFormat("float64", 11, 52, **ieee), ("fp64", "double", "f64")),  # type: ignore[arg-type]
+        (FloatFormat("float32", 8, 23, **ieee), ("fp32", "single", "float", "f32")),  # type: ignore[arg-type]
+        (FloatFormat("tf32", 8, 10, **ieee), ("tensorfloat32",)),  # type: ignore[arg-type]
+        (FloatFormat("float16", 5, 10, **ieee), ("fp16", "half", "f16", "e5m10")),  # type: ignore[arg-type]
+        (FloatFormat("bfloat16", 8, 7, **ieee), ("bf16", "e8m7")),  # type: ignore[arg-type]
+        (FloatFormat("float8_e4m3fn", 4, 3, **finite), ("e4m3", "e4m3fn", "fp8", "fp8_e4m3", "fp8_e4m3fn")),  # type: ignore[arg-type]
+        (FloatFormat("float8_e4m3", 4, 3, **ieee), ("fp8_e4m3_ieee", "e4m3_ieee")),  # type: ignore[arg-type]
+        (FloatFormat("float8_e4m3fnuz", 4, 3, bias=8, **unsigned_zero), ("e4m3fnuz", "fp8_e4m3fnuz")),  # type: ignore[arg-type]
+        (FloatFormat("float8_e4m3b11fnuz", 4, 3, bias=11, **unsigned_zero), ("e4m3b11fnuz",)),  # type: ignore[arg-type]
+        (FloatFormat("float8_e5m2", 5, 2, **ieee), ("e5m2", "fp8_e5m2")),  # type: ignore[arg-type]
+        (FloatFormat("float8_e5m2fnuz", 5, 2, bias=16, **unsigned_zero), ("e5m2fnuz", "fp8_e5m2fnuz")),  # type: ignore[arg-type]
+        (FloatFormat("float8_e3m4", 3, 4, **ieee), ("e3m4", "fp8_e3m4")),  # type: ignore[arg-type]
+        (
+            FloatFormat("float8_e8m0fnu", 8, 0, signed=False, subnormals=False, zero=False, **finite),  # type: ignore[arg-type]
+            ("e8m0", "e8m0fnu", "ue8m0", "fp8_e8m0"),
+        ),
+        (FloatFormat("float6_e2m3fn", 2, 3, **no_specials), ("e2m3", "e2m3fn", "fp6_e2m3")),  # type: ignore[arg-type]
+        (FloatFormat("float6_e3m2fn", 3, 2, **no_specials), ("e3m2", "e3m2fn", "fp6_e3m2", "fp6")),  # type: ignore[arg-type]
+        (FloatFormat("float4_e2m1fn", 2, 1, **no_specials), ("e2m1", "e2m1fn", "fp4", "fp4_e2m1")),  # type: ignore[arg-type]
+    ]
+    for fmt, names in table:
+        register_format(fmt, *names)
+    for bits in (8, 4, 2):
+        register_format(IntFormat(f"int{bits}", bits, signed=True))
+        register_format(IntFormat(f"uint{bits}", bits, signed=False))
+
+
+_register_builtins()
+
+_ML_FLOAT_DTYPES: dict[tuple[Any, ...], np.dtype[Any]] = {}
+for _fmt in list(_REGISTRY.values()):
+    _dtype_type = getattr(ml_dtypes, _fmt.name, None) or getattr(np, _fmt.name, None)
+    if isinstance(_fmt, FloatFormat) and _dtype_type is not None:
+        _ML_FLOAT_DTYPES[_fmt.layout] = np.dtype(_dtype_type)
+_ML_INT_DTYPES: dict[tuple[int, bool], np.dtype[Any]] = {
+    (8, True): np.dtype(np.int8),
+    (8, False): np.dtype(np.uint8),
+    (4, True): np.dtype(ml_dtypes.int4),
+    (4, False): np.dtype(ml_dtypes.uint4),
+    (2, True): np.dtype(ml_dtypes.int2),
+    (2, False): np.dtype(ml_dtypes.uint2),
+}
