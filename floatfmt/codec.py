@@ -153,6 +153,10 @@ def encode(
     target = out.reshape(-1)
 
     def run(start: int, stop: int) -> tuple[int, int]:
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN and overflow are policies here, not accidents
+            return encode_chunk(start, stop)
+
+    def encode_chunk(start: int, stop: int) -> tuple[int, int]:
         chunk = source[start:stop]
         if chunk.dtype != np.float64 and chunk.dtype != np.float32:
             chunk = chunk.astype(np.float32)
@@ -194,7 +198,12 @@ def decode(codes: Any, fmt: Format | str, *, dtype: Any = np.float32) -> np.ndar
     out = np.empty(code_array.shape, dtype=out_dtype)
     kernel = _decode_kernel(fmt, out_dtype)
     source, target = code_array.reshape(-1), out.reshape(-1)
-    _map_chunks(lambda start, stop: kernel(source[start:stop], target[start:stop]), source.size)
+
+    def run(start: int, stop: int) -> None:
+        with np.errstate(invalid="ignore", over="ignore"):  # signalling NaNs and float64-only values
+            kernel(source[start:stop], target[start:stop])
+
+    _map_chunks(run, source.size)
     return out if code_array.ndim else out[()]
 
 
@@ -365,15 +374,14 @@ def _encode_table(fmt: Format, rounding: str, overflow: str) -> tuple[np.ndarray
     counted and rejected before any lookup.
     """
     keys = np.arange(2**17, dtype=np.uint32)
-    representatives = ((keys >> 1) << 16) | (keys & 1)
-    values = representatives.view(np.float32).astype(np.float64)
-    # The table never raises: NaN and rejected values are counted before lookup.
+    representatives = (((keys >> 1) << 16) | (keys & 1)).view(np.float32)
     codes = np.empty(keys.size, dtype=code_dtype(fmt))
     generic: Callable[..., int]
     generic = _encode_int_generic if isinstance(fmt, IntFormat) else _encode_float_generic
-    mark_overflow = overflow == "error"
-    flags = np.zeros(keys.size, dtype=np.bool_) if mark_overflow else None
-    generic(values, codes, None, fmt=fmt, rounding=rounding, overflow=overflow, nan="ml_dtypes", overflow_flags=flags)
+    flags = np.zeros(keys.size, dtype=np.bool_) if overflow == "error" else None
+    with np.errstate(invalid="ignore", over="ignore"):
+        generic(representatives, codes, None, fmt=fmt, rounding=rounding, overflow=overflow, nan="ml_dtypes",
+                overflow_flags=flags)
     for array in (codes, flags):
         if array is not None:
             array.flags.writeable = False
@@ -444,9 +452,10 @@ def _encode_float32_exponent(
     code = truncated + away.astype(np.uint32)  # a carry out of the mantissa lands on infinity's code
     infinite_input = magnitude == np.uint32(0x7F800000)
     overflowed = (code > np.uint32(fmt.max_code)) & ~infinite_input & (magnitude < np.uint32(0x7F800000))
-    to_max = overflowed & ~(_overflows_to_infinity(rounding, negative) if overflow == "ieee" else False)
-    if overflow == "saturate":
-        to_max |= infinite_input
+    if overflow == "ieee":
+        to_max = np.logical_and(overflowed, np.logical_not(_overflows_to_infinity(rounding, negative)))
+    else:
+        to_max = overflowed | infinite_input if overflow == "saturate" else overflowed
     code[to_max] = fmt.max_code
     code[magnitude > np.uint32(0x7F800000)] = fmt.nan_code(False)  # type: ignore[call-overload]
     code |= negative.astype(np.uint32) << np.uint32(fmt.bits - 1)
@@ -527,37 +536,30 @@ def _encode_float_generic(
         else:
             magnitude_code = np.where(gap, 0, magnitude_code)
     magnitude_code[magnitude == 0] = 0
-    magnitude_code[np.isinf(x)] = fmt.max_code  # saturated unless a policy below says otherwise
-
-    overflowed = finite & (magnitude_code > fmt.max_code)
-    overflowed_count = int(np.count_nonzero(overflowed)) + int(
-        np.count_nonzero(~finite & ~np.isnan(x))
-    ) * (not fmt.infinity)
+    is_nan, infinite = np.isnan(x), np.isinf(x)
+    magnitude_code[infinite] = fmt.max_code  # saturated unless a policy below says otherwise
+    # Values the format cannot hold at all become NaN (the reference checks them first).
+    unrepresentable = is_nan.copy()
+    if not fmt.signed:
+        unrepresentable |= negative & (x != 0)
+    if not fmt.zero:
+        unrepresentable |= x == 0
+    overflowed = ~unrepresentable & (finite & (magnitude_code > fmt.max_code) | infinite & (not fmt.infinity))
     if overflow_flags is not None:
-        overflow_flags[...] = overflowed | (np.isinf(x) & (not fmt.infinity))
+        overflow_flags[...] = overflowed
     sign = (negative & fmt.signed).astype(np.int64) * fmt.sign_mask
     if fmt.zero and not fmt.has_negative_zero:
         sign[magnitude_code == 0] = 0
     code = sign | np.minimum(magnitude_code, fmt.max_code)
-
     nan_codes = _nan_codes(fmt, negative, nan)
-    if overflow == "ieee":
-        to_infinity = overflowed & _overflows_to_infinity(rounding, negative)
-        _put_special(code, to_infinity, fmt, sign, nan_codes)
     if fmt.infinity and overflow != "saturate":
-        infinite = np.isinf(x)
         code[infinite] = (sign | fmt.infinity_code)[infinite]  # type: ignore[operator]
-    elif overflow == "ieee":
-        _put_special(code, np.isinf(x), fmt, sign, nan_codes)
-    is_nan = np.isnan(x)
-    code[is_nan] = nan_codes[is_nan]
-    if not fmt.signed or not fmt.zero:  # unrepresentable values become NaN where the format has one
-        unrepresentable = (negative & (x != 0) & ~is_nan) if not fmt.signed else np.zeros_like(is_nan)
-        if not fmt.zero:
-            unrepresentable |= x == 0
-        code[unrepresentable] = nan_codes[unrepresentable]
+    if overflow == "ieee":
+        to_special = np.logical_and(overflowed, _overflows_to_infinity(rounding, negative)) | (overflowed & infinite)
+        _put_special(code, to_special, fmt, sign, nan_codes)
+    code[unrepresentable] = nan_codes[unrepresentable]
     out[...] = code
-    return overflowed_count
+    return int(np.count_nonzero(overflowed))
 
 
 def _overflows_to_infinity(rounding: str, negative: np.ndarray) -> np.ndarray | bool:
