@@ -16,7 +16,7 @@ import math
 from fractions import Fraction
 
 from floatfmt._options import EncodeError, check_options
-from floatfmt.formats import FloatFormat, Format, IntFormat, get_format
+from floatfmt.formats import FloatFormat, Format, IntFormat, floor_log2, get_format
 
 __all__ = ["decode", "encode", "round_away"]
 
@@ -120,7 +120,7 @@ def _encode_float(
         lower: Fraction | None = Fraction(0) if fmt.zero else None
         upper, lower_is_even = smallest, True
     else:
-        exponent = max(_floor_log2(magnitude), fmt.lowest_binade_exponent)
+        exponent = max(floor_log2(magnitude), fmt.lowest_binade_exponent)
         quantum = Fraction(2) ** (exponent - fmt.mantissa_bits)
         steps = math.floor(magnitude / quantum)
         lower, upper, lower_is_even = steps * quantum, (steps + 1) * quantum, steps % 2 == 0
@@ -155,7 +155,7 @@ def _unrepresentable(fmt: FloatFormat, what: str) -> int:
 
 
 def _magnitude_code(value: Fraction, fmt: FloatFormat) -> int:
-    exponent = max(_floor_log2(value), fmt.lowest_binade_exponent)
+    exponent = max(floor_log2(value), fmt.lowest_binade_exponent)
     steps = value / Fraction(2) ** (exponent - fmt.mantissa_bits)
     assert steps.denominator == 1, "a rounded value lies on the grid"
     code = ((exponent + fmt.bias) << fmt.mantissa_bits) + int(steps) - 2**fmt.mantissa_bits
@@ -163,12 +163,9 @@ def _magnitude_code(value: Fraction, fmt: FloatFormat) -> int:
     return code
 
 
-def _floor_log2(value: Fraction) -> int:
-    exponent = value.numerator.bit_length() - value.denominator.bit_length()
-    return exponent - 1 if Fraction(2) ** exponent > value else exponent
-
-
-def _encode_int(value: float | Fraction, fmt: IntFormat, rounding: str, overflow: str, nan: str, random: int | None) -> int:
+def _encode_int(
+    value: float | Fraction, fmt: IntFormat, rounding: str, overflow: str, nan: str, random: int | None
+) -> int:
     if isinstance(value, float) and math.isnan(value):
         if nan == "ml_dtypes":
             return 0

@@ -320,9 +320,7 @@ def _map_chunks(work: Callable[[int, int], Any], size: int) -> list[Any]:
 
     def run(first_chunk: int) -> list[Any]:
         stop_chunk = builtins.min(first_chunk + per_thread, chunks)
-        return [
-            work(i * CHUNK, builtins.min((i + 1) * CHUNK, size)) for i in range(first_chunk, stop_chunk)
-        ]
+        return [work(i * CHUNK, builtins.min((i + 1) * CHUNK, size)) for i in range(first_chunk, stop_chunk)]
 
     results: list[Any] = []
     for part in _pool.map(run, range(0, chunks, per_thread)):
@@ -376,12 +374,13 @@ def _encode_table(fmt: Format, rounding: str, overflow: str) -> tuple[np.ndarray
     keys = np.arange(2**17, dtype=np.uint32)
     representatives = (((keys >> 1) << 16) | (keys & 1)).view(np.float32)
     codes = np.empty(keys.size, dtype=code_dtype(fmt))
-    generic: Callable[..., int]
-    generic = _encode_int_generic if isinstance(fmt, IntFormat) else _encode_float_generic
     flags = np.zeros(keys.size, dtype=np.bool_) if overflow == "error" else None
+    options = dict(rounding=rounding, overflow=overflow, nan="ml_dtypes", overflow_flags=flags)
     with np.errstate(invalid="ignore", over="ignore"):
-        generic(representatives, codes, None, fmt=fmt, rounding=rounding, overflow=overflow, nan="ml_dtypes",
-                overflow_flags=flags)
+        if isinstance(fmt, IntFormat):
+            _encode_int_generic(representatives, codes, None, fmt=fmt, **options)  # type: ignore[arg-type]
+        else:
+            _encode_float_generic(representatives, codes, None, fmt=fmt, **options)  # type: ignore[arg-type]
     for array in (codes, flags):
         if array is not None:
             array.flags.writeable = False
@@ -415,8 +414,8 @@ def _table_index(values: np.ndarray) -> np.ndarray:
 def _cast_kernel(dtype: Any) -> EncodeKernel:
     """numpy / ml_dtypes round-to-nearest-even casts, with NaN made canonical (quiet, sign kept)."""
     fmt = get_format(dtype)
-    unsigned = code_dtype(fmt)
-    quiet_nan = np.array([fmt.nan_code(False), fmt.nan_code(True)], dtype=unsigned)  # type: ignore[list-item]
+    assert isinstance(fmt, FloatFormat)
+    quiet_nan = np.array([fmt.nan_code(False), fmt.nan_code(True)], dtype=code_dtype(fmt))
 
     def kernel(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
         result = out.view(dtype)
@@ -547,10 +546,11 @@ def _encode_float_generic(
     overflowed = ~unrepresentable & (finite & (magnitude_code > fmt.max_code) | infinite & (not fmt.infinity))
     if overflow_flags is not None:
         overflow_flags[...] = overflowed
-    sign = (negative & fmt.signed).astype(np.int64) * fmt.sign_mask
+    # uint64 so that float64's sign bit fits
+    sign = np.where(negative & fmt.signed, np.uint64(fmt.sign_mask), np.uint64(0))
     if fmt.zero and not fmt.has_negative_zero:
         sign[magnitude_code == 0] = 0
-    code = sign | np.minimum(magnitude_code, fmt.max_code)
+    code = sign | np.minimum(magnitude_code, fmt.max_code).astype(np.uint64)
     nan_codes = _nan_codes(fmt, negative, nan)
     if fmt.infinity and overflow != "saturate":
         code[infinite] = (sign | fmt.infinity_code)[infinite]  # type: ignore[operator]
@@ -574,13 +574,16 @@ def _overflows_to_infinity(rounding: str, negative: np.ndarray) -> np.ndarray | 
 
 def _nan_codes(fmt: FloatFormat, negative: np.ndarray, nan: str) -> np.ndarray:
     """The code each element gets if it is NaN (or unrepresentable)."""
-    positive_nan, negative_nan = fmt.nan_code(False), fmt.nan_code(True)
-    if positive_nan is None:  # no NaN: only reached with nan="ml_dtypes" (a zero of the opposite sign)
+    if fmt.has_nan:
+        positive_nan, negative_nan = fmt.nan_code(False) or 0, fmt.nan_code(True) or 0
+    else:  # only reached with nan="ml_dtypes": a zero of the opposite sign
         positive_nan, negative_nan = fmt.sign_mask, 0
-    return np.where(negative, np.int64(negative_nan), np.int64(positive_nan))
+    return np.asarray(np.where(negative, np.uint64(negative_nan), np.uint64(positive_nan)))
 
 
-def _put_special(code: np.ndarray, where: np.ndarray, fmt: FloatFormat, sign: np.ndarray, nan_codes: np.ndarray) -> None:
+def _put_special(
+    code: np.ndarray, where: np.ndarray, fmt: FloatFormat, sign: np.ndarray, nan_codes: np.ndarray
+) -> None:
     """Overflow to infinity, else NaN, else the largest value: the ``ieee`` policy."""
     if fmt.infinity:
         code[where] = (sign | fmt.infinity_code)[where]  # type: ignore[operator]
@@ -646,7 +649,11 @@ def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> DecodeKernel:
         return lambda codes, out: _assign(out, (codes.astype(np.uint32) << shift).view(np.float32))
     if fmt.bits <= 16:
         table = _decode_table(fmt, dtype)
-        return lambda codes, out: np.take(table, codes, out=out)
+
+        def look_up(codes: np.ndarray, out: np.ndarray) -> None:
+            np.take(table, codes, out=out)
+
+        return look_up
     return lambda codes, out: _assign(out, _decode_generic(codes, fmt))  # type: ignore[arg-type]
 
 
@@ -679,11 +686,12 @@ def _decode_generic(codes: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     subnormal = (exponent_field == 0) & fmt.subnormals
     significand = np.where(subnormal, mantissa_field, mantissa_field + 2.0**m)
     exponent = np.where(subnormal, 1, exponent_field) - fmt.bias - m
-    values = np.ldexp(significand, exponent.astype(np.int32))
+    with np.errstate(over="ignore"):  # only the infinity and NaN codes overflow, and are replaced below
+        values = np.ldexp(significand, exponent.astype(np.int32))
     if fmt.zero:
         values[magnitude == 0] = 0.0
     if fmt.infinity:
-        values[magnitude == np.uint64(fmt.infinity_code)] = np.inf
+        values[magnitude == np.uint64(fmt.max_code + 1)] = np.inf
     is_nan = magnitude > np.uint64(fmt.max_code + int(fmt.infinity))
     if fmt.nan == "negative_zero":
         is_nan = negative & (magnitude == 0)

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import difflib
 import functools
-import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import ml_dtypes
 import numpy as np
@@ -79,7 +78,7 @@ class FloatFormat:
         >>> fmt = FloatFormat("my_e5m2", exponent_bits=5, mantissa_bits=2,
         ...                   infinity=False, nan="max_code")
         >>> fmt.bias, fmt.max
-        (15, 114688.0)
+        (15, 98304.0)
     """
 
     name: str
@@ -113,10 +112,14 @@ class FloatFormat:
             "a format with zero but no subnormals may have at most 20 mantissa bits (its gap below the smallest "
             "value is rounded in float64)",
         )
-        _check(self.max_code >= 0, "the format has no finite values: too many codes are NaN or infinity")
         _check(
-            2.0**-1074 <= self.smallest_subnormal and self.max <= np.finfo(np.float64).max,
-            f"the format's range [{self.smallest_subnormal}, {self.max}] must lie inside float64's range",
+            self.max_code >= int(self.zero),
+            "the format has no positive finite values: too many codes are NaN or infinity",
+        )
+        largest, smallest = self.magnitude_value(self.max_code), self.magnitude_value(1 if self.zero else 0)
+        _check(
+            _pow2(-1074) <= smallest and largest <= Fraction(float(np.finfo(np.float64).max)),
+            f"the format's values must lie inside float64's range (bias {self.bias} puts them outside)",
         )
 
     # --- code layout -------------------------------------------------------------
@@ -169,7 +172,7 @@ class FloatFormat:
         IEEE-style formats use the quiet NaN (top mantissa bit set) and keep
         the sign, as ml_dtypes does.
         """
-        if self.nan == "none" or self.top_nan_count == 0 and self.nan == "ieee":
+        if self.nan == "none" or (self.top_nan_count == 0 and self.nan == "ieee"):
             return None
         if self.nan == "negative_zero":
             return self.sign_mask
@@ -238,12 +241,12 @@ class FloatFormat:
     @property
     def maxexp(self) -> int:
         """Smallest positive power of two that overflows (numpy ``finfo.maxexp``)."""
-        return math.floor(math.log2(self.max)) + 1
+        return floor_log2(self.magnitude_value(self.max_code)) + 1
 
     @property
     def minexp(self) -> int:
         """Exponent of the smallest normal value (numpy ``finfo.minexp``)."""
-        return math.floor(math.log2(self.smallest_normal))
+        return floor_log2(Fraction(self.smallest_normal))
 
     @property
     def ml_dtype(self) -> np.dtype[Any] | None:
@@ -311,7 +314,7 @@ class IntFormat:
         return self.name
 
 
-Format = Union[FloatFormat, IntFormat]
+Format = FloatFormat | IntFormat
 
 
 def _check(condition: bool, message: str) -> None:
@@ -321,6 +324,12 @@ def _check(condition: bool, message: str) -> None:
 
 def _pow2(exponent: int) -> Fraction:
     return Fraction(2) ** exponent
+
+
+def floor_log2(value: Fraction) -> int:
+    """``floor(log2(value))`` of a positive fraction, exactly."""
+    exponent = value.numerator.bit_length() - value.denominator.bit_length()
+    return exponent - 1 if _pow2(exponent) > value else exponent
 
 
 # --- the registry ----------------------------------------------------------------------
@@ -378,7 +387,7 @@ def get_format(fmt: Format | str | Any) -> Format:
         >>> floatfmt.get_format("bf16").name, floatfmt.get_format(np.float16).name
         ('bfloat16', 'float16')
         >>> floatfmt.get_format("e6m5").max
-        1.0522e+19
+        4227858432.0
     """
     if isinstance(fmt, (FloatFormat, IntFormat)):
         return fmt
@@ -402,7 +411,7 @@ def get_format(fmt: Format | str | Any) -> Format:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _custom_float(exponent_bits: int, mantissa_bits: int) -> FloatFormat:
     if exponent_bits < 2:
         raise UnknownFormatError(

@@ -1,0 +1,82 @@
+"""Bad input gets a clear error: unknown options, wrong types, codes out of range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import floatfmt
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(rounding="banker"), "unknown rounding 'banker'; choose one of nearest_even"),
+        (dict(overflow="clip"), "unknown overflow 'clip'"),
+        (dict(overflow="wrap"), "integer formats only"),
+        (dict(nan="zero"), "unknown nan policy"),
+        (dict(rounding="stochastic", seed=-1), "seed must be an integer"),
+        (dict(rounding="stochastic", seed=1.5), "seed must be an integer"),
+    ],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        floatfmt.encode([1.0], "e4m3", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "values, error, message",
+    [
+        (["a", "b"], TypeError, "expected real numbers"),
+        ([True, False], TypeError, "boolean input"),
+        ([1 + 2j], TypeError, "expected real numbers"),
+        (np.array([1.0], dtype=np.longdouble), TypeError, "convert it to float64"),
+        (np.array([2**60 + 1], dtype=np.int64), ValueError, "above 2\\*\\*53"),
+    ],
+)
+def test_bad_inputs(values, error, message):
+    if isinstance(values, np.ndarray) and values.dtype == np.longdouble and np.dtype(np.longdouble) == np.float64:
+        pytest.skip("longdouble is float64 on this platform")
+    with pytest.raises(error, match=message):
+        floatfmt.encode(values, "e4m3")
+
+
+def test_integer_input_is_accepted_exactly():
+    assert floatfmt.encode(np.array([1, 2, 3], dtype=np.int16), "e4m3").tolist() == [56, 64, 68]
+
+
+@pytest.mark.parametrize(
+    "codes, fmt, message",
+    [
+        ([256], "e4m3", "outside \\[0, 255\\]"),
+        ([16, 3], "e2m1", "1 codes are outside \\[0, 15\\]"),
+        ([-1], "bf16", "outside"),
+        ([1.5], "e4m3", "codes must be integers"),
+    ],
+)
+def test_bad_codes(codes, fmt, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        floatfmt.decode(codes, fmt)
+
+
+def test_decode_dtype_is_checked():
+    with pytest.raises(ValueError, match="float32 or float64"):
+        floatfmt.decode([1], "e4m3", dtype=np.int32)
+
+
+def test_shapes_scalars_and_empty_arrays():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 8
+    assert floatfmt.encode(x, "e4m3").shape == (2, 3, 4)
+    assert floatfmt.encode(x.T, "e4m3").shape == (4, 3, 2)  # non-contiguous input
+    np.testing.assert_array_equal(floatfmt.encode(x.T, "e4m3"), floatfmt.encode(x, "e4m3").T)
+    assert floatfmt.encode(np.float32(1.0), "e4m3").shape == ()
+    assert floatfmt.encode(np.array([], dtype=np.float32), "e4m3").shape == (0,)
+    assert floatfmt.decode(np.array([], dtype=np.uint8), "e4m3").shape == (0,)
+    assert floatfmt.decode([], "e4m3").shape == (0,)
+    assert floatfmt.round(np.float16(0.3), "e2m1", overflow="saturate").dtype == np.float16
+    assert floatfmt.round(0.3, "e2m1").dtype == np.float64
+
+
+def test_code_dtypes_are_the_smallest_that_fit():
+    widths = {name: floatfmt.code_dtype(name).itemsize for name in ["e2m1", "e4m3", "bf16", "tf32", "float64"]}
+    assert widths == {"e2m1": 1, "e4m3": 1, "bf16": 2, "tf32": 4, "float64": 8}
