@@ -2,21 +2,24 @@
 
 Every path computes exactly what ``floatfmt._reference`` computes, element by
 element; the tests check this on every code of every format of <= 16 bits and
-on every rounding boundary. The paths differ only in how many times they
-touch each byte:
+on every rounding boundary. The paths differ only in how often they touch
+each byte:
 
-* float32-exact input (float32, float16, bfloat16) into a format of <= 8 bits,
-  deterministic rounding: one lookup in a 2**17-entry table indexed by the top
-  16 bits of the float32 and a sticky bit for the low 16. The guard bit of
-  such a format always lies in the top 16 bits, so the table is exact; it is
-  built once per (format, rounding, overflow, nan) by the generic path.
+* float32-exact input (float32, float16, bfloat16) into a format of <= 8 bits
+  (and integers up to 8 bits): one lookup in a table indexed by the top 16 (or
+  17) bits of the float32 and a sticky bit for the rest. The format's guard
+  bit always lies in those top bits, so the table is exact for every
+  deterministic rounding mode; it is built once per (format, rounding,
+  overflow) by the generic path below.
+* stochastic rounding into those formats: noise added to the float32 bits,
+  then the same kind of table, truncating (see ``_stochastic_table_kernel``).
 * float32 into a format with float32's exponent (bfloat16, tf32): integer
-  operations on the bits (ml_dtypes' own cast for bfloat16 round-to-nearest,
-  which is the same bits and faster than anything numpy can express).
-* float32 into float16, round-to-nearest: numpy's cast, with NaN made canonical.
-* everything else (float64 input, stochastic rounding, integer formats,
-  custom formats): the generic path, float64 arithmetic that is exact because
-  scaling by a power of two and taking the floor never round.
+  operations on the bits; for bfloat16 round-to-nearest, ml_dtypes' own cast,
+  and for float16 round-to-nearest numpy's, both bit-identical to the reference.
+* decoding codes of <= 8 bits: two codes at a time, from a table of value pairs.
+* everything else (float64 input, integer formats, custom formats): the
+  generic path, float64 arithmetic that is exact because scaling by a power
+  of two and taking the floor never round.
 
 Large arrays are processed in chunks that fit in L2 cache, spread over threads
 (numpy releases the GIL inside its loops); temporaries never grow with the input.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import builtins
 import functools
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,8 +51,8 @@ from floatfmt.formats import FloatFormat, Format, IntFormat, get_format
 
 __all__ = ["encode", "decode", "round", "code_dtype", "EncodeError"]
 
-CHUNK = 1 << 15
-"""Elements per chunk: a float32 chunk and its temporaries stay well inside L2."""
+CHUNK = 1 << 16
+"""Elements per chunk: a float32 chunk and its few temporaries stay inside L2 (measured in benchmarks/)."""
 
 _PARALLEL_MIN = 1 << 18
 """Below this many elements threads cost more than they save."""
@@ -151,10 +155,8 @@ def encode(
     kernel = _encode_kernel(fmt, values.dtype, rounding, overflow, nan)
     source = values.reshape(-1)
     target = out.reshape(-1)
-
-    def run(start: int, stop: int) -> tuple[int, int]:
-        with np.errstate(invalid="ignore", over="ignore"):  # NaN and overflow are policies here, not accidents
-            return encode_chunk(start, stop)
+    # A platform cast makes no temporaries: one piece per thread beats cache-sized chunks.
+    whole_array = isinstance(kernel, _CastKernel) and source.dtype == np.float32
 
     def encode_chunk(start: int, stop: int) -> tuple[int, int]:
         chunk = source[start:stop]
@@ -165,7 +167,8 @@ def encode(
         overflowed = kernel(chunk, target[start:stop], random)
         return rejected, overflowed
 
-    rejected, overflowed = map(sum, zip(*_map_chunks(run, source.size), strict=True)) if source.size else (0, 0)
+    results = _map_chunks(encode_chunk, source.size, chunk=_per_thread(source.size) if whole_array else CHUNK)
+    rejected, overflowed = map(sum, zip(*results, strict=True)) if results else (0, 0)
     if rejected:
         raise EncodeError(_rejected_message(fmt, rejected, values.size))
     if overflowed and overflow == "error":
@@ -196,14 +199,13 @@ def decode(codes: Any, fmt: Format | str, *, dtype: Any = np.float32) -> np.ndar
         raise ValueError(f"decode dtype must be float32 or float64, got {out_dtype}")
     code_array = _as_code_array(codes, fmt)
     out = np.empty(code_array.shape, dtype=out_dtype)
-    kernel = _decode_kernel(fmt, out_dtype)
+    kernel, chunked = _decode_kernel(fmt, out_dtype)
     source, target = code_array.reshape(-1), out.reshape(-1)
-
-    def run(start: int, stop: int) -> None:
-        with np.errstate(invalid="ignore", over="ignore"):  # signalling NaNs and float64-only values
-            kernel(source[start:stop], target[start:stop])
-
-    _map_chunks(run, source.size)
+    _map_chunks(
+        lambda start, stop: kernel(source[start:stop], target[start:stop]),
+        source.size,
+        chunk=CHUNK if chunked else _per_thread(source.size),
+    )
     return out if code_array.ndim else out[()]
 
 
@@ -259,7 +261,8 @@ def _as_code_array(codes: Any, fmt: Format) -> np.ndarray:
             array = array.astype(np.int64) if array.size else array.astype(code_dtype(fmt))
         else:
             raise TypeError(f"codes must be integers, got dtype {array.dtype}")
-    if array.size:
+    fits = array.dtype.kind == "u" and array.dtype.itemsize * 8 <= fmt.bits
+    if array.size and not fits:
         low, high = int(array.min()), int(array.max())
         if low < 0 or high >= 2**fmt.bits:
             bad = np.count_nonzero((array < 0) | (array >= 2**fmt.bits))
@@ -300,32 +303,52 @@ def _rejected_message(fmt: Format, count: int, total: int) -> str:
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_thread_state = threading.local()
 
 
 def _threads() -> int:
     return builtins.max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _map_chunks(work: Callable[[int, int], Any], size: int) -> list[Any]:
-    """Run ``work(start, stop)`` over CHUNK-sized pieces of ``range(size)``, threads taking contiguous runs."""
-    threads = _threads()
-    if size < _PARALLEL_MIN or threads == 1:
-        return [work(start, builtins.min(start + CHUNK, size)) for start in range(0, size, CHUNK)]
+def _map_chunks(work: Callable[[int, int], Any], size: int, chunk: int = CHUNK) -> list[Any]:
+    """Run ``work(start, stop)`` over ``chunk``-sized pieces of ``range(size)``, threads taking contiguous runs.
+
+    NaN, infinity and overflow are the codec's policies, not accidents, so
+    numpy's floating-point warnings are off inside.
+    """
+    chunk = builtins.max(chunk, 1)
+    chunks = (size + chunk - 1) // chunk
+    threads = builtins.min(_threads(), chunks)
+
+    def run(first: int, last: int) -> list[Any]:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return [work(i * chunk, builtins.min((i + 1) * chunk, size)) for i in range(first, last)]
+
+    if size < _PARALLEL_MIN or threads <= 1:
+        return run(0, chunks)
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="floatfmt")
-    chunks = (size + CHUNK - 1) // CHUNK
+            _pool = ThreadPoolExecutor(_threads(), thread_name_prefix="floatfmt")
     per_thread = (chunks + threads - 1) // threads
+    parts = _pool.map(lambda first: run(first, builtins.min(first + per_thread, chunks)), range(0, chunks, per_thread))
+    return [result for part in parts for result in part]
 
-    def run(first_chunk: int) -> list[Any]:
-        stop_chunk = builtins.min(first_chunk + per_thread, chunks)
-        return [work(i * CHUNK, builtins.min((i + 1) * CHUNK, size)) for i in range(first_chunk, stop_chunk)]
 
-    results: list[Any] = []
-    for part in _pool.map(run, range(0, chunks, per_thread)):
-        results.extend(part)
-    return results
+def _per_thread(size: int) -> int:
+    """A piece size that gives each thread one even-length piece (at least one chunk)."""
+    piece = -(-size // _threads())
+    return builtins.max(CHUNK, piece + piece % 2)
+
+
+def _scratch(slot: int, size: int, dtype: Any) -> np.ndarray:
+    """A per-thread buffer, reused across chunks so the hot loops allocate nothing."""
+    buffers: dict[tuple[int, np.dtype[Any]], np.ndarray] = _thread_state.__dict__.setdefault("buffers", {})
+    key = (slot, np.dtype(dtype))
+    buffer = buffers.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[key] = np.empty(builtins.max(size, CHUNK), dtype=dtype)
+    return buffer[:size]
 
 
 # --- choosing an encode path ----------------------------------------------------------------------
@@ -337,28 +360,40 @@ EncodeKernel = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], int]
 def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: str, nan: str) -> EncodeKernel:
     float32_exact = source != np.float64
     if isinstance(fmt, IntFormat):
-        if float32_exact and _table_is_exact(fmt) and rounding != "stochastic" and overflow != "wrap":
+        if float32_exact and _table_key_bits(fmt) and rounding != "stochastic" and overflow != "wrap":
             return _table_kernel(fmt, rounding, overflow)
         return functools.partial(_encode_int_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
     if float32_exact:
-        if rounding != "stochastic" and _table_is_exact(fmt):
+        if _table_key_bits(fmt):
+            if rounding == "stochastic":
+                return _stochastic_table_kernel(fmt, overflow, nan)
             return _table_kernel(fmt, rounding, overflow)
         if fmt == _BFLOAT16 and rounding == "nearest_even" and overflow == "ieee":
-            return _cast_kernel(ml_dtypes.bfloat16)
+            return _CastKernel(fmt, ml_dtypes.bfloat16, nan_is_canonical=True)
         if fmt == _FLOAT16 and rounding == "nearest_even" and overflow == "ieee":
-            return _cast_kernel(np.float16)
+            return _CastKernel(fmt, np.float16, nan_is_canonical=False)  # numpy keeps NaN payloads
+        if fmt == _FLOAT32 and overflow != "saturate":
+            return _CastKernel(fmt, np.float32, nan_is_canonical=False)  # exact: no rounding, no overflow
         if fmt.layout[2:] == _FLOAT32.layout[2:] and fmt.mantissa_bits < 23:
             return functools.partial(_encode_float32_exponent, fmt=fmt, rounding=rounding, overflow=overflow)
-        if fmt == _FLOAT32 and overflow != "saturate":
-            return _cast_kernel(np.float32)  # exact: no rounding, no overflow
     return functools.partial(_encode_float_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
 
 
-def _table_is_exact(fmt: Format) -> bool:
-    """Whether the top 16 bits of a float32 and a sticky bit decide the rounding (see the module docstring)."""
+def _table_key_bits(fmt: Format) -> int | None:
+    """How many top bits of a float32, with a sticky bit for the rest, decide every rounding; None if too many.
+
+    The top K bits hold K - 9 mantissa bits. A float format needs its guard bit
+    among them (m + 1 <= K - 9) and its smallest gap above float32's
+    subnormal resolution; an integer format needs the bit worth 1/2 of its
+    largest value. K is 16 (a 2**17-entry table) where that suffices, else 17.
+    """
     if isinstance(fmt, IntFormat):
-        return fmt.max < 2**7  # the bit worth 1/2 of any value below 128 lies in the top 16
-    return fmt.bits <= 8 and fmt.mantissa_bits <= 6 and fmt.smallest_subnormal >= 2.0**-132
+        needed = builtins.max(fmt.max, -fmt.min).bit_length() + 9  # mantissa bits down to the 1/2 bit, plus 9
+    elif fmt.bits <= 8 and fmt.smallest_subnormal >= 2.0 ** (-149 + 17):
+        needed = fmt.mantissa_bits + 10
+    else:
+        return None
+    return builtins.max(needed, 16) if needed <= 17 else None
 
 
 # --- the table path -----------------------------------------------------------------------
@@ -366,21 +401,27 @@ def _table_is_exact(fmt: Format) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _encode_table(fmt: Format, rounding: str, overflow: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """The codes of all 2**17 (top 16 bits, sticky) keys, and which keys overflow (for ``overflow='error'``).
+    """The codes of all (top K bits, sticky) keys, and which keys overflow (for ``overflow='error'``).
 
     NaN gets ml_dtypes' code in formats without NaN: under ``nan='error'`` it is
-    counted and rejected before any lookup.
+    counted and rejected before any lookup. For ``rounding='stochastic'`` the
+    table truncates (random bits of all ones never round away) but keeps
+    stochastic rounding's overflow rule; ``_stochastic_table_kernel`` adds the
+    noise before the lookup.
     """
-    keys = np.arange(2**17, dtype=np.uint32)
-    representatives = (((keys >> 1) << 16) | (keys & 1)).view(np.float32)
+    key_bits = _table_key_bits(fmt)
+    assert key_bits is not None
+    keys = np.arange(2 ** (key_bits + 1), dtype=np.uint32)
+    representatives = (((keys >> 1) << (32 - key_bits)) | (keys & 1)).view(np.float32)
     codes = np.empty(keys.size, dtype=code_dtype(fmt))
     flags = np.zeros(keys.size, dtype=np.bool_) if overflow == "error" else None
+    never_away = np.full(keys.size, 0xFFFFFFFF, dtype=np.uint32) if rounding == "stochastic" else None
     options = dict(rounding=rounding, overflow=overflow, nan="ml_dtypes", overflow_flags=flags)
     with np.errstate(invalid="ignore", over="ignore"):
         if isinstance(fmt, IntFormat):
-            _encode_int_generic(representatives, codes, None, fmt=fmt, **options)  # type: ignore[arg-type]
+            _encode_int_generic(representatives, codes, never_away, fmt=fmt, **options)  # type: ignore[arg-type]
         else:
-            _encode_float_generic(representatives, codes, None, fmt=fmt, **options)  # type: ignore[arg-type]
+            _encode_float_generic(representatives, codes, never_away, fmt=fmt, **options)  # type: ignore[arg-type]
     for array in (codes, flags):
         if array is not None:
             array.flags.writeable = False
@@ -389,43 +430,87 @@ def _encode_table(fmt: Format, rounding: str, overflow: str) -> tuple[np.ndarray
 
 def _table_kernel(fmt: Format, rounding: str, overflow: str) -> EncodeKernel:
     table, overflow_flags = _encode_table(fmt, rounding, overflow)
+    key_bits = _table_key_bits(fmt)
+    assert key_bits is not None
 
     def kernel(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
-        index = _table_index(values)
+        index = _table_index(values.view(np.uint32), key_bits)
         np.take(table, index, out=out)
         return int(np.count_nonzero(overflow_flags.take(index))) if overflow_flags is not None else 0
 
     return kernel
 
 
-def _table_index(values: np.ndarray) -> np.ndarray:
-    """``(top 16 bits << 1) | (low 16 bits != 0)`` of float32 values, in three cheap passes."""
-    bits = values.view(np.uint32)
-    index = bits >> np.uint32(15)  # top 16 bits, then bit 15 in the sticky position
-    low = bits & np.uint32(0x7FFF)
+def _table_index(bits: np.ndarray, key_bits: int) -> np.ndarray:
+    """``(top K bits << 1) | (other bits != 0)`` of float32 bits, in four passes over scratch buffers."""
+    dropped = 31 - key_bits  # the last dropped bit lands on the sticky position; OR in the rest
+    index = np.right_shift(bits, np.uint32(dropped), out=_scratch(1, bits.size, np.uint32))
+    low = np.bitwise_and(bits, np.uint32((1 << dropped) - 1), out=_scratch(2, bits.size, np.uint32))
     np.minimum(low, np.uint32(1), out=low)
     index |= low  # sticky: bit 15 or any lower bit
     return index
 
 
+def _stochastic_table_kernel(fmt: FloatFormat, overflow: str, nan: str) -> EncodeKernel:
+    """Stochastic rounding as noise plus truncation, exact in the format's normal range.
+
+    There the gap between neighbours is ``2**(23 - m)`` float32 ulps, so adding
+    ``~r >> (9 + m)`` ulps and truncating rounds away exactly when the
+    fraction exceeds ``r / 2**32``; a carry into the next binade still
+    truncates to the upper neighbour. Elements outside that range (the
+    format's subnormals, the top float32 binade, infinities, NaN) are rare and
+    go to the generic path.
+    """
+    table, overflow_flags = _encode_table(fmt, "stochastic", overflow)
+    key_bits = _table_key_bits(fmt)
+    assert key_bits is not None
+    noise_shift = np.uint32(9 + fmt.mantissa_bits)
+    regular_from = builtins.max(2.0 ** (fmt.minexp + (0 if fmt.subnormals else 1)), 2.0**-126)
+    low_bits = np.array(regular_from, dtype=np.float32).view(np.uint32)
+    # Beyond the format's range every result is an overflow, so noise does no harm, unless it turns bits into NaN.
+    high_bits = np.uint32(0x7F800000 - (1 << (23 - fmt.mantissa_bits)))
+    generic = functools.partial(_encode_float_generic, fmt=fmt, rounding="stochastic", overflow=overflow, nan=nan)
+
+    def kernel(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
+        assert random is not None
+        bits = values.view(np.uint32)
+        perturbed = np.invert(random, out=_scratch(3, bits.size, np.uint32))
+        perturbed >>= noise_shift
+        perturbed += bits
+        index = _table_index(perturbed, key_bits)
+        np.take(table, index, out=out)
+        magnitude = np.bitwise_and(bits, np.uint32(0x7FFFFFFF), out=_scratch(3, bits.size, np.uint32))
+        irregular = (magnitude < low_bits) | (magnitude >= high_bits)
+        overflowed = 0
+        if overflow_flags is not None:
+            overflowed = int(np.count_nonzero(overflow_flags.take(index) & ~irregular))
+        if irregular.any():
+            where = np.flatnonzero(irregular)
+            codes = np.empty(where.size, dtype=out.dtype)
+            overflowed += generic(values[where], codes, random[where])
+            out[where] = codes
+        return overflowed
+
+    return kernel
+
+
 # --- casts the platform already does right ------------------------------------------------------------
 
 
-def _cast_kernel(dtype: Any) -> EncodeKernel:
+class _CastKernel:
     """numpy / ml_dtypes round-to-nearest-even casts, with NaN made canonical (quiet, sign kept)."""
-    fmt = get_format(dtype)
-    assert isinstance(fmt, FloatFormat)
-    quiet_nan = np.array([fmt.nan_code(False), fmt.nan_code(True)], dtype=code_dtype(fmt))
 
-    def kernel(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
-        result = out.view(dtype)
-        result[...] = values
-        if np.isnan(result).any():
+    def __init__(self, fmt: FloatFormat, dtype: Any, nan_is_canonical: bool) -> None:
+        self.dtype = dtype
+        self.nan_is_canonical = nan_is_canonical
+        self.quiet_nan = np.array([fmt.nan_code(False), fmt.nan_code(True)], dtype=code_dtype(fmt))
+
+    def __call__(self, values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
+        out.view(self.dtype)[...] = values
+        if not self.nan_is_canonical and np.isnan(values.max(initial=-np.inf)):  # max propagates NaN, no temporary
             nan_mask = np.isnan(values)
-            out[nan_mask] = quiet_nan[np.signbit(values[nan_mask]).astype(np.intp)]
+            out[nan_mask] = self.quiet_nan[np.signbit(values[nan_mask]).astype(np.intp)]
         return 0
-
-    return kernel
 
 
 # --- formats with float32's exponent: bfloat16, tf32 ---------------------------------------------------
@@ -639,26 +724,59 @@ def _encode_int_generic(
 DecodeKernel = Callable[[np.ndarray, np.ndarray], None]
 
 
-def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> DecodeKernel:
-    if fmt == _FLOAT32 or fmt == get_format("float64"):
-        return lambda codes, out: _assign(out, codes.view(fmt.ml_dtype))  # type: ignore[arg-type]
-    if fmt == _FLOAT16:
-        return lambda codes, out: _assign(out, codes.view(np.float16))
+def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, bool]:
+    """The kernel for ``fmt`` and whether it wants chunks (platform casts run over the whole array)."""
+    if isinstance(fmt, FloatFormat) and fmt.ml_dtype is not None and fmt.bits >= 16:
+        native = fmt.ml_dtype  # float64, float32, float16, bfloat16: the platform's exact casts
+        return (lambda codes, out: _assign(out, codes.view(native))), False
     if isinstance(fmt, FloatFormat) and fmt.layout[2:] == _FLOAT32.layout[2:]:
-        shift = np.uint32(23 - fmt.mantissa_bits)  # bfloat16, tf32: the code is the top of a float32
-        return lambda codes, out: _assign(out, (codes.astype(np.uint32) << shift).view(np.float32))
+        shift = np.uint32(23 - fmt.mantissa_bits)  # tf32 and kin: the code is the top of a float32
+        return (lambda codes, out: _assign(out, (codes.astype(np.uint32) << shift).view(np.float32))), True
+    if fmt.bits <= 8:
+        return functools.partial(
+            _decode_byte_pairs, table=_decode_table(fmt, dtype), pairs=_pair_table(fmt, dtype)
+        ), True
     if fmt.bits <= 16:
         table = _decode_table(fmt, dtype)
 
         def look_up(codes: np.ndarray, out: np.ndarray) -> None:
             np.take(table, codes, out=out)
 
-        return look_up
-    return lambda codes, out: _assign(out, _decode_generic(codes, fmt))  # type: ignore[arg-type]
+        return look_up, True
+    return (lambda codes, out: _assign(out, _decode_generic(codes, fmt))), True  # type: ignore[arg-type]
 
 
 def _assign(out: np.ndarray, values: np.ndarray) -> None:
     out[...] = values
+
+
+def _decode_byte_pairs(codes: np.ndarray, out: np.ndarray, *, table: np.ndarray, pairs: np.ndarray) -> None:
+    """Decode byte codes two at a time: one lookup of a uint16 in a table of value pairs.
+
+    Half the lookups and index conversions of decoding one byte at a time; the
+    65536-pair table (512 KiB for float32) stays in L2.
+    """
+    codes = np.ascontiguousarray(codes)  # a strided chunk is copied: the pairs are adjacent bytes
+    even = codes.size - codes.size % 2
+    pair_out = out[:even].view(pairs.dtype) if pairs.ndim == 1 else out[:even].reshape(-1, 2)
+    np.take(pairs, codes[:even].view(np.uint16), axis=0, out=pair_out)
+    if even < codes.size:
+        out[even:] = table[codes[even:]]
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_table(fmt: Format, dtype: np.dtype[Any]) -> np.ndarray:
+    """Entry ``i`` holds the values of the byte codes ``i & 0xFF`` and ``i >> 8`` (little-endian pairs)."""
+    table = _decode_table(fmt, dtype)
+    index = np.arange(2**16)
+    pairs = np.stack([table[(index & 0xFF) % table.size], table[(index >> 8) % table.size]], axis=1)
+    if sys.byteorder == "big":
+        pairs = pairs[:, ::-1]
+    pairs = np.ascontiguousarray(pairs)
+    if dtype.itemsize == 4:
+        pairs = pairs.view(np.uint64).reshape(-1)  # one 8-byte move per pair
+    pairs.flags.writeable = False
+    return pairs
 
 
 @functools.lru_cache(maxsize=64)

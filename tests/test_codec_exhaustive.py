@@ -185,3 +185,13 @@ def test_e8m0_zero_and_negatives_become_nan_like_ml_dtypes():
     codes = floatfmt.encode(values, "e8m0")
     np.testing.assert_array_equal(codes, ml_dtypes_cast(values, floatfmt.get_format("e8m0")))
     assert codes.tolist() == [255, 255, 255, 127, 129]
+
+
+@pytest.mark.parametrize("fmt", ["e4m3", "e2m1", "int4", "e8m0"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_decode_odd_lengths_offsets_and_strides(fmt, dtype):
+    target = floatfmt.get_format(fmt)
+    codes = np.random.default_rng(4).integers(0, 2**target.bits, 1001).astype(np.uint8)
+    expected = reference_decode(codes, target).astype(dtype)
+    for piece in (slice(None), slice(1, None), slice(1, 700), slice(None, None, 3)):
+        assert same_floats(floatfmt.decode(codes[piece], target, dtype=dtype), expected[piece])
