@@ -57,6 +57,7 @@ CHUNK = 1 << 16
 _PARALLEL_MIN = 1 << 18
 """Below this many elements threads cost more than they save."""
 
+_FLOAT64 = get_format("float64")
 _FLOAT32 = get_format("float32")
 _FLOAT16 = get_format("float16")
 _BFLOAT16 = get_format("bfloat16")
@@ -156,7 +157,7 @@ def encode(
     source = values.reshape(-1)
     target = out.reshape(-1)
     # A platform cast makes no temporaries: one piece per thread beats cache-sized chunks.
-    whole_array = isinstance(kernel, _CastKernel) and source.dtype == np.float32
+    whole_array = isinstance(kernel, _CastKernel) and source.dtype in (np.float32, np.float64)
 
     def encode_chunk(start: int, stop: int) -> tuple[int, int]:
         chunk = source[start:stop]
@@ -363,20 +364,36 @@ def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: 
         if float32_exact and _table_key_bits(fmt) and rounding != "stochastic" and overflow != "wrap":
             return _table_kernel(fmt, rounding, overflow)
         return functools.partial(_encode_int_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
+    cast = _platform_cast(fmt, float32_exact, rounding, overflow)
+    if cast is not None:
+        return cast
     if float32_exact:
         if _table_key_bits(fmt):
             if rounding == "stochastic":
                 return _stochastic_table_kernel(fmt, overflow, nan)
             return _table_kernel(fmt, rounding, overflow)
-        if fmt == _BFLOAT16 and rounding == "nearest_even" and overflow == "ieee":
-            return _CastKernel(fmt, ml_dtypes.bfloat16, nan_is_canonical=True)
-        if fmt == _FLOAT16 and rounding == "nearest_even" and overflow == "ieee":
-            return _CastKernel(fmt, np.float16, nan_is_canonical=False)  # numpy keeps NaN payloads
-        if fmt == _FLOAT32 and overflow != "saturate":
-            return _CastKernel(fmt, np.float32, nan_is_canonical=False)  # exact: no rounding, no overflow
         if fmt.layout[2:] == _FLOAT32.layout[2:] and fmt.mantissa_bits < 23:
             return functools.partial(_encode_float32_exponent, fmt=fmt, rounding=rounding, overflow=overflow)
     return functools.partial(_encode_float_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
+
+
+def _platform_cast(fmt: FloatFormat, float32_exact: bool, rounding: str, overflow: str) -> _CastKernel | None:
+    """The numpy / ml_dtypes cast that gives the reference's bits here, if there is one.
+
+    Widening casts are exact whatever the rounding mode. numpy rounds float64 to
+    float32 and float16 directly and correctly; ml_dtypes rounds float64 to
+    bfloat16 through float32, so only float32-exact input may use its cast.
+    """
+    widening = fmt == _FLOAT64 or (fmt == _FLOAT32 and float32_exact)
+    if widening and overflow != "saturate":
+        return _CastKernel(fmt, fmt.ml_dtype, nan_is_canonical=False)
+    if rounding != "nearest_even" or overflow != "ieee":
+        return None
+    if fmt in (_FLOAT32, _FLOAT16):
+        return _CastKernel(fmt, fmt.ml_dtype, nan_is_canonical=False)  # numpy keeps NaN payloads
+    if fmt == _BFLOAT16 and float32_exact:
+        return _CastKernel(fmt, ml_dtypes.bfloat16, nan_is_canonical=True)
+    return None
 
 
 def _table_key_bits(fmt: Format) -> int | None:

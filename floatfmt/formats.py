@@ -404,7 +404,7 @@ def get_format(fmt: Format | str | Any) -> Format:
     if match:
         return _custom_float(int(match[1]), int(match[2]))
     candidates = list(_REGISTRY) + list(_ALIASES)
-    close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
+    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownFormatError(
         f"unknown format {fmt!r}.{hint} Use floatfmt.formats() for every name, or 'eXmY' for a custom IEEE-like float."
