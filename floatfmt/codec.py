@@ -591,6 +591,22 @@ def _round_away(
 # --- the generic path: exact float64 arithmetic -----------------------------------------------------
 
 
+def _split_and_round(
+    scaled: np.ndarray, negative: np.ndarray, rounding: str, random: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole quanta in each non-negative ``scaled`` magnitude, and whether it rounds away from zero.
+
+    Exact in float64: ``scaled`` is below 2**53, so its floor and fraction are exact.
+    """
+    steps = np.floor(scaled)
+    fraction = scaled - steps
+    if rounding == "stochastic":
+        assert random is not None
+        return steps, fraction > np.ldexp(random.astype(np.float64), -32)
+    lower_is_even = np.fmod(steps, 2.0) == 0
+    return steps, _round_away(rounding, fraction > 0.5, fraction == 0.5, fraction > 0, lower_is_even, negative)
+
+
 def _encode_float_generic(
     values: np.ndarray,
     out: np.ndarray,
@@ -612,14 +628,7 @@ def _encode_float_generic(
     _, frexp_exponent = np.frexp(magnitude)
     exponent = np.maximum(frexp_exponent.astype(np.int64) - 1, fmt.lowest_binade_exponent)
     scaled = np.ldexp(magnitude, (m - exponent).astype(np.int32))  # exact: a power-of-two scaling
-    steps = np.floor(scaled)
-    fraction = scaled - steps  # exact, in [0, 1)
-    lower_is_even = np.fmod(steps, 2.0) == 0
-    if rounding == "stochastic":
-        assert random is not None
-        away = fraction > np.ldexp(random.astype(np.float64), -32)
-    else:
-        away = _round_away(rounding, fraction > 0.5, fraction == 0.5, fraction > 0, lower_is_even, negative)
+    steps, away = _split_and_round(scaled, negative, rounding, random)
     magnitude_code = ((exponent + fmt.bias) << m) + steps.astype(np.int64) + away - (1 << m)
 
     smallest = fmt.smallest_subnormal
@@ -711,14 +720,7 @@ def _encode_int_generic(
     negative = x < 0
     finite = np.isfinite(x)
     magnitude = np.where(finite, np.abs(x), 0.0)
-    steps = np.floor(magnitude)
-    fraction = magnitude - steps
-    lower_is_even = np.fmod(steps, 2.0) == 0
-    if rounding == "stochastic":
-        assert random is not None
-        away = fraction > np.ldexp(random.astype(np.float64), -32)
-    else:
-        away = _round_away(rounding, fraction > 0.5, fraction == 0.5, fraction > 0, lower_is_even, negative)
+    steps, away = _split_and_round(magnitude, negative, rounding, random)
     result = np.where(negative, -(steps + away), steps + away)
     infinite = np.isinf(x)
     result[infinite] = np.where(negative[infinite], -np.inf, np.inf)
