@@ -355,7 +355,9 @@ def _scratch(slot: int, size: int, dtype: Any) -> np.ndarray:
 # --- choosing an encode path ----------------------------------------------------------------------
 
 EncodeKernel = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], int]
-"""``kernel(values, codes_out, random_bits) -> number of values that overflowed``."""
+"""``kernel(values, codes_out, random_bits) -> number of values that overflowed``.
+
+The count must be right when ``overflow='error'``; other policies never read it."""
 
 
 def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: str, nan: str) -> EncodeKernel:
@@ -718,24 +720,26 @@ def _encode_int_generic(
     """Round to integers, then saturate, wrap or flag; mirrors ``_reference._encode_int``."""
     x = values.astype(np.float64, copy=False)
     negative = x < 0
-    finite = np.isfinite(x)
-    magnitude = np.where(finite, np.abs(x), 0.0)
+    # Every float64 of 2**62 or more is a multiple of 2**bits: clamping there keeps wrap-around exact.
+    magnitude = np.minimum(np.abs(x), 2.0**62)
+    if np.isnan(magnitude.max(initial=0.0)):  # one reduction; NaN propagates through max
+        magnitude[np.isnan(magnitude)] = 0  # NaN errors were counted before; this is nan="ml_dtypes"
     steps, away = _split_and_round(magnitude, negative, rounding, random)
-    result = np.where(negative, -(steps + away), steps + away)
-    infinite = np.isinf(x)
-    result[infinite] = np.where(negative[infinite], -np.inf, np.inf)
-    overflowed = (result > fmt.max) | (result < fmt.min)
-    if overflow_flags is not None:
-        overflow_flags[...] = overflowed
+    steps += away
+    result = np.where(negative, -steps, steps)
+    overflowed_count = 0
+    if overflow == "error" or overflow_flags is not None:
+        overflowed = (result > fmt.max) | (result < fmt.min)
+        overflowed_count = int(np.count_nonzero(overflowed))
+        if overflow_flags is not None:
+            overflow_flags[...] = overflowed
     if overflow == "wrap":
-        if infinite.any():
+        if np.isinf(x).any():
             raise EncodeError(f"infinity cannot wrap around in {fmt.name}; use overflow='saturate'")
-        result = np.mod(result, 2.0**fmt.bits)
     else:
-        result = np.clip(result, fmt.min, fmt.max)
-    result[np.isnan(x)] = 0  # NaN errors were counted before; this is nan="ml_dtypes"
-    out[...] = np.mod(result, 2.0**fmt.bits).astype(np.int64)
-    return int(np.count_nonzero(overflowed))
+        np.clip(result, fmt.min, fmt.max, out=result)
+    np.bitwise_and(result.astype(np.int64), (1 << fmt.bits) - 1, out=out, casting="unsafe")  # two's complement
+    return overflowed_count
 
 
 # --- decoding ---------------------------------------------------------------------------------------
