@@ -7,6 +7,7 @@ Example:
 """
 
 from floatfmt._options import EncodeError
+from floatfmt.bits import Decoded, Fields, FormatInfo, Rounding, ValueTable, bits, explain, fields, info, table
 from floatfmt.codec import code_dtype, decode, encode, round
 from floatfmt.formats import (
     FloatFormat,
@@ -18,11 +19,25 @@ from floatfmt.formats import (
     get_format,
     register_format,
 )
+from floatfmt.packing import pack, packed_nbytes, unpack
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Decoded",
     "EncodeError",
+    "Fields",
+    "FormatInfo",
+    "Rounding",
+    "ValueTable",
+    "bits",
+    "explain",
+    "fields",
+    "info",
+    "pack",
+    "packed_nbytes",
+    "unpack",
+    "table",
     "FloatFormat",
     "Format",
     "IntFormat",

@@ -18,7 +18,7 @@ from fractions import Fraction
 from floatfmt._options import EncodeError, check_options
 from floatfmt.formats import FloatFormat, Format, IntFormat, floor_log2, get_format
 
-__all__ = ["decode", "encode", "round_away"]
+__all__ = ["decode", "encode", "neighbours", "round_away"]
 
 Value = Fraction | float
 
@@ -115,15 +115,7 @@ def _encode_float(
             return sign_bit if fmt.has_negative_zero else 0
         return _unrepresentable(fmt, f"zero in {fmt.name}, which has no zero")
 
-    smallest = fmt.magnitude_value(1 if fmt.zero else 0)
-    if magnitude < smallest:
-        lower: Fraction | None = Fraction(0) if fmt.zero else None
-        upper, lower_is_even = smallest, True
-    else:
-        exponent = max(floor_log2(magnitude), fmt.lowest_binade_exponent)
-        quantum = Fraction(2) ** (exponent - fmt.mantissa_bits)
-        steps = math.floor(magnitude / quantum)
-        lower, upper, lower_is_even = steps * quantum, (steps + 1) * quantum, steps % 2 == 0
+    lower, upper, lower_is_even = neighbours(magnitude, fmt)
     if lower is None:
         result = upper  # nothing below the smallest value: a format without zero clamps to it
     else:
@@ -145,6 +137,21 @@ def _encode_float(
     if result == 0:
         return sign_bit if fmt.has_negative_zero else 0
     return sign_bit | _magnitude_code(result, fmt)
+
+
+def neighbours(magnitude: Fraction, fmt: FloatFormat) -> tuple[Fraction | None, Fraction, bool]:
+    """``(lower, upper, lower_is_even)``: the grid values with ``lower <= magnitude < upper``.
+
+    The grid is the format's, extended without bound above its largest value;
+    ``lower`` is ``None`` below the smallest value of a format without zero.
+    """
+    smallest = fmt.magnitude_value(1 if fmt.zero else 0)
+    if magnitude < smallest:
+        return (Fraction(0) if fmt.zero else None), smallest, True
+    exponent = max(floor_log2(magnitude), fmt.lowest_binade_exponent)
+    quantum = Fraction(2) ** (exponent - fmt.mantissa_bits)
+    steps = math.floor(magnitude / quantum)
+    return steps * quantum, (steps + 1) * quantum, steps % 2 == 0
 
 
 def _unrepresentable(fmt: FloatFormat, what: str) -> int:

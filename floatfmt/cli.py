@@ -1,0 +1,181 @@
+"""The ``floatfmt`` command: a thin layer that parses arguments, calls the library and prints.
+
+floatfmt explain "0 1011 011" e4m3
+floatfmt encode e4m3 0.3 22 1000 --rounding toward_zero --overflow saturate
+floatfmt decode e4m3 0x5B 91 0b01111110
+floatfmt table e2m1 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import floatfmt
+from floatfmt._options import NAN_POLICIES, OVERFLOWS, ROUNDINGS
+
+__all__ = ["main", "main_entry"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0, or 2 for a usage or input error)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        output = args.run(args)
+    except (ValueError, TypeError) as error:
+        print(f"floatfmt: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(output if not hasattr(output, "as_dict") else output.as_dict(), indent=2))
+    else:
+        print(output if isinstance(output, str) else _text(output))
+    return 0
+
+
+def main_entry() -> None:
+    """The console script: ``main`` with the exit status passed to the shell."""
+    raise SystemExit(main())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="floatfmt", description="What a number is in each storage format.")
+    parser.add_argument("--version", action="version", version=f"floatfmt {floatfmt.__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, run: Any, codec_options: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--json", action="store_true", help="print machine-readable JSON")
+        if codec_options:
+            sub.add_argument("--rounding", choices=ROUNDINGS, default="nearest_even")
+            sub.add_argument("--overflow", choices=[o for o in OVERFLOWS], default="ieee")
+            sub.add_argument("--nan", choices=NAN_POLICIES, default="error", help="NaN into a format without NaN")
+            sub.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding")
+        sub.set_defaults(run=run)
+        return sub
+
+    command("formats", "list every format with its aliases", _formats)
+    command("info", "summarise a format", _info).add_argument("format", metavar="FMT")
+    explain = command("explain", "take a code apart, or explain how a value is stored", _explain, codec_options=True)
+    explain.add_argument("spec", metavar="SPEC", help="bits ('0 1011 011', 0b01011011, 0x5B) or a number (22.5)")
+    explain.add_argument("format", metavar="FMT")
+    encode = command("encode", "encode values as codes", _encode, codec_options=True)
+    encode.add_argument("format", metavar="FMT")
+    encode.add_argument("values", metavar="VALUE", nargs="+")
+    decode = command("decode", "decode codes (decimal, 0x.., 0b.. or bit strings) to values", _decode)
+    decode.add_argument("format", metavar="FMT")
+    decode.add_argument("codes", metavar="CODE", nargs="+")
+    command("table", "every code of a format of at most 16 bits", _table).add_argument("format", metavar="FMT")
+    return parser
+
+
+# --- the commands: each returns rows (list of dicts), a string, or an object with as_dict() ---------
+
+
+def _formats(args: argparse.Namespace) -> list[dict[str, Any]]:
+    aliases: dict[str, list[str]] = {}
+    for alias, name in floatfmt.aliases().items():
+        aliases.setdefault(name, []).append(alias)
+    rows = []
+    for name in floatfmt.formats():
+        fmt = floatfmt.get_format(name)
+        rows.append({"name": name, "bits": fmt.bits, "max": fmt.max, "aliases": ", ".join(aliases.get(name, []))})
+    return rows
+
+
+def _info(args: argparse.Namespace) -> Any:
+    summary = floatfmt.info(args.format)
+    return summary if args.json else str(summary)
+
+
+def _explain(args: argparse.Namespace) -> Any:
+    decoded = floatfmt.explain(
+        args.spec, args.format, rounding=args.rounding, overflow=args.overflow, nan=args.nan, seed=args.seed
+    )
+    return decoded if args.json else str(decoded)
+
+
+def _encode(args: argparse.Namespace) -> list[dict[str, Any]]:
+    fmt = floatfmt.get_format(args.format)
+    values = np.array([_number(text) for text in args.values], dtype=np.float64)
+    codes = floatfmt.encode(values, fmt, rounding=args.rounding, overflow=args.overflow, nan=args.nan, seed=args.seed)
+    stored = floatfmt.decode(codes, fmt, dtype=np.float64)
+    return [
+        {
+            "value": _plain(float(v)),
+            "code": int(c),
+            "hex": _hex(int(c), fmt),
+            "bits": floatfmt.explain(int(c), fmt).bits,
+            "stored": _plain(float(s)),
+        }
+        for v, c, s in zip(values, codes, stored, strict=True)
+    ]
+
+
+def _decode(args: argparse.Namespace) -> list[dict[str, Any]]:
+    fmt = floatfmt.get_format(args.format)
+    rows = []
+    for text in args.codes:
+        decoded = floatfmt.explain(_code(text, fmt), fmt)
+        rows.append(
+            {
+                "code": decoded.code,
+                "hex": _hex(decoded.code, fmt),
+                "bits": decoded.bits,
+                "kind": decoded.kind,
+                "value": _plain(decoded.value),
+            }
+        )
+    return rows
+
+
+def _table(args: argparse.Namespace) -> Any:
+    values = floatfmt.table(args.format)
+    return values.rows() if args.json else str(values)
+
+
+# --- parsing and printing -------------------------------------------------------------------
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+
+
+def _code(text: str, fmt: floatfmt.Format) -> int:
+    """A code given as decimal, 0x.., 0b.. or a grouped bit string."""
+    stripped = text.strip()
+    if stripped.isdigit() and not (len(stripped) == fmt.bits and set(stripped) <= {"0", "1"} and len(stripped) > 1):
+        return int(stripped)
+    decoded = floatfmt.explain(stripped, fmt)
+    if decoded.rounding is not None:
+        raise ValueError(f"{text!r} is a value, not a code; use 'floatfmt encode' for values")
+    return decoded.code
+
+
+def _hex(code: int, fmt: floatfmt.Format) -> str:
+    return f"0x{code:0{max(1, (fmt.bits + 3) // 4)}X}"
+
+
+def _plain(value: float) -> float | str:
+    return value if math.isfinite(value) else repr(value)
+
+
+def _text(rows: list[dict[str, Any]]) -> str:
+    """Rows as an aligned text table."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    cells = [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""The command line, through main(argv) and as an installed command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from floatfmt.cli import main
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_explain(capsys):
+    status, out, err = run(capsys, "explain", "0 1011 011", "e4m3")
+    assert status == 0 and "(-1)^0 × 2^(11−7) × (1 + 3/8) = 22" in out and err == ""
+    status, out, _ = run(capsys, "explain", "0.3", "e4m3", "--rounding", "toward_zero", "--json")
+    data = json.loads(out)
+    assert status == 0 and data["code"] == 0x29 and data["rounding"]["direction"] == "down"
+
+
+def test_encode_and_decode(capsys):
+    status, out, _ = run(capsys, "encode", "e4m3", "22", "-1.5", "1000", "--overflow", "saturate", "--json")
+    rows = json.loads(out)
+    assert status == 0 and [r["code"] for r in rows] == [0x5B, 0xBC, 0x7E] and rows[2]["stored"] == 448.0
+    status, out, _ = run(capsys, "decode", "e4m3", "0x5B", "91", "0b01011011", "0 1011 011", "--json")
+    assert status == 0 and {r["value"] for r in json.loads(out)} == {22.0}
+    status, out, _ = run(capsys, "decode", "e4m3", "127")
+    assert status == 0 and "nan" in out
+
+
+def test_formats_info_table(capsys):
+    status, out, _ = run(capsys, "formats")
+    assert status == 0 and "float8_e4m3fn" in out and "e4m3, e4m3fn, fp8" in out
+    status, out, _ = run(capsys, "info", "e2m1", "--json")
+    assert status == 0 and json.loads(out)["max"] == 6.0
+    status, out, _ = run(capsys, "table", "e2m1", "--json")
+    assert status == 0 and len(json.loads(out)) == 16
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["explain", "0 101 1011", "e4m3"], "groups"),
+        (["encode", "e2m1", "nan"], "NaN"),
+        (["encode", "e4m3", "abc"], "not a number"),
+        (["decode", "nosuch", "1"], "unknown format"),
+        (["decode", "e4m3", "300"], "outside"),
+        (["decode", "e4m3", "2.5"], "a value, not a code"),
+        (["encode", "e4m3", "1e6", "--overflow", "error"], "overflow"),
+        (["table", "fp32"], "at most 16 bits"),
+    ],
+)
+def test_errors_exit_2_with_a_message_and_no_traceback(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert (
+        status == 2 and out == "" and message in err and "Traceback" not in err and err.startswith("floatfmt: error:")
+    )
+
+
+def test_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["encode", "e4m3", "1", "--rounding", "sideways"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_installed_entry_points():
+    for command in (["floatfmt"], [sys.executable, "-m", "floatfmt"]):
+        done = subprocess.run([*command, "explain", "0x5B", "e4m3"], capture_output=True, text=True)
+        assert done.returncode == 0 and "= 22" in done.stdout
+    failed = subprocess.run([sys.executable, "-m", "floatfmt", "info", "nope"], capture_output=True, text=True)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
