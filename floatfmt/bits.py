@@ -451,7 +451,8 @@ def _parse_spec(spec: str, fmt: Format) -> int | float | Fraction:
         # After 0b, separators are digit separators as in Python literals; otherwise they mark fields.
         return _parse_bits(body, spec, fmt, check_fields=not prefixed)
     if _NUMBER.fullmatch(text):
-        return Fraction(text) if "." in text or ("e" in lower and "inf" not in lower) else float(text)
+        special = lower.lstrip("+-") in ("inf", "infinity", "nan")
+        return float(text) if special else Fraction(text)  # a decimal string is taken exactly
     stray = next(c for c in body if c not in "01 _")
     raise ValueError(
         f"{spec!r} is neither a bit string nor a number: stray {stray!r} at position {body.index(stray) + 1}"
