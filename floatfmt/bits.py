@@ -21,7 +21,7 @@ import numpy as np
 
 from floatfmt import _reference
 from floatfmt._options import check_options, random_bits
-from floatfmt.codec import code_dtype
+from floatfmt.codec import _as_code_array, code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
 
 __all__ = ["Decoded", "Rounding", "Fields", "ValueTable", "FormatInfo", "explain", "bits", "fields", "table", "info"]
@@ -211,8 +211,6 @@ def bits(value: Any, fmt: Format | str, **options: Any) -> str:
         ('0 1011 011', '1 00 1', '0 01111111 0000000')
     """
     fmt = get_format(fmt)
-    from floatfmt.codec import encode
-
     return _bit_string(int(encode(np.asarray([value]), fmt, **options)[0]), fmt)
 
 
@@ -238,8 +236,6 @@ def fields(codes: Any, fmt: Format | str) -> Fields:
         >>> f.exponent.tolist(), f.mantissa.tolist(), f.kind.tolist()
         ([11, 0, 15, 0], [3, 1, 7, 0], ['normal', 'subnormal', 'nan', 'zero'])
     """
-    from floatfmt.codec import _as_code_array
-
     fmt = get_format(fmt)
     code_array = _as_code_array(codes, fmt).astype(np.uint64)
     if isinstance(fmt, IntFormat):
@@ -271,8 +267,6 @@ class ValueTable:
     def __init__(self, fmt: Format) -> None:
         self.format = fmt
         self.codes = np.arange(2**fmt.bits, dtype=code_dtype(fmt))
-        from floatfmt.codec import decode
-
         self.values = decode(self.codes, fmt, dtype=np.float64)
         self.kinds = fields(self.codes, fmt).kind
 
