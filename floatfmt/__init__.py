@@ -20,12 +20,30 @@ from floatfmt.formats import (
     register_format,
 )
 from floatfmt.packing import pack, packed_nbytes, unpack
+from floatfmt.quant import (
+    ErrorStats,
+    QuantizedTensor,
+    Scheme,
+    error_stats,
+    get_scheme,
+    quantize,
+    register_scheme,
+    schemes,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Decoded",
     "EncodeError",
+    "ErrorStats",
+    "QuantizedTensor",
+    "Scheme",
+    "error_stats",
+    "get_scheme",
+    "quantize",
+    "register_scheme",
+    "schemes",
     "Fields",
     "FormatInfo",
     "Rounding",

@@ -1,0 +1,99 @@
+"""GGUF's legacy block types Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1, byte for byte as gguf-py writes them.
+
+Blocks are 32 consecutive weights of a row. The arithmetic is gguf-py's
+(``gguf/quants.py``, itself matching ggml-quants.c): float32 throughout, the
+block scale ``d`` computed in float32 and stored as float16, elements from the
+float32 reciprocal of the unrounded ``d``. Layouts per block:
+
+* Q8_0 (34 bytes): ``d`` fp16, then 32 int8 ``round_half_away(x / d)``, ``d = amax / 127``.
+* Q4_0 (18 bytes): ``d`` fp16, 16 bytes of nibbles; ``d = m / -8`` where ``m`` is the
+  signed value of largest magnitude; ``q = trunc(x / d + 8.5)`` clipped to 0..15.
+  Element ``j < 16`` is the low nibble of byte ``j``, element ``j + 16`` the high one.
+* Q4_1 (20 bytes): ``d`` and ``min`` fp16, nibbles of ``trunc((x - min) / d + 0.5)``, ``d = (max - min) / 15``.
+* Q5_0 (22 bytes) / Q5_1 (24 bytes): as Q4_0 / Q4_1 with 5-bit codes (16 and 31);
+  the fifth bits of the 32 codes form a little-endian uint32 after the scales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["GGUF_TYPES", "GgufType", "quantize_blocks", "dequantize_blocks"]
+
+BLOCK = 32
+
+
+@dataclass(frozen=True)
+class GgufType:
+    name: str
+    bits: int  # element code width
+    asymmetric: bool  # stores a block minimum beside the scale
+
+    @property
+    def block_bytes(self) -> int:
+        """fp16 scale (and minimum), the fifth bits of 5-bit codes, then the int8 codes or the nibbles."""
+        scales = 4 if self.asymmetric else 2
+        fifth_bits = BLOCK // 8 if self.bits == 5 else 0
+        return scales + fifth_bits + (BLOCK if self.bits == 8 else BLOCK // 2)
+
+
+GGUF_TYPES = {
+    "q8_0": GgufType("q8_0", 8, False),
+    "q4_0": GgufType("q4_0", 4, False),
+    "q4_1": GgufType("q4_1", 4, True),
+    "q5_0": GgufType("q5_0", 5, False),
+    "q5_1": GgufType("q5_1", 5, True),
+}
+
+
+def quantize_blocks(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Quantize float32 ``(n, 32)`` blocks: returns (bytes ``(n, block_bytes)``, codes, fp16 scales, fp16 minimums)."""
+    x = blocks.astype(np.float32, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if kind.name == "q8_0":
+            d = np.abs(x).max(axis=1, keepdims=True) / np.float32(127)
+            inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
+            scaled = x * inverse
+            magnitude = np.abs(scaled)
+            rounded = np.floor(magnitude)
+            rounded += (magnitude - rounded) >= np.float32(0.5)  # half away from zero, like roundf
+            codes = np.copysign(rounded, scaled).astype(np.int8).view(np.uint8)
+            return np.concatenate([_fp16_bytes(d), codes], axis=1), codes, d.astype(np.float16), None
+        levels = 2**kind.bits  # 16 or 32
+        if kind.asymmetric:
+            low = x.min(axis=1, keepdims=True)
+            d = (x.max(axis=1, keepdims=True) - low) / np.float32(levels - 1)
+            inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
+            q = np.trunc((x - low) * inverse + np.float32(0.5))
+        else:
+            strongest = np.take_along_axis(x, np.abs(x).argmax(axis=1)[:, None], axis=1)
+            d = strongest / np.float32(-(levels // 2))
+            inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
+            q = np.trunc(x * inverse + np.float32(levels // 2 + 0.5))
+    codes = np.clip(q, 0, levels - 1).astype(np.uint8)
+    nibbles = (codes[:, :16] & np.uint8(0x0F)) | (codes[:, 16:] << np.uint8(4))
+    parts = [_fp16_bytes(d)]
+    if kind.asymmetric:
+        parts.append(_fp16_bytes(low))
+    if kind.bits == 5:
+        parts.append(np.packbits(codes >> np.uint8(4), axis=1, bitorder="little"))
+    parts.append(nibbles)
+    minimum = low.astype(np.float16) if kind.asymmetric else None
+    return np.concatenate(parts, axis=1), codes, d.astype(np.float16), minimum
+
+
+def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, minimums: np.ndarray | None, kind: GgufType) -> np.ndarray:
+    """Values of ``(n, 32)`` codes with their fp16 scales (and minimums), in float32 as gguf-py computes them."""
+    d = scales.astype(np.float32)
+    if kind.name == "q8_0":
+        return d * codes.view(np.int8).astype(np.float32)
+    if kind.asymmetric:
+        assert minimums is not None
+        return d * codes.astype(np.float32) + minimums.astype(np.float32)
+    return d * (codes.astype(np.int16) - 2 ** (kind.bits - 1)).astype(np.float32)
+
+
+def _fp16_bytes(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.float16).view(np.uint8).reshape(values.shape[0], 2)

@@ -1,0 +1,97 @@
+"""Error metrics between a reference tensor and its approximation, accumulated in float64.
+
+Example:
+    >>> import numpy as np, floatfmt
+    >>> w = np.random.default_rng(0).standard_normal(10_000).astype(np.float32)
+    >>> stats = floatfmt.error_stats(w, floatfmt.round(w, "e4m3"))
+    >>> round(stats.sqnr_db, 1), stats.nan
+    (31.1, 0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ErrorStats", "error_stats"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    """How far ``approx`` is from ``reference``.
+
+    ``rel_rmse`` is the relative Frobenius error ``||a - r|| / ||r||``;
+    ``sqnr_db`` is ``10 log10(||r||² / ||a - r||²)``. ``saturated`` counts
+    finite reference values whose approximation sits at the largest magnitude
+    the approximation reaches while the reference lies beyond it; ``flushed``
+    counts non-zero reference values that became zero. Metrics are over the
+    elements where both are finite; ``nan`` counts the rest.
+    """
+
+    count: int
+    mse: float
+    rmse: float
+    rel_rmse: float
+    sqnr_db: float
+    max_abs: float
+    cosine: float
+    nan: int
+    saturated: int
+    flushed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (
+            f"ErrorStats(n={self.count:,}: rmse={self.rmse:.4g}, rel_rmse={self.rel_rmse:.4g}, "
+            f"sqnr={self.sqnr_db:.2f} dB, max_abs={self.max_abs:.4g}, cosine={self.cosine:.6f}, "
+            f"nan={self.nan}, saturated={self.saturated}, flushed={self.flushed})"
+        )
+
+
+def error_stats(reference: Any, approx: Any) -> ErrorStats:
+    """Compare ``approx`` with ``reference`` (same shape), streaming in float64 chunks.
+
+    Raises:
+        ValueError: if the shapes differ.
+    """
+    ref = np.asarray(reference)
+    app = np.asarray(approx)
+    if ref.shape != app.shape:
+        raise ValueError(f"reference has shape {ref.shape} but approx has {app.shape}")
+    ref, app = ref.reshape(-1), app.reshape(-1)
+    top = float(np.max(np.abs(app[np.isfinite(app)]), initial=0.0)) if app.size else 0.0
+    sums = np.zeros(5)  # err², ref², app², ref·app, count
+    max_abs, nan, saturated, flushed = 0.0, 0, 0, 0
+    for start in range(0, ref.size, _CHUNK):
+        r = ref[start : start + _CHUNK].astype(np.float64)
+        a = app[start : start + _CHUNK].astype(np.float64)
+        finite = np.isfinite(r) & np.isfinite(a)
+        nan += int(np.count_nonzero(~finite))
+        r, a = r[finite], a[finite]
+        error = a - r
+        sums += (np.dot(error, error), np.dot(r, r), np.dot(a, a), np.dot(r, a), r.size)
+        if error.size:
+            max_abs = max(max_abs, float(np.max(np.abs(error))))
+        saturated += int(np.count_nonzero((np.abs(a) == top) & (np.abs(r) > top))) if top else 0
+        flushed += int(np.count_nonzero((a == 0) & (r != 0)))
+    err2, ref2, app2, cross, count = sums
+    mse = err2 / count if count else 0.0
+    return ErrorStats(
+        count=int(count),
+        mse=mse,
+        rmse=math.sqrt(mse),
+        rel_rmse=math.sqrt(err2 / ref2) if ref2 else (0.0 if err2 == 0 else math.inf),
+        sqnr_db=10 * math.log10(ref2 / err2) if err2 else math.inf,
+        max_abs=max_abs,
+        cosine=cross / math.sqrt(ref2 * app2) if ref2 and app2 else (1.0 if ref2 == app2 else 0.0),
+        nan=nan,
+        saturated=saturated,
+        flushed=flushed,
+    )

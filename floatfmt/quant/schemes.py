@@ -1,0 +1,165 @@
+"""Quantization schemes as data, and the named schemes of real deployments.
+
+A tensor is viewed as 2-D: its last axis is a row (the input features of a
+``[out, in]`` weight), all leading axes are flattened into rows. A scheme's
+``block`` is ``(rows, cols)`` of the region that shares one scale, where 0
+means "the whole axis": ``(0, 0)`` is per tensor, ``(1, 0)`` per output
+channel, ``(1, 32)`` groups of 32 along a row, ``(128, 128)`` square tiles.
+
+Example:
+    >>> import floatfmt
+    >>> scheme = floatfmt.get_scheme("mxfp4")
+    >>> scheme.element, scheme.block, scheme.scale_format, scheme.scale_rule
+    ('float4_e2m1fn', (1, 32), 'float8_e8m0fnu', 'mx')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from floatfmt.formats import get_format
+
+__all__ = ["Scheme", "SCALE_RULES", "schemes", "get_scheme", "register_scheme"]
+
+SCALE_RULES = {
+    "amax": "scale = block amax / element max; elements = x / scale",
+    "amax_reciprocal": "scale = max(block amax, 1e-4) / element max; elements = x * (1 / scale) (DeepGEMM)",
+    "pow2_ceil_reciprocal": "as amax_reciprocal with the scale rounded up to a power of two (DeepGEMM ue8m0)",
+    "mx": "E8M0 scale 2**(floor(log2 block amax) - element emax); elements saturate (OCP MX v1.0)",
+    "nvfp4": "fp32 tensor scale amax / (6 * 448); E4M3 block scales of block amax / 6 over it (ModelOpt)",
+    "minmax": "asymmetric: scale = (max - min) / (2**bits - 1) with 0 inside the range; integer zero point (GPTQ)",
+    "symmetric_int": "scale = block amax / integer max; elements = round(x / scale)",
+    "gguf": "the GGUF block type's own rule, byte for byte as gguf-py",
+    "cast": "no scale: a plain cast to the element format",
+}
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """How a tensor is quantized: element format, block shape, scales, and the rules that make them.
+
+    Args:
+        name: a short name.
+        element: the element format (any ``floatfmt.get_format`` name) or a GGUF type.
+        block: ``(rows, cols)`` sharing one scale; 0 means the whole axis.
+        scale_format: the format scales are stored in.
+        scale_rule: one of ``SCALE_RULES``.
+        rounding: how elements round (``encode``'s modes).
+        zero_point: the format of a stored zero point, if the scheme is asymmetric.
+        tensor_scale: the format of a second-level per-tensor scale, if any.
+        reference: the public implementation the scheme follows.
+    """
+
+    name: str
+    element: str
+    block: tuple[int, int] = (0, 0)
+    scale_format: str = "float32"
+    scale_rule: str = "amax"
+    rounding: str = "nearest_even"
+    zero_point: str | None = None
+    tensor_scale: str | None = None
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        if self.scale_rule not in SCALE_RULES:
+            raise ValueError(f"unknown scale_rule {self.scale_rule!r}; choose one of {', '.join(SCALE_RULES)}")
+        if len(self.block) != 2 or any(not isinstance(b, int) or b < 0 for b in self.block):
+            raise ValueError(f"block must be two non-negative integers (0 = whole axis), got {self.block!r}")
+        if self.scale_rule != "gguf":
+            get_format(self.element)
+            get_format(self.scale_format)
+
+    def replace(self, **changes: Any) -> Scheme:
+        """A copy with some fields changed, e.g. ``rounding="nearest_away"``."""
+        return dataclasses.replace(self, **changes)
+
+
+_SCHEMES: dict[str, Scheme] = {}
+
+
+def register_scheme(scheme: Scheme) -> Scheme:
+    """Add a scheme to the registry under its name.
+
+    Raises:
+        ValueError: if the name is taken.
+    """
+    if scheme.name in _SCHEMES:
+        raise ValueError(f"scheme {scheme.name!r} is already registered")
+    _SCHEMES[scheme.name] = scheme
+    return scheme
+
+
+def schemes() -> list[str]:
+    """Every registered scheme name.
+
+    Example:
+        >>> import floatfmt
+        >>> "nvfp4" in floatfmt.schemes() and "q4_0" in floatfmt.schemes()
+        True
+    """
+    return list(_SCHEMES)
+
+
+def get_scheme(scheme: Scheme | str) -> Scheme:
+    """A registered scheme by name, or a ``Scheme`` passed through.
+
+    Raises:
+        ValueError: for an unknown name, listing close matches.
+    """
+    if isinstance(scheme, Scheme):
+        return scheme
+    found = _SCHEMES.get(scheme.strip().lower())
+    if found is None:
+        close = difflib.get_close_matches(scheme, list(_SCHEMES), n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown scheme {scheme!r}.{hint} floatfmt.schemes() lists them all.")
+    return found
+
+
+_MX = "microsoft/microxcaling mx/mx_ops.py (_shared_exponents, _quantize_mx)"
+_DEEPGEMM = "deepseek-ai/DeepGEMM per_block_cast_to_fp8; DeepSeek-V3 inference/kernel.py weight_dequant"
+_GGUF = "PyPI gguf, gguf/quants.py"
+_GPTQ = "IST-DASLab/gptq quant.py Quantizer (scales fp16, 4-bit zero points as GPTQ/AWQ checkpoints store them)"
+
+for _scheme in [
+    Scheme("bf16", "bfloat16", scale_rule="cast", reference="a plain cast"),
+    Scheme("fp16", "float16", scale_rule="cast", reference="a plain cast"),
+    Scheme("fp8_e4m3", "float8_e4m3fn", (0, 0), reference="per-tensor amax scaling (vLLM scaled_fp8_quant)"),
+    Scheme("fp8_e5m2", "float8_e5m2", (0, 0), reference="per-tensor amax scaling"),
+    Scheme("fp8_e4m3_block128", "float8_e4m3fn", (128, 128), scale_rule="amax_reciprocal", reference=_DEEPGEMM),
+    Scheme(
+        "fp8_e4m3_block128_ue8m0",
+        "float8_e4m3fn",
+        (128, 128),
+        scale_format="float8_e8m0fnu",
+        scale_rule="pow2_ceil_reciprocal",
+        reference=_DEEPGEMM,
+    ),
+    Scheme("mxfp8_e4m3", "float8_e4m3fn", (1, 32), "float8_e8m0fnu", "mx", reference=_MX),
+    Scheme("mxfp8_e5m2", "float8_e5m2", (1, 32), "float8_e8m0fnu", "mx", reference=_MX),
+    Scheme("mxfp6_e2m3", "float6_e2m3fn", (1, 32), "float8_e8m0fnu", "mx", reference=_MX),
+    Scheme("mxfp6_e3m2", "float6_e3m2fn", (1, 32), "float8_e8m0fnu", "mx", reference=_MX),
+    Scheme("mxfp4", "float4_e2m1fn", (1, 32), "float8_e8m0fnu", "mx", reference=_MX),
+    Scheme("mxint8", "int8", (1, 32), "float8_e8m0fnu", "mx", reference=_MX),
+    Scheme(
+        "nvfp4",
+        "float4_e2m1fn",
+        (1, 16),
+        "float8_e4m3fn",
+        "nvfp4",
+        tensor_scale="float32",
+        reference="NVIDIA TensorRT-Model-Optimizer NVFP4QTensor",
+    ),
+    Scheme("int8", "int8", (1, 0), "float32", "symmetric_int", reference="symmetric per-channel int8 (SmoothQuant)"),
+    Scheme("int8_tensor", "int8", (0, 0), "float32", "symmetric_int", reference="symmetric per-tensor int8"),
+    Scheme("int4_g128", "uint4", (1, 128), "float16", "minmax", zero_point="uint4", reference=_GPTQ),
+    Scheme("int4_g128_sym", "int4", (1, 128), "float16", "symmetric_int", reference="symmetric groups of 128"),
+    *(
+        Scheme(name, name, (1, 32), "float16", "gguf", reference=_GGUF)
+        for name in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+    ),
+]:
+    register_scheme(_scheme)

@@ -1,0 +1,294 @@
+"""Quantize a tensor with a scheme, dequantize it, and count the bytes it really takes.
+
+Example:
+    >>> import numpy as np, floatfmt
+    >>> w = np.random.default_rng(0).standard_normal((256, 512)).astype(np.float32)
+    >>> q = floatfmt.quantize(w, "mxfp4")
+    >>> q.nbytes, q.bits_per_weight                      # 4-bit codes + one E8M0 byte per 32
+    (69632, 4.25)
+    >>> float(np.abs(q.dequantize() - w).max()) < 1.0
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from floatfmt.codec import decode, encode
+from floatfmt.formats import FloatFormat, IntFormat, get_format
+from floatfmt.quant import gguf
+from floatfmt.quant.schemes import Scheme, get_scheme
+
+__all__ = ["QuantizedTensor", "quantize"]
+
+
+@dataclass(frozen=True, repr=False)
+class QuantizedTensor:
+    """A tensor stored as codes and scales.
+
+    ``codes`` has the padded 2-D shape (rows, columns rounded up to whole
+    blocks); ``scales`` (and ``zero_points``) have one entry per block, as the
+    values the stored format holds. ``data`` is the serialized bytes for GGUF
+    types.
+    """
+
+    scheme: Scheme
+    shape: tuple[int, ...]
+    codes: np.ndarray
+    scales: np.ndarray | None
+    zero_points: np.ndarray | None = None
+    tensor_scale: float | None = None
+    data: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the real storage: packed codes, scales, zero points and tensor scale."""
+        if self.data is not None:
+            return int(self.data.nbytes)
+        element_bits = get_format(self.scheme.element).bits
+        total = math.ceil(self.codes.size * element_bits / 8)
+        if self.scales is not None:
+            total += math.ceil(self.scales.size * get_format(self.scheme.scale_format).bits / 8)
+        if self.zero_points is not None and self.scheme.zero_point is not None:
+            total += math.ceil(self.zero_points.size * get_format(self.scheme.zero_point).bits / 8)
+        if self.tensor_scale is not None and self.scheme.tensor_scale is not None:
+            total += get_format(self.scheme.tensor_scale).bits // 8
+        return total
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8 * self.nbytes / self.size if self.size else 0.0
+
+    def dequantize(self, dtype: Any = np.float32) -> np.ndarray:
+        """The values the stored codes and scales stand for, in the original shape."""
+        scheme = self.scheme
+        rows, cols = _rows_cols(self.shape)
+        if scheme.scale_rule == "gguf":
+            kind = gguf.GGUF_TYPES[scheme.element]
+            blocks = gguf.dequantize_blocks(
+                self.codes.reshape(-1, gguf.BLOCK),
+                self.scales.reshape(-1, 1),
+                None if self.zero_points is None else self.zero_points.reshape(-1, 1),
+                kind,
+            )
+            return blocks.reshape(self.shape).astype(dtype, copy=False)
+        values = _element_values(self.codes, scheme)
+        if self.scales is not None:
+            block_rows, block_cols = _block_shape(scheme, rows, cols)
+            scale = np.repeat(np.repeat(self.scales.astype(np.float32), block_rows, axis=0), block_cols, axis=1)
+            if self.zero_points is not None:
+                zeros = np.repeat(
+                    np.repeat(self.zero_points.astype(np.float32), block_rows, axis=0), block_cols, axis=1
+                )
+                values = values - zeros
+            values = values * scale
+        if self.tensor_scale is not None:
+            values = values * np.float32(self.tensor_scale)
+        return values[:rows, :cols].reshape(self.shape).astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"QuantizedTensor({self.scheme.name}, shape={self.shape}, {self.nbytes:,} bytes, "
+            f"{self.bits_per_weight:.4g} bits/weight)"
+        )
+
+
+def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
+    """Quantize ``w`` with a scheme (a name from ``floatfmt.schemes()`` or a ``Scheme``).
+
+    Keyword options replace fields of the scheme, e.g. ``rounding="nearest_away"``.
+    Blocks run along the last axis; leading axes are rows. Columns (and, for
+    tiles, rows) that do not fill a block are padded with zeros, as the MX
+    reference and DeepGEMM do; GGUF types need whole blocks, as gguf-py does.
+
+    Raises:
+        ValueError: for NaN or infinity where the scheme's reference has no rule
+            for them (every scheme but the MX ones and the plain casts), or a
+            row length GGUF cannot block.
+    """
+    chosen = get_scheme(scheme)
+    if options:
+        chosen = chosen.replace(**options)
+    array = np.asarray(w)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"expected a real-valued tensor, got dtype {array.dtype}")
+    values = array.astype(np.float32, copy=False) if array.dtype != np.float64 else array.astype(np.float32)
+    shape = tuple(int(n) for n in array.shape)
+    rows, cols = _rows_cols(shape)
+    matrix = values.reshape(rows, cols)
+    if chosen.scale_rule not in ("mx", "cast"):
+        bad = int(np.count_nonzero(~np.isfinite(matrix)))
+        if bad:
+            raise ValueError(
+                f"the tensor has {bad} NaN or infinite values; {chosen.name}'s reference has no rule for them "
+                "(MX schemes give such blocks a NaN scale): clean the tensor first"
+            )
+    if chosen.scale_rule == "gguf":
+        return _quantize_gguf(matrix, shape, chosen)
+    if chosen.scale_rule == "cast":
+        codes = encode(matrix, chosen.element, rounding=chosen.rounding, nan="ml_dtypes")
+        return QuantizedTensor(chosen, shape, codes, None)
+    block_rows, block_cols = _block_shape(chosen, rows, cols)
+    padded = _pad(matrix, block_rows, block_cols)
+    amax = _block_reduce(np.abs(padded), block_rows, block_cols, np.max)
+    rule = chosen.scale_rule
+    if rule == "minmax":
+        return _quantize_minmax(padded, shape, chosen, block_rows, block_cols)
+    tensor_scale = None
+    if rule == "mx":
+        scales, divisor = _mx_scales(amax, chosen)
+    elif rule == "nvfp4":
+        tensor_scale, scales, divisor = _nvfp4_scales(amax, chosen)
+    else:
+        scales, divisor = _amax_scales(amax, chosen)
+    scaled = _apply(padded, divisor, block_rows, block_cols, reciprocal=rule.endswith("reciprocal"))
+    element = get_format(chosen.element)
+    if rule == "mx" and isinstance(element, IntFormat):
+        scaled = scaled * np.float32(64)  # MXINT8 elements are fixed point 1.6: value = code / 64
+    codes = encode(scaled, element, rounding=chosen.rounding, overflow="saturate", nan="ml_dtypes")
+    return QuantizedTensor(chosen, shape, codes, scales, tensor_scale=tensor_scale)
+
+
+# --- scale rules ----------------------------------------------------------------------------
+
+
+def _amax_scales(amax: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, np.ndarray]:
+    """Stored scales and the float32 divisor each block's elements were scaled by."""
+    element_max = np.float32(_element_max(scheme))
+    if scheme.scale_rule in ("amax_reciprocal", "pow2_ceil_reciprocal"):
+        amax = np.maximum(amax, np.float32(1e-4))  # DeepGEMM clamps the block amax
+    scale = amax / element_max
+    if scheme.scale_rule == "pow2_ceil_reciprocal":
+        scale = np.exp2(np.ceil(np.log2(scale))).astype(np.float32)
+    stored = _store(scale, scheme.scale_format)
+    divisor = stored if scheme.scale_rule != "amax" or scheme.scale_format != "float32" else scale
+    return stored, divisor
+
+
+def _mx_scales(amax: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, np.ndarray]:
+    """OCP MX: shared exponent floor(log2(amax)) - element emax, in [-127, 127], NaN beyond (microxcaling)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.floor(np.log2(np.where(amax == 0, np.float32(2.0**-126), amax)))
+    element = get_format(scheme.element)
+    emax = 0 if isinstance(element, IntFormat) else element.maxexp - 1
+    exponent = exponent - emax
+    exponent = np.where(exponent < -127, -127, exponent)
+    exponent = np.where((exponent > 127) | np.isnan(exponent), np.nan, exponent)
+    scale = np.exp2(exponent).astype(np.float32)
+    return scale, scale
+
+
+def _nvfp4_scales(amax: np.ndarray, scheme: Scheme) -> tuple[float, np.ndarray, np.ndarray]:
+    """Per-tensor fp32 scale amax / (6 * 448), then per-block E4M3 scales of amax / 6 in its units (ModelOpt)."""
+    element_max, scale_max = np.float32(_element_max(scheme)), np.float32(get_format(scheme.scale_format).max)
+    global_amax = np.float32(amax.max()) if amax.size else np.float32(0)
+    tensor_scale = global_amax / (element_max * scale_max) if global_amax else np.float32(1)
+    block_scale = _store(amax / element_max / tensor_scale, scheme.scale_format)
+    divisor = block_scale * tensor_scale
+    return float(tensor_scale), block_scale, divisor
+
+
+def _quantize_minmax(
+    padded: np.ndarray, shape: tuple[int, ...], scheme: Scheme, block_rows: int, block_cols: int
+) -> QuantizedTensor:
+    """GPTQ's asymmetric rule: the range always holds 0; zero point round(-min / scale); codes clamp(round(x/s) + z)."""
+    maximum_code = get_format(scheme.element).max
+    low = np.minimum(_block_reduce(padded, block_rows, block_cols, np.min), 0)
+    high = np.maximum(_block_reduce(padded, block_rows, block_cols, np.max), 0)
+    empty = (low == 0) & (high == 0)
+    low, high = np.where(empty, -1, low), np.where(empty, 1, high)
+    scale = ((high - low) / np.float32(maximum_code)).astype(np.float32)
+    zero = np.rint(-low / scale)
+    steps = np.rint(_apply(padded, scale, block_rows, block_cols, reciprocal=False))
+    zeros = np.repeat(np.repeat(zero, block_rows, axis=0), block_cols, axis=1)
+    codes = np.clip(steps + zeros, 0, maximum_code).astype(np.uint8)
+    return QuantizedTensor(scheme, shape, codes, _store(scale, scheme.scale_format), zero_points=zero.astype(np.uint8))
+
+
+def _quantize_gguf(matrix: np.ndarray, shape: tuple[int, ...], scheme: Scheme) -> QuantizedTensor:
+    rows, cols = matrix.shape
+    if cols % gguf.BLOCK:
+        raise ValueError(f"{scheme.name} needs rows of whole 32-weight blocks, but rows have {cols} weights")
+    kind = gguf.GGUF_TYPES[scheme.element]
+    data, codes, scales, minimums = gguf.quantize_blocks(matrix.reshape(-1, gguf.BLOCK), kind)
+    return QuantizedTensor(
+        scheme,
+        shape,
+        codes.reshape(rows, cols),
+        scales.reshape(rows, cols // gguf.BLOCK),
+        None if minimums is None else minimums.reshape(rows, cols // gguf.BLOCK),
+        data=data.reshape(rows, -1),
+    )
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) == 0:
+        return 1, 1
+    return math.prod(shape[:-1]), shape[-1]
+
+
+def _block_shape(scheme: Scheme, rows: int, cols: int) -> tuple[int, int]:
+    block_rows, block_cols = scheme.block
+    return (block_rows or max(rows, 1)), (block_cols or max(cols, 1))
+
+
+def _pad(matrix: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
+    rows, cols = matrix.shape
+    padded_rows, padded_cols = -(-rows // block_rows) * block_rows, -(-cols // block_cols) * block_cols
+    if (padded_rows, padded_cols) == (rows, cols):
+        return matrix
+    padded = np.zeros((padded_rows, padded_cols), dtype=np.float32)
+    padded[:rows, :cols] = matrix
+    return padded
+
+
+def _block_reduce(padded: np.ndarray, block_rows: int, block_cols: int, reduce: Any) -> np.ndarray:
+    rows, cols = padded.shape
+    if padded.size == 0:
+        return np.zeros((rows // block_rows, cols // block_cols), dtype=np.float32)
+    tiles = padded.reshape(rows // block_rows, block_rows, cols // block_cols, block_cols)
+    return reduce(tiles, axis=(1, 3)).astype(np.float32)
+
+
+def _apply(padded: np.ndarray, divisor: np.ndarray, block_rows: int, block_cols: int, reciprocal: bool) -> np.ndarray:
+    rows, cols = padded.shape
+    tiles = padded.reshape(rows // block_rows, block_rows, cols // block_cols, block_cols)
+    per_block = divisor[:, None, :, None].astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if reciprocal:
+            scaled = tiles * (np.float32(1) / per_block)
+        else:
+            scaled = np.where(per_block == 0, np.float32(0), tiles / per_block)
+    return scaled.reshape(rows, cols).astype(np.float32)
+
+
+def _element_max(scheme: Scheme) -> float:
+    return float(get_format(scheme.element).max)
+
+
+def _element_values(codes: np.ndarray, scheme: Scheme) -> np.ndarray:
+    element = get_format(scheme.element)
+    values = decode(codes, element, dtype=np.float32)
+    if scheme.scale_rule == "mx" and isinstance(element, IntFormat):
+        values = values / np.float32(64)
+    return values
+
+
+def _store(scale: np.ndarray, scale_format: str) -> np.ndarray:
+    """Scales as the stored format holds them (rounded to nearest, saturated), as float32 values."""
+    fmt = get_format(scale_format)
+    if isinstance(fmt, FloatFormat) and fmt.name == "float32":
+        return scale.astype(np.float32)
+    codes = encode(scale.astype(np.float32), fmt, overflow="saturate", nan="ml_dtypes")
+    return decode(codes, fmt, dtype=np.float32)
