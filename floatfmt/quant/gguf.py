@@ -96,4 +96,11 @@ def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, minimums: np.ndarra
 
 
 def _fp16_bytes(values: np.ndarray) -> np.ndarray:
-    return values.astype(np.float16).view(np.uint8).reshape(values.shape[0], 2)
+    with np.errstate(over="ignore"):
+        half = values.astype(np.float16)
+    if not np.isfinite(half).all():
+        raise ValueError(
+            f"{np.count_nonzero(~np.isfinite(half))} GGUF block scales or minimums exceed float16's range (65504); "
+            "gguf-py would store them as infinity. Scale the tensor down first"
+        )
+    return half.view(np.uint8).reshape(values.shape[0], 2)

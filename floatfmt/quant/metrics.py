@@ -5,7 +5,7 @@ Example:
     >>> w = np.random.default_rng(0).standard_normal(10_000).astype(np.float32)
     >>> stats = floatfmt.error_stats(w, floatfmt.round(w, "e4m3"))
     >>> round(stats.sqnr_db, 1), stats.nan
-    (31.1, 0)
+    (31.4, 0)
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def error_stats(reference: Any, approx: Any) -> ErrorStats:
         mse=mse,
         rmse=math.sqrt(mse),
         rel_rmse=math.sqrt(err2 / ref2) if ref2 else (0.0 if err2 == 0 else math.inf),
-        sqnr_db=10 * math.log10(ref2 / err2) if err2 else math.inf,
+        sqnr_db=math.inf if not err2 else (10 * math.log10(ref2 / err2) if ref2 else -math.inf),
         max_abs=max_abs,
         cosine=cross / math.sqrt(ref2 * app2) if ref2 and app2 else (1.0 if ref2 == app2 else 0.0),
         nan=nan,

@@ -20,6 +20,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from floatfmt._options import ROUNDINGS, Rounding
 from floatfmt.formats import get_format
 
 __all__ = ["Scheme", "SCALE_RULES", "schemes", "get_scheme", "register_scheme"]
@@ -58,7 +59,7 @@ class Scheme:
     block: tuple[int, int] = (0, 0)
     scale_format: str = "float32"
     scale_rule: str = "amax"
-    rounding: str = "nearest_even"
+    rounding: Rounding = "nearest_even"
     zero_point: str | None = None
     tensor_scale: str | None = None
     reference: str = ""
@@ -68,6 +69,8 @@ class Scheme:
             raise ValueError(f"unknown scale_rule {self.scale_rule!r}; choose one of {', '.join(SCALE_RULES)}")
         if len(self.block) != 2 or any(not isinstance(b, int) or b < 0 for b in self.block):
             raise ValueError(f"block must be two non-negative integers (0 = whole axis), got {self.block!r}")
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"unknown rounding {self.rounding!r}; choose one of {', '.join(ROUNDINGS)}")
         if self.scale_rule != "gguf":
             get_format(self.element)
             get_format(self.scale_format)
@@ -156,7 +159,7 @@ for _scheme in [
     Scheme("int8", "int8", (1, 0), "float32", "symmetric_int", reference="symmetric per-channel int8 (SmoothQuant)"),
     Scheme("int8_tensor", "int8", (0, 0), "float32", "symmetric_int", reference="symmetric per-tensor int8"),
     Scheme("int4_g128", "uint4", (1, 128), "float16", "minmax", zero_point="uint4", reference=_GPTQ),
-    Scheme("int4_g128_sym", "int4", (1, 128), "float16", "symmetric_int", reference="symmetric groups of 128"),
+    Scheme("int4_g128_sym", "int4", (1, 128), "float16", "symmetric_int", reference="amax / 7 in groups of 128"),
     *(
         Scheme(name, name, (1, 32), "float16", "gguf", reference=_GGUF)
         for name in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1")

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt.codec import decode, encode
+from floatfmt.codec import code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, IntFormat, get_format
+from floatfmt.packing import pack
 from floatfmt.quant import gguf
 from floatfmt.quant.schemes import Scheme, get_scheme
 
@@ -63,6 +64,23 @@ class QuantizedTensor:
             total += get_format(self.scheme.tensor_scale).bits // 8
         return total
 
+    def to_bytes(self) -> bytes:
+        """The serialized storage: tensor scale, block scales, zero points, then element codes, each packed.
+
+        GGUF types give their blocks exactly as gguf-py writes them.
+        """
+        if self.data is not None:
+            return self.data.tobytes()
+        parts = []
+        if self.tensor_scale is not None and self.scheme.tensor_scale is not None:
+            parts.append(_serialize(np.array([self.tensor_scale], dtype=np.float32), self.scheme.tensor_scale))
+        if self.scales is not None:
+            parts.append(_serialize(self.scales, self.scheme.scale_format))
+        if self.zero_points is not None and self.scheme.zero_point is not None:
+            parts.append(_serialize(self.zero_points, self.scheme.zero_point, already_codes=True))
+        parts.append(_serialize(self.codes, self.scheme.element, already_codes=True))
+        return b"".join(parts)
+
     @property
     def bits_per_weight(self) -> float:
         return 8 * self.nbytes / self.size if self.size else 0.0
@@ -73,6 +91,7 @@ class QuantizedTensor:
         rows, cols = _rows_cols(self.shape)
         if scheme.scale_rule == "gguf":
             kind = gguf.GGUF_TYPES[scheme.element]
+            assert self.scales is not None, "GGUF blocks always have scales"
             blocks = gguf.dequantize_blocks(
                 self.codes.reshape(-1, gguf.BLOCK),
                 self.scales.reshape(-1, 1),
@@ -83,11 +102,9 @@ class QuantizedTensor:
         values = _element_values(self.codes, scheme)
         if self.scales is not None:
             block_rows, block_cols = _block_shape(scheme, rows, cols)
-            scale = np.repeat(np.repeat(self.scales.astype(np.float32), block_rows, axis=0), block_cols, axis=1)
+            scale = _per_element(self.scales.astype(np.float32), block_rows, block_cols)
             if self.zero_points is not None:
-                zeros = np.repeat(
-                    np.repeat(self.zero_points.astype(np.float32), block_rows, axis=0), block_cols, axis=1
-                )
+                zeros = _per_element(self.zero_points.astype(np.float32), block_rows, block_cols)
                 values = values - zeros
             values = values * scale
         if self.tensor_scale is not None:
@@ -208,7 +225,7 @@ def _quantize_minmax(
     scale = ((high - low) / np.float32(maximum_code)).astype(np.float32)
     zero = np.rint(-low / scale)
     steps = np.rint(_apply(padded, scale, block_rows, block_cols, reciprocal=False))
-    zeros = np.repeat(np.repeat(zero, block_rows, axis=0), block_cols, axis=1)
+    zeros = _per_element(zero, block_rows, block_cols)
     codes = np.clip(steps + zeros, 0, maximum_code).astype(np.uint8)
     return QuantizedTensor(scheme, shape, codes, _store(scale, scheme.scale_format), zero_points=zero.astype(np.uint8))
 
@@ -225,7 +242,7 @@ def _quantize_gguf(matrix: np.ndarray, shape: tuple[int, ...], scheme: Scheme) -
         codes.reshape(rows, cols),
         scales.reshape(rows, cols // gguf.BLOCK),
         None if minimums is None else minimums.reshape(rows, cols // gguf.BLOCK),
-        data=data.reshape(rows, -1),
+        data=data.reshape(rows, cols // gguf.BLOCK * kind.block_bytes),
     )
 
 
@@ -251,6 +268,11 @@ def _pad(matrix: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
     padded = np.zeros((padded_rows, padded_cols), dtype=np.float32)
     padded[:rows, :cols] = matrix
     return padded
+
+
+def _per_element(per_block: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
+    """Spread one value per block over the block's elements."""
+    return np.repeat(np.repeat(per_block, block_rows, axis=0), block_cols, axis=1)
 
 
 def _block_reduce(padded: np.ndarray, block_rows: int, block_cols: int, reduce: Any) -> np.ndarray:
@@ -283,6 +305,15 @@ def _element_values(codes: np.ndarray, scheme: Scheme) -> np.ndarray:
     if scheme.scale_rule == "mx" and isinstance(element, IntFormat):
         values = values / np.float32(64)
     return values
+
+
+def _serialize(values: np.ndarray, format_name: str, already_codes: bool = False) -> bytes:
+    """Codes of ``values`` in a format, packed below a byte, little-endian above."""
+    fmt = get_format(format_name)
+    codes = values if already_codes else encode(values.astype(np.float32), fmt, nan="ml_dtypes")
+    if fmt.bits < 8:
+        return pack(codes, fmt).tobytes()
+    return np.asarray(codes).astype(code_dtype(fmt).newbyteorder("<")).tobytes()
 
 
 def _store(scale: np.ndarray, scale_format: str) -> np.ndarray:

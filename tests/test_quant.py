@@ -1,0 +1,261 @@
+"""Quantization schemes: reference agreement, scale rules from the spec text, storage bytes, error bounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import floatfmt
+from floatfmt.quant.tensor import _block_shape
+
+GGUF = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
+
+
+def awkward_matrix(rows: int = 64, cols: int = 256, seed: int = 0) -> np.ndarray:
+    """Gaussian rows of very different scales, plus blocks that are zero, constant, tiny, huge or one-signed."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((rows, cols)) * rng.uniform(1e-3, 10, (rows, 1))).astype(np.float32)
+    w[0, :32] = 0
+    w[1, :32] = 5.0
+    w[2, :32] = -3.0
+    w[3, :32] = rng.uniform(0, 1, 32)
+    w[4, :32] = 1e-30
+    w[5, :32] = rng.standard_normal(32) * 3e3
+    w[6, :32] = np.linspace(-8, 7, 32)
+    return w
+
+
+@pytest.mark.parametrize("name", GGUF)
+def test_gguf_types_are_byte_identical_to_gguf_py(name):
+    gguf = pytest.importorskip("gguf")
+    from gguf.quants import dequantize as gguf_dequantize
+    from gguf.quants import quantize as gguf_quantize
+
+    qtype = getattr(gguf.GGMLQuantizationType, name.upper())
+    for seed in range(3):
+        w = awkward_matrix(seed=seed)
+        q = floatfmt.quantize(w, name)
+        expected = gguf_quantize(w, qtype)
+        assert q.to_bytes() == expected.tobytes()
+        np.testing.assert_array_equal(q.dequantize(), gguf_dequantize(expected, qtype))
+
+
+def test_gguf_scales_beyond_float16_are_an_error():
+    with pytest.raises(ValueError, match="exceed float16's range"):
+        floatfmt.quantize(np.full((1, 32), 1e7, dtype=np.float32), "q8_0")
+
+
+def test_gguf_needs_whole_blocks():
+    with pytest.raises(ValueError, match="whole 32-weight blocks, but rows have 40"):
+        floatfmt.quantize(np.ones((2, 40), dtype=np.float32), "q4_0")
+
+
+@pytest.mark.parametrize("name", floatfmt.schemes())
+@pytest.mark.parametrize("shape", [(130, 256), (3, 5, 64), (1, 32), (0, 64)])
+def test_nbytes_is_the_serialized_size(name, shape):
+    w = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    q = floatfmt.quantize(w, name)
+    assert q.nbytes == len(q.to_bytes())
+    assert q.dequantize().shape == shape
+    if w.size:
+        assert q.bits_per_weight == pytest.approx(8 * q.nbytes / w.size)
+
+
+@pytest.mark.parametrize("name", [n for n in floatfmt.schemes() if not n.startswith("q")])
+def test_blocks_that_do_not_divide_are_zero_padded(name):
+    w = np.random.default_rng(2).standard_normal((131, 257)).astype(np.float32)
+    q = floatfmt.quantize(w, name)
+    scheme = floatfmt.get_scheme(name)
+    block_rows, block_cols = _block_shape(scheme, 131, 257)
+    if scheme.scale_rule != "cast":
+        assert q.codes.shape == (-(-131 // block_rows) * block_rows, -(-257 // block_cols) * block_cols)
+    assert floatfmt.error_stats(w, q.dequantize()).nan == 0
+
+
+def mx_block(values) -> np.ndarray:
+    block = np.zeros((1, 32), dtype=np.float32)
+    block[0, : len(values)] = values
+    return block
+
+
+@pytest.mark.parametrize(
+    "name, amax, exponent",
+    [
+        # OCP MX v1.0 §6.3: X = 2**(floor(log2(amax)) - emax_elem); emax is 2 for FP4, 8 for FP8 E4M3, 0 for INT8
+        ("mxfp4", 4.0, 0),  # max exactly at a power of two
+        ("mxfp4", np.nextafter(np.float32(4.0), np.float32(0)), -1),  # just below it
+        ("mxfp8_e4m3", 448.0, 0),
+        ("mxfp8_e5m2", 1.0, -15),
+        ("mxfp6_e2m3", 7.5, 0),
+        ("mxint8", 1.0, 0),
+        ("mxfp4", 2.0**-140, -127),  # the scale saturates at E8M0's smallest, 2**-127
+    ],
+)
+def test_mx_shared_exponent_from_the_spec(name, amax, exponent):
+    q = floatfmt.quantize(mx_block([amax, -amax / 3]), name)
+    assert q.scales[0, 0] == 2.0**exponent
+
+
+def test_mx_saturation_zero_blocks_and_nan():
+    # amax 7.5 in FP4: scale 2**(2-2) = 1, and 7.5 saturates to 6 (elements saturate, the scale does not grow)
+    q = floatfmt.quantize(mx_block([7.5, 1.0]), "mxfp4")
+    assert q.scales[0, 0] == 1.0 and q.dequantize()[0, :2].tolist() == [6.0, 1.0]
+    zero = floatfmt.quantize(np.zeros((1, 32), dtype=np.float32), "mxfp4")
+    assert zero.scales[0, 0] == 2.0**-127 and not zero.dequantize().any()
+    with_nan = floatfmt.quantize(mx_block([1.0, np.nan]), "mxfp8_e4m3")
+    assert np.isnan(with_nan.scales[0, 0]) and np.isnan(with_nan.dequantize()).all()
+    with_inf = floatfmt.quantize(mx_block([1.0, np.inf]), "mxfp4")
+    assert np.isnan(with_inf.scales[0, 0])
+    assert with_nan.to_bytes()[0] == 0xFF  # E8M0's NaN
+
+
+def test_mx_rounding_defaults_to_even_and_offers_ties_away():
+    block = mx_block([4.0, 2.5])  # scale 1; 2.5 is a tie between the FP4 values 2 and 3
+    assert floatfmt.quantize(block, "mxfp4").dequantize()[0, 1] == 2.0
+    assert floatfmt.quantize(block, "mxfp4", rounding="nearest_away").dequantize()[0, 1] == 3.0
+
+
+def test_deepseek_block128_scales():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((256, 384)).astype(np.float32)
+    w[:128, :128] = 0  # all-zero tile: DeepGEMM clamps amax to 1e-4
+    q = floatfmt.quantize(w, "fp8_e4m3_block128")
+    tiles = np.abs(w).reshape(2, 128, 3, 128).max(axis=(1, 3))
+    np.testing.assert_array_equal(q.scales, np.maximum(tiles, np.float32(1e-4)) / np.float32(448))
+    pow2 = floatfmt.quantize(w, "fp8_e4m3_block128_ue8m0").scales
+    assert np.all(np.exp2(np.round(np.log2(pow2))) == pow2) and np.all(pow2 >= q.scales) and np.all(pow2 < 2 * q.scales)
+
+
+def test_nvfp4_two_level_scales():
+    w = np.random.default_rng(4).standard_normal((64, 128)).astype(np.float32)
+    q = floatfmt.quantize(w, "nvfp4")
+    assert q.tensor_scale == pytest.approx(float(np.abs(w).max()) / (6 * 448), rel=1e-6)
+    e4m3 = floatfmt.round(q.scales, "e4m3")
+    np.testing.assert_array_equal(e4m3, q.scales)  # block scales are E4M3 values
+    assert q.bits_per_weight == pytest.approx(4.5, abs=0.01)
+
+
+def test_int4_g128_is_gptq_minmax():
+    w = np.random.default_rng(5).standard_normal((4, 256)).astype(np.float32)
+    q = floatfmt.quantize(w, "int4_g128")
+    groups = w.reshape(4, 2, 128)
+    low, high = np.minimum(groups.min(axis=2), 0), np.maximum(groups.max(axis=2), 0)
+    np.testing.assert_array_equal(q.scales, ((high - low) / 15).astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(q.zero_points, np.rint(-low / ((high - low) / np.float32(15))))
+    assert q.codes.max() <= 15 and q.bits_per_weight == pytest.approx(4 + 16 / 128 + 4 / 128)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in floatfmt.schemes() if floatfmt.get_scheme(n).scale_rule not in ("mx", "cast")]
+)
+def test_nan_is_rejected_where_the_reference_has_no_rule(name):
+    w = np.ones((2, 128), dtype=np.float32)
+    w[1, 3] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite"):
+        floatfmt.quantize(w, name)
+
+
+def test_scheme_registry_and_options():
+    with pytest.raises(ValueError, match=r"unknown scheme 'mxfp5'.*'mxfp4'"):
+        floatfmt.get_scheme("mxfp5")
+    with pytest.raises(ValueError, match="unknown scale_rule"):
+        floatfmt.Scheme("x", "e4m3", scale_rule="magic")
+    with pytest.raises(ValueError, match="unknown rounding"):
+        floatfmt.quantize(np.ones((1, 32)), "mxfp4", rounding="sideways")
+    with pytest.raises(ValueError, match="already registered"):
+        floatfmt.register_scheme(floatfmt.get_scheme("nvfp4"))
+    custom = floatfmt.Scheme("e3m2_g64_bf16", "e3m2", (1, 64), "bfloat16", "amax")
+    q = floatfmt.quantize(np.random.default_rng(6).standard_normal((8, 128)), custom)
+    assert q.bits_per_weight == pytest.approx(6 + 16 / 64)
+    assert "e3m2_g64_bf16" in repr(q)
+
+
+def element_step(scheme: floatfmt.Scheme) -> float:
+    """The largest error one element can carry, in units of its block scale.
+
+    The widest gap between neighbouring element values; for MX also the clipping
+    gap, since an MX block's largest value scales into [2**emax, 2**(emax+1))
+    and saturates at the element maximum (E4M3: up to 512 -> 448, two gaps).
+    """
+    element = floatfmt.get_format(scheme.element)
+    if isinstance(element, floatfmt.IntFormat):
+        return 1 / 64 if scheme.scale_rule == "mx" else 1.0
+    gap = 2.0 ** (element.maxexp - 1 - element.mantissa_bits)
+    return max(gap, 2.0**element.maxexp - element.max) if scheme.scale_rule == "mx" else gap
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
+@given(
+    # magnitudes whose scales are normal numbers in every scale format (see the test of scale underflow below)
+    w=hnp.arrays(
+        np.float32,
+        (4, 256),
+        elements=st.one_of(st.just(0.0), st.floats(2.0**-10, 1e4, width=32), st.floats(-1e4, -(2.0**-10), width=32)),
+    ),
+    name=st.sampled_from([n for n in floatfmt.schemes() if floatfmt.get_scheme(n).scale_rule not in ("cast", "gguf")]),
+)
+def test_error_is_within_one_element_step_of_the_block_scale(w, name):
+    scheme = floatfmt.get_scheme(name)
+    q = floatfmt.quantize(w, scheme)
+    block_rows, block_cols = _block_shape(scheme, 4, 256)
+    scale = np.repeat(np.repeat(q.scales, block_rows, axis=0), block_cols, axis=1)[:4, :256]
+    scale = scale * (q.tensor_scale or 1.0)
+    error = np.abs(q.dequantize().astype(np.float64) - w)
+    assert np.all(error <= scale * element_step(scheme) * (1 + 1e-3) + 1e-30)
+
+
+def test_scales_underflow_as_their_storage_format_does():
+    # GPTQ stores fp16 scales: a group of weights near 1e-7 gets a scale below fp16's smallest subnormal,
+    # so it is stored as 0 and the whole group dequantizes to 0 -- what such a checkpoint really holds.
+    w = np.full((1, 128), 6e-8, dtype=np.float32)
+    q = floatfmt.quantize(w, "int4_g128")
+    assert q.scales[0, 0] == 0 and not q.dequantize().any()
+    assert floatfmt.error_stats(w, q.dequantize()).flushed == 128
+
+
+def test_error_stats_against_float64_formulas():
+    rng = np.random.default_rng(7)
+    r = rng.standard_normal(100_000).astype(np.float32)
+    a = r + rng.standard_normal(r.size).astype(np.float32) * 0.01
+    a[:10] = 0.0
+    stats = floatfmt.error_stats(r, a)
+    r64, a64 = r.astype(np.float64), a.astype(np.float64)
+    err = a64 - r64
+    assert stats.mse == pytest.approx(np.mean(err**2), rel=1e-12)
+    assert stats.rel_rmse == pytest.approx(np.linalg.norm(err) / np.linalg.norm(r64), rel=1e-12)
+    assert stats.sqnr_db == pytest.approx(10 * math.log10(np.sum(r64**2) / np.sum(err**2)), rel=1e-12)
+    assert stats.cosine == pytest.approx(np.dot(r64, a64) / np.linalg.norm(r64) / np.linalg.norm(a64), rel=1e-12)
+    assert stats.max_abs == pytest.approx(np.max(np.abs(err)))
+    assert stats.flushed == 10 and stats.nan == 0 and stats.count == r.size
+    assert set(stats.as_dict()) >= {"mse", "rmse", "rel_rmse", "sqnr_db", "max_abs", "cosine", "nan"}
+    assert "sqnr=" in str(stats)
+
+
+def test_error_stats_accumulates_in_float64():
+    # 2**25 equal errors: a float32 running sum would stall at 2**24
+    n = 2**25
+    r = np.zeros(n, dtype=np.float32)
+    stats = floatfmt.error_stats(r, np.ones(n, dtype=np.float32))
+    assert stats.mse == 1.0 and stats.count == n
+
+
+def test_error_stats_counts_nan_saturation_and_shape_errors():
+    stats = floatfmt.error_stats(np.array([1.0, 500.0, np.nan, 2.0]), np.array([1.0, 448.0, 1.0, np.nan]))
+    assert stats.nan == 2 and stats.saturated == 1
+    with pytest.raises(ValueError, match="shape"):
+        floatfmt.error_stats(np.zeros(3), np.zeros(4))
+
+
+def test_empty_integer_and_nd_inputs():
+    assert floatfmt.quantize(np.zeros((0, 64), dtype=np.float32), "mxfp4").nbytes == 0
+    q = floatfmt.quantize(np.arange(64, dtype=np.int32).reshape(2, 32), "int8")
+    assert q.dequantize()[1, 31] == pytest.approx(63, rel=1e-2)
+    three_d = np.random.default_rng(8).standard_normal((2, 3, 64)).astype(np.float32)
+    assert floatfmt.quantize(three_d, "nvfp4").dequantize().shape == (2, 3, 64)
+    with pytest.raises(TypeError, match="real-valued"):
+        floatfmt.quantize(np.array(["a"]), "int8")
