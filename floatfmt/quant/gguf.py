@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from floatfmt.codec import _map_chunks
+from floatfmt.quant._reduce import row_max, row_min, row_strongest
+
 __all__ = ["GGUF_TYPES", "GgufType", "quantize_blocks", "dequantize_blocks"]
 
 BLOCK = 32
@@ -49,11 +52,31 @@ GGUF_TYPES = {
 
 
 def quantize_blocks(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Quantize float32 ``(n, 32)`` blocks: returns (bytes ``(n, block_bytes)``, codes, fp16 scales, fp16 minimums)."""
+    """Quantize float32 ``(n, 32)`` blocks: returns (bytes ``(n, block_bytes)``, codes, fp16 scales, fp16 minimums).
+
+    Works through cache-sized runs of blocks on the codec's threads.
+    """
+    n = blocks.shape[0]
+    data = np.empty((n, kind.block_bytes), dtype=np.uint8)
+    codes = np.empty((n, BLOCK), dtype=np.uint8)
+    scales = np.empty((n, 1), dtype=np.float16)
+    minimums = np.empty((n, 1), dtype=np.float16) if kind.asymmetric else None
+
+    def work(start: int, stop: int) -> None:
+        part = _quantize_run(blocks[start:stop], kind)
+        data[start:stop], codes[start:stop], scales[start:stop] = part[0], part[1], part[2]
+        if minimums is not None:
+            minimums[start:stop] = part[3]
+
+    _map_chunks(work, n, chunk=4096)
+    return data, codes, scales, minimums
+
+
+def _quantize_run(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     x = blocks.astype(np.float32, copy=False)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if kind.name == "q8_0":
-            d = np.abs(x).max(axis=1, keepdims=True) / np.float32(127)
+            d = row_max(np.abs(x)) / np.float32(127)
             inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
             scaled = x * inverse
             magnitude = np.abs(scaled)
@@ -63,12 +86,12 @@ def quantize_blocks(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.
             return np.concatenate([_fp16_bytes(d), codes], axis=1), codes, d.astype(np.float16), None
         levels = 2**kind.bits  # 16 or 32
         if kind.asymmetric:
-            low = x.min(axis=1, keepdims=True)
-            d = (x.max(axis=1, keepdims=True) - low) / np.float32(levels - 1)
+            low = row_min(x)
+            d = (row_max(x) - low) / np.float32(levels - 1)
             inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
             q = np.trunc((x - low) * inverse + np.float32(0.5))
         else:
-            strongest = np.take_along_axis(x, np.abs(x).argmax(axis=1)[:, None], axis=1)
+            strongest = row_strongest(x)
             d = strongest / np.float32(-(levels // 2))
             inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
             q = np.trunc(x * inverse + np.float32(levels // 2 + 0.5))

@@ -1,0 +1,101 @@
+"""Quantize / dequantize throughput of every scheme on a 4096 x 4096 float32 matrix, beside gguf-py.
+
+    python benchmarks/bench_quant.py
+    python benchmarks/bench_quant.py --schemes q4_0,mxfp4 --size 1024 --json out.json
+
+Each timing is the best of ``--repeat`` runs after one warm-up (which builds
+the codec's tables). "vs gguf-py" is gguf-py's time divided by floatfmt's for
+the same GGUF type, in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import floatfmt
+
+try:  # optional peer
+    import gguf
+    from gguf.quants import dequantize as gguf_dequantize
+    from gguf.quants import quantize as gguf_quantize
+except ImportError:  # pragma: no cover - depends on the machine
+    gguf = None
+
+
+def best_time(function: Callable[[], Any], repeat: int) -> float:
+    function()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run(names: list[str], size: int, repeat: int) -> list[dict[str, Any]]:
+    w = (np.random.default_rng(0).standard_normal((size, size)) * 0.02).astype(np.float32)
+    rows = []
+    for name in names:
+        q = floatfmt.quantize(w, name)
+        quantize_time = best_time(lambda name=name: floatfmt.quantize(w, name), repeat)
+        dequantize_time = best_time(q.dequantize, repeat)
+        stats = floatfmt.error_stats(w, q.dequantize())
+        row: dict[str, Any] = {
+            "scheme": name,
+            "bits_per_weight": q.bits_per_weight,
+            "sqnr_db": stats.sqnr_db,
+            "quantize_Mw_per_s": w.size / quantize_time / 1e6,
+            "dequantize_Mw_per_s": w.size / dequantize_time / 1e6,
+        }
+        if gguf is not None and name in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1"):
+            qtype = getattr(gguf.GGMLQuantizationType, name.upper())
+            data = gguf_quantize(w, qtype)
+            row["quantize_vs_gguf_py"] = best_time(lambda qtype=qtype: gguf_quantize(w, qtype), repeat) / quantize_time
+            row["dequantize_vs_gguf_py"] = (
+                best_time(lambda qtype=qtype, data=data: gguf_dequantize(data, qtype), repeat) / dequantize_time
+            )
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row: dict[str, Any]) -> str:
+    versus = ""
+    if "quantize_vs_gguf_py" in row:
+        versus = (
+            f"  vs gguf-py: quantize {row['quantize_vs_gguf_py']:.2f}x, dequantize {row['dequantize_vs_gguf_py']:.2f}x"
+        )
+    return (
+        f"{row['scheme']:24s} {row['bits_per_weight']:7.3f} {row['sqnr_db']:8.2f} "
+        f"{row['quantize_Mw_per_s']:10.0f} {row['dequantize_Mw_per_s']:10.0f}{versus}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--schemes", default="all", help="comma-separated scheme names, or 'all'")
+    parser.add_argument("--size", type=int, default=4096, help="the matrix is size x size (default 4096)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    args = parser.parse_args(argv)
+    names = floatfmt.schemes() if args.schemes == "all" else args.schemes.split(",")
+    print(
+        f"floatfmt {floatfmt.__version__}, {args.size}x{args.size} float32 (normal x 0.02), best of {args.repeat}; "
+        f"gguf-py {'installed' if gguf else 'not installed'}"
+    )
+    print(f"{'scheme':24s} {'bits/w':>7s} {'SQNR dB':>8s} {'quant Mw/s':>10s} {'deq Mw/s':>10s}")
+    rows = run(names, args.size, args.repeat)
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump({"size": args.size, "rows": rows}, file, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
