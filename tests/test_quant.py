@@ -259,3 +259,20 @@ def test_empty_integer_and_nd_inputs():
     assert floatfmt.quantize(three_d, "nvfp4").dequantize().shape == (2, 3, 64)
     with pytest.raises(TypeError, match="real-valued"):
         floatfmt.quantize(np.array(["a"]), "int8")
+
+
+def test_nf4_codebook_rule_from_bitsandbytes():
+    from floatfmt.quant.schemes import NF4_CODEBOOK
+
+    book = np.array(NF4_CODEBOOK, dtype=np.float32)
+    block = np.zeros((1, 64), dtype=np.float32)
+    block[0, :16] = book  # every codebook value (absmax 1) maps to its own code
+    midpoint = np.float32((float(book[7]) + float(book[8])) / 2)
+    block[0, 16] = midpoint  # exactly on a midpoint: the kernel tests x > midpoint, so it goes down
+    block[0, 17] = np.nextafter(midpoint, np.float32(1))
+    q = floatfmt.quantize(block, "nf4")
+    assert q.codes[0, :16].tolist() == list(range(16))
+    assert q.codes[0, 16:18].tolist() == [7, 8]
+    np.testing.assert_array_equal(q.dequantize()[0, :16], book)
+    assert floatfmt.quantize(np.zeros((2, 64), dtype=np.float32), "nf4").codes.max() == 0
+    assert q.bits_per_weight == pytest.approx(4 + 32 / 64)

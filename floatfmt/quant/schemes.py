@@ -34,6 +34,7 @@ SCALE_RULES = {
     "minmax": "asymmetric: scale = (max - min) / (2**bits - 1) with 0 inside the range; integer zero point (GPTQ)",
     "symmetric_int": "scale = block amax / integer max; elements = round(x / scale)",
     "gguf": "the GGUF block type's own rule, byte for byte as gguf-py",
+    "codebook": "scale = block absmax; elements = nearest codebook entry of x * (1 / absmax), ties down (bitsandbytes)",
     "cast": "no scale: a plain cast to the element format",
 }
 
@@ -51,6 +52,7 @@ class Scheme:
         rounding: how elements round (``encode``'s modes).
         zero_point: the format of a stored zero point, if the scheme is asymmetric.
         tensor_scale: the format of a second-level per-tensor scale, if any.
+        codebook: for ``scale_rule="codebook"``, the value of each element code, ascending.
         reference: the public implementation the scheme follows.
     """
 
@@ -62,6 +64,7 @@ class Scheme:
     rounding: Rounding = "nearest_even"
     zero_point: str | None = None
     tensor_scale: str | None = None
+    codebook: tuple[float, ...] | None = None
     reference: str = ""
 
     def __post_init__(self) -> None:
@@ -122,6 +125,14 @@ def get_scheme(scheme: Scheme | str) -> Scheme:
     return found
 
 
+# bitsandbytes get_4bit_type("nf4"): float32 quantiles of N(0, 1), normalized to [-1, 1]
+NF4_CODEBOOK = (
+    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
+    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+    0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+    0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+)  # fmt: skip
+
 _MX = "microsoft/microxcaling mx/mx_ops.py (_shared_exponents, _quantize_mx)"
 _DEEPGEMM = "deepseek-ai/DeepGEMM per_block_cast_to_fp8; DeepSeek-V3 inference/kernel.py weight_dequant"
 _GGUF = "PyPI gguf, gguf/quants.py"
@@ -155,6 +166,15 @@ for _scheme in [
         "nvfp4",
         tensor_scale="float32",
         reference="NVIDIA TensorRT-Model-Optimizer NVFP4QTensor",
+    ),
+    Scheme(
+        "nf4",
+        "uint4",
+        (1, 64),
+        "float32",
+        "codebook",
+        codebook=NF4_CODEBOOK,
+        reference="bitsandbytes functional.py get_4bit_type, csrc/kernels.cu dQuantizeNF4 (blocksize 64)",
     ),
     Scheme("int8", "int8", (1, 0), "float32", "symmetric_int", reference="symmetric per-channel int8 (SmoothQuant)"),
     Scheme("int8_tensor", "int8", (0, 0), "float32", "symmetric_int", reference="symmetric per-tensor int8"),

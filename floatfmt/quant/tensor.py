@@ -159,6 +159,8 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
     rule = chosen.scale_rule
     if rule == "minmax":
         return _quantize_minmax(padded, shape, chosen, block_rows, block_cols)
+    if rule == "codebook":
+        return _quantize_codebook(padded, amax, shape, chosen, block_rows, block_cols)
     tensor_scale = None
     if rule == "mx":
         scales, divisor = _mx_scales(amax, chosen)
@@ -228,6 +230,24 @@ def _quantize_minmax(
     zeros = _per_element(zero, block_rows, block_cols)
     codes = np.clip(steps + zeros, 0, maximum_code).astype(np.uint8)
     return QuantizedTensor(scheme, shape, codes, _store(scale, scheme.scale_format), zero_points=zero.astype(np.uint8))
+
+
+def _quantize_codebook(
+    padded: np.ndarray, amax: np.ndarray, shape: tuple[int, ...], scheme: Scheme, block_rows: int, block_cols: int
+) -> QuantizedTensor:
+    """bitsandbytes NF4: x * (1 / absmax) in float32, then the codebook entry whose midpoints bracket it.
+
+    A value exactly on a midpoint goes to the lower entry (the kernel tests ``x > midpoint``); an all-zero
+    block gets code 0, as the kernel's NaN (0 * inf) falls through every test.
+    """
+    assert scheme.codebook is not None
+    book = np.asarray(scheme.codebook, dtype=np.float64)
+    midpoints = ((book[1:] + book[:-1]) / 2).astype(np.float32)
+    scale = amax.astype(np.float32)
+    normalized = _apply(padded, scale, block_rows, block_cols, reciprocal=True)
+    codes = np.searchsorted(midpoints, normalized, side="left").astype(np.uint8)
+    codes[_per_element(scale == 0, block_rows, block_cols)] = 0
+    return QuantizedTensor(scheme, shape, codes, scale)
 
 
 def _quantize_gguf(matrix: np.ndarray, shape: tuple[int, ...], scheme: Scheme) -> QuantizedTensor:
@@ -300,6 +320,8 @@ def _element_max(scheme: Scheme) -> float:
 
 
 def _element_values(codes: np.ndarray, scheme: Scheme) -> np.ndarray:
+    if scheme.codebook is not None:
+        return np.asarray(scheme.codebook, dtype=np.float32)[codes]
     element = get_format(scheme.element)
     values = decode(codes, element, dtype=np.float32)
     if scheme.scale_rule == "mx" and isinstance(element, IntFormat):
