@@ -276,3 +276,24 @@ def test_nf4_codebook_rule_from_bitsandbytes():
     np.testing.assert_array_equal(q.dequantize()[0, :16], book)
     assert floatfmt.quantize(np.zeros((2, 64), dtype=np.float32), "nf4").codes.max() == 0
     assert q.bits_per_weight == pytest.approx(4 + 32 / 64)
+
+
+def test_nf4_fast_table_equals_the_midpoint_search():
+    from floatfmt.quant.schemes import NF4_CODEBOOK
+    from floatfmt.quant.tensor import _codebook_tables
+
+    base, threshold = _codebook_tables(NF4_CODEBOOK)
+    book = np.asarray(NF4_CODEBOOK)
+    midpoints = ((book[1:] + book[:-1]) / 2).astype(np.float32)
+    rng = np.random.default_rng(9)
+    x = np.concatenate(
+        [
+            rng.uniform(-1, 1, 200_000).astype(np.float32),
+            midpoints,
+            np.nextafter(midpoints, np.float32(2)),
+            np.nextafter(midpoints, np.float32(-2)),
+            np.array([0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30], dtype=np.float32),
+        ]
+    )
+    key = x.view(np.uint32) >> np.uint32(16)
+    np.testing.assert_array_equal(base[key] + (x > threshold[key]), np.searchsorted(midpoints, x, side="left"))

@@ -12,16 +12,19 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from floatfmt.codec import code_dtype, decode, encode
+from floatfmt.codec import _map_chunks, code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, IntFormat, get_format
 from floatfmt.packing import pack
 from floatfmt.quant import gguf
+from floatfmt.quant._reduce import row_max, row_min
 from floatfmt.quant.schemes import Scheme, get_scheme
 
 __all__ = ["QuantizedTensor", "quantize"]
@@ -155,7 +158,7 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
         return QuantizedTensor(chosen, shape, codes, None)
     block_rows, block_cols = _block_shape(chosen, rows, cols)
     padded = _pad(matrix, block_rows, block_cols)
-    amax = _block_reduce(np.abs(padded), block_rows, block_cols, np.max)
+    amax = _block_reduce(padded, block_rows, block_cols, np.max, absolute=True)
     rule = chosen.scale_rule
     if rule == "minmax":
         return _quantize_minmax(padded, shape, chosen, block_rows, block_cols)
@@ -168,11 +171,15 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
         tensor_scale, scales, divisor = _nvfp4_scales(amax, chosen)
     else:
         scales, divisor = _amax_scales(amax, chosen)
-    scaled = _apply(padded, divisor, block_rows, block_cols, reciprocal=rule.endswith("reciprocal"))
     element = get_format(chosen.element)
-    if rule == "mx" and isinstance(element, IntFormat):
-        scaled = scaled * np.float32(64)  # MXINT8 elements are fixed point 1.6: value = code / 64
-    codes = encode(scaled, element, rounding=chosen.rounding, overflow="saturate", nan="ml_dtypes")
+    fixed_point = rule == "mx" and isinstance(element, IntFormat)  # MXINT8 elements are 1.6 fixed point: code / 64
+
+    def to_codes(scaled: np.ndarray, rows: slice) -> np.ndarray:
+        if fixed_point:
+            scaled *= np.float32(64)
+        return encode(scaled, element, rounding=chosen.rounding, overflow="saturate", nan="ml_dtypes")
+
+    codes = _scale_and_encode(padded, divisor, block_rows, block_cols, rule.endswith("reciprocal"), to_codes, element)
     return QuantizedTensor(chosen, shape, codes, scales, tensor_scale=tensor_scale)
 
 
@@ -226,9 +233,13 @@ def _quantize_minmax(
     low, high = np.where(empty, -1, low), np.where(empty, 1, high)
     scale = ((high - low) / np.float32(maximum_code)).astype(np.float32)
     zero = np.rint(-low / scale)
-    steps = np.rint(_apply(padded, scale, block_rows, block_cols, reciprocal=False))
-    zeros = _per_element(zero, block_rows, block_cols)
-    codes = np.clip(steps + zeros, 0, maximum_code).astype(np.uint8)
+    zero_rows = np.repeat(zero, block_rows, axis=0)
+
+    def to_codes(scaled: np.ndarray, rows: slice) -> np.ndarray:
+        zeros = np.repeat(zero_rows[rows], block_cols, axis=1)
+        return np.clip(np.rint(scaled) + zeros, 0, maximum_code).astype(np.uint8)
+
+    codes = _scale_and_encode(padded, scale, block_rows, block_cols, False, to_codes, get_format(scheme.element))
     return QuantizedTensor(scheme, shape, codes, _store(scale, scheme.scale_format), zero_points=zero.astype(np.uint8))
 
 
@@ -241,13 +252,41 @@ def _quantize_codebook(
     block gets code 0, as the kernel's NaN (0 * inf) falls through every test.
     """
     assert scheme.codebook is not None
-    book = np.asarray(scheme.codebook, dtype=np.float64)
-    midpoints = ((book[1:] + book[:-1]) / 2).astype(np.float32)
+    base, threshold = _codebook_tables(scheme.codebook)
     scale = amax.astype(np.float32)
-    normalized = _apply(padded, scale, block_rows, block_cols, reciprocal=True)
-    codes = np.searchsorted(midpoints, normalized, side="left").astype(np.uint8)
+
+    def to_codes(normalized: np.ndarray, rows: slice) -> np.ndarray:
+        key = normalized.view(np.uint32) >> np.uint32(16)
+        return base.take(key) + (normalized > threshold.take(key))
+
+    codes = _scale_and_encode(padded, scale, block_rows, block_cols, True, to_codes, get_format(scheme.element))
     codes[_per_element(scale == 0, block_rows, block_cols)] = 0
     return QuantizedTensor(scheme, shape, codes, scale)
+
+
+@functools.lru_cache(maxsize=8)
+def _codebook_tables(codebook: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per top-16-bit key of a float32: the code of the key's lowest value, and the one midpoint inside its range.
+
+    The float32s sharing their top 16 bits form an interval at most 2**-7 wide in [-1, 1], narrower than any
+    gap between two codebook midpoints, so each holds at most one: the code of ``x`` is
+    ``base[key] + (x > threshold[key])`` (``+inf`` where there is none), and ``x`` equal to a midpoint goes down.
+    """
+    book = np.asarray(codebook, dtype=np.float64)
+    midpoints = ((book[1:] + book[:-1]) / 2).astype(np.float32)
+    assert np.all(np.diff(midpoints) > 2.0**-7), "midpoints closer than a top-16-bit interval"
+    keys = np.arange(2**16, dtype=np.uint32)
+    negative = keys >= 0x8000
+    low_half = np.where(negative, np.uint32(0xFFFF), np.uint32(0))  # negative values grow downward in their bits
+    lowest = ((keys << np.uint32(16)) | low_half).view(np.float32)
+    highest = ((keys << np.uint32(16)) | (low_half ^ np.uint32(0xFFFF))).view(np.float32)
+    with np.errstate(invalid="ignore"):
+        base = np.searchsorted(midpoints, lowest, side="left").astype(np.uint8)
+        inside = np.searchsorted(midpoints, highest, side="left") > base  # a midpoint in (lowest, highest]
+    threshold = np.full(keys.size, np.inf, dtype=np.float32)
+    threshold[inside] = midpoints[base[inside]]
+    base[np.isnan(lowest)] = 0  # NaN (0 * inf in an all-zero block) is coded 0 afterwards anyway
+    return base, threshold
 
 
 def _quantize_gguf(matrix: np.ndarray, shape: tuple[int, ...], scheme: Scheme) -> QuantizedTensor:
@@ -295,24 +334,69 @@ def _per_element(per_block: np.ndarray, block_rows: int, block_cols: int) -> np.
     return np.repeat(np.repeat(per_block, block_rows, axis=0), block_cols, axis=1)
 
 
-def _block_reduce(padded: np.ndarray, block_rows: int, block_cols: int, reduce: Any) -> np.ndarray:
-    rows, cols = padded.shape
-    if padded.size == 0:
-        return np.zeros((rows // block_rows, cols // block_cols), dtype=np.float32)
-    tiles = padded.reshape(rows // block_rows, block_rows, cols // block_cols, block_cols)
-    return reduce(tiles, axis=(1, 3)).astype(np.float32)
+_ROWS_ELEMENTS = 1 << 16
+"""Elements per chunk of rows: a chunk and its temporaries stay in L2."""
 
 
-def _apply(padded: np.ndarray, divisor: np.ndarray, block_rows: int, block_cols: int, reciprocal: bool) -> np.ndarray:
+def _row_chunk(cols: int) -> int:
+    return max(1, _ROWS_ELEMENTS // max(cols, 1))
+
+
+def _block_reduce(
+    padded: np.ndarray, block_rows: int, block_cols: int, reduce: Any, absolute: bool = False
+) -> np.ndarray:
+    """``reduce`` (np.max or np.min) of each block, of ``|x|`` if ``absolute``: one value per block.
+
+    Each row's column blocks are reduced by pairwise halving in cache-sized chunks of rows on the codec's
+    threads; the rows of a block are then reduced together, which is cheap.
+    """
     rows, cols = padded.shape
-    tiles = padded.reshape(rows // block_rows, block_rows, cols // block_cols, block_cols)
-    per_block = divisor[:, None, :, None].astype(np.float32)
+    column_blocks = cols // block_cols
+    per_row = np.empty((rows, column_blocks), dtype=np.float32)
+    row_reduce = row_max if reduce is np.max else row_min
+
+    def work(start: int, stop: int) -> None:
+        part = padded[start:stop]
+        if absolute:
+            part = np.abs(part)
+        per_row[start:stop] = row_reduce(part.reshape(stop - start, column_blocks, block_cols))[..., 0]
+
+    _map_chunks(work, rows, chunk=_row_chunk(cols))
+    if rows == 0:
+        return np.zeros((0, column_blocks), dtype=np.float32)
+    return reduce(per_row.reshape(rows // block_rows, block_rows, column_blocks), axis=1)
+
+
+def _scale_and_encode(
+    padded: np.ndarray,
+    divisor: np.ndarray,
+    block_rows: int,
+    block_cols: int,
+    reciprocal: bool,
+    to_codes: Callable[[np.ndarray, slice], np.ndarray],
+    element: Any,
+) -> np.ndarray:
+    """Divide each block by its divisor (or multiply by its float32 reciprocal), then ``to_codes``, in row chunks."""
+    rows, cols = padded.shape
+    column_blocks = cols // block_cols
+    codes = np.empty((rows, cols), dtype=code_dtype(element))
+    divisor_rows = np.repeat(divisor.astype(np.float32), block_rows, axis=0)[:, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        if reciprocal:
-            scaled = tiles * (np.float32(1) / per_block)
+        factor_rows = np.float32(1) / divisor_rows if reciprocal else None
+
+    def work(start: int, stop: int) -> None:
+        part = padded[start:stop].reshape(stop - start, column_blocks, block_cols)
+        if factor_rows is not None:
+            scaled = part * factor_rows[start:stop]
         else:
-            scaled = np.where(per_block == 0, np.float32(0), tiles / per_block)
-    return scaled.reshape(rows, cols).astype(np.float32)
+            with np.errstate(divide="ignore", invalid="ignore"):  # zero divisors are masked by the where
+                scaled = np.where(divisor_rows[start:stop] == 0, np.float32(0), part / divisor_rows[start:stop])
+        codes[start:stop] = to_codes(
+            scaled.reshape(stop - start, cols).astype(np.float32, copy=False), slice(start, stop)
+        )
+
+    _map_chunks(work, rows, chunk=_row_chunk(cols))
+    return codes
 
 
 def _element_max(scheme: Scheme) -> float:
