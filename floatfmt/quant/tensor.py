@@ -389,8 +389,9 @@ def _scale_and_encode(
         if factor_rows is not None:
             scaled = part * factor_rows[start:stop]
         else:
+            divisor = divisor_rows[start:stop]
             with np.errstate(divide="ignore", invalid="ignore"):  # zero divisors are masked by the where
-                scaled = np.where(divisor_rows[start:stop] == 0, np.float32(0), part / divisor_rows[start:stop])
+                scaled = np.where(divisor == 0, np.float32(0), part / divisor)
         codes[start:stop] = to_codes(
             scaled.reshape(stop - start, cols).astype(np.float32, copy=False), slice(start, stop)
         )
