@@ -138,6 +138,12 @@ def test_nvfp4_two_level_scales():
     e4m3 = floatfmt.round(q.scales, "e4m3")
     np.testing.assert_array_equal(e4m3, q.scales)  # block scales are E4M3 values
     assert q.bits_per_weight == pytest.approx(4.5, abs=0.01)
+    # ModelOpt's arithmetic: one division by 6 * scale_2, cast to E4M3; an all-zero block stores 1.0
+    scale_2 = np.float32(q.tensor_scale)
+    block_amax = np.abs(w).reshape(64, 8, 16).max(axis=2)
+    np.testing.assert_array_equal(q.scales, floatfmt.round(block_amax / (np.float32(6) * scale_2), "e4m3"))
+    w[0, :16] = 0
+    assert floatfmt.quantize(w, "nvfp4").scales[0, 0] == 1.0
 
 
 def test_int4_g128_is_gptq_minmax():

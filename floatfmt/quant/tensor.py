@@ -213,11 +213,14 @@ def _mx_scales(amax: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, np.ndarray
 
 
 def _nvfp4_scales(amax: np.ndarray, scheme: Scheme) -> tuple[float, np.ndarray, np.ndarray]:
-    """Per-tensor fp32 scale amax / (6 * 448), then per-block E4M3 scales of amax / 6 in its units (ModelOpt)."""
+    """ModelOpt NVFP4QTensor: fp32 ``scale_2 = amax / (6 * 448)`` (1 if 0), E4M3 ``block amax / (6 * scale_2)``
+    (1.0 for an all-zero block), elements ``x / (block scale * scale_2)`` rounded half to even and saturated."""
     element_max, scale_max = np.float32(_element_max(scheme)), np.float32(get_format(scheme.scale_format).max)
     global_amax = np.float32(amax.max()) if amax.size else np.float32(0)
     tensor_scale = global_amax / (element_max * scale_max) if global_amax else np.float32(1)
-    block_scale = _store(amax / element_max / tensor_scale, scheme.scale_format)
+    block_scale = amax / (element_max * tensor_scale)
+    block_scale[block_scale == 0] = 1  # ModelOpt stores 1.0 for an all-zero block
+    block_scale = _store(block_scale, scheme.scale_format)
     divisor = block_scale * tensor_scale
     return float(tensor_scale), block_scale, divisor
 
