@@ -54,7 +54,8 @@ GGUF_TYPES = {
 def quantize_blocks(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Quantize float32 ``(n, 32)`` blocks: returns (bytes ``(n, block_bytes)``, codes, fp16 scales, fp16 minimums).
 
-    Works through cache-sized runs of blocks on the codec's threads.
+    Works through cache-sized runs of blocks on the codec's threads, writing each field straight into its
+    columns of the block bytes.
     """
     n = blocks.shape[0]
     data = np.empty((n, kind.block_bytes), dtype=np.uint8)
@@ -63,16 +64,27 @@ def quantize_blocks(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.
     minimums = np.empty((n, 1), dtype=np.float16) if kind.asymmetric else None
 
     def work(start: int, stop: int) -> None:
-        part = _quantize_run(blocks[start:stop], kind)
-        data[start:stop], codes[start:stop], scales[start:stop] = part[0], part[1], part[2]
-        if minimums is not None:
-            minimums[start:stop] = part[3]
+        _quantize_run(
+            blocks[start:stop],
+            kind,
+            data[start:stop],
+            codes[start:stop],
+            scales[start:stop],
+            None if minimums is None else minimums[start:stop],
+        )
 
     _map_chunks(work, n, chunk=4096)
     return data, codes, scales, minimums
 
 
-def _quantize_run(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def _quantize_run(
+    blocks: np.ndarray,
+    kind: GgufType,
+    data: np.ndarray,
+    codes: np.ndarray,
+    scales: np.ndarray,
+    minimums: np.ndarray | None,
+) -> None:
     x = blocks.astype(np.float32, copy=False)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if kind.name == "q8_0":
@@ -82,8 +94,11 @@ def _quantize_run(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.nd
             magnitude = np.abs(scaled)
             rounded = np.floor(magnitude)
             rounded += (magnitude - rounded) >= np.float32(0.5)  # half away from zero, like roundf
-            codes = np.copysign(rounded, scaled).astype(np.int8).view(np.uint8)
-            return np.concatenate([_fp16_bytes(d), codes], axis=1), codes, d.astype(np.float16), None
+            codes[...] = np.copysign(rounded, scaled).astype(np.int8).view(np.uint8)
+            scales[...] = _fp16(d)
+            data[:, :2] = scales.view(np.uint8)
+            data[:, 2:] = codes
+            return
         levels = 2**kind.bits  # 16 or 32
         if kind.asymmetric:
             low = row_min(x)
@@ -91,20 +106,23 @@ def _quantize_run(blocks: np.ndarray, kind: GgufType) -> tuple[np.ndarray, np.nd
             inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
             q = np.trunc((x - low) * inverse + np.float32(0.5))
         else:
-            strongest = row_strongest(x)
-            d = strongest / np.float32(-(levels // 2))
+            d = row_strongest(x) / np.float32(-(levels // 2))
             inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
             q = np.trunc(x * inverse + np.float32(levels // 2 + 0.5))
-    codes = np.clip(q, 0, levels - 1).astype(np.uint8)
-    nibbles = (codes[:, :16] & np.uint8(0x0F)) | (codes[:, 16:] << np.uint8(4))
-    parts = [_fp16_bytes(d)]
-    if kind.asymmetric:
-        parts.append(_fp16_bytes(low))
+    # q >= 0 always (x / d lies in [-levels/2, levels/2] or (x - min) / d in [0, levels - 1]), so only the top clips
+    np.minimum(q, np.float32(levels - 1), out=q)
+    codes[...] = q
+    scales[...] = _fp16(d)
+    data[:, 0:2] = scales.view(np.uint8)
+    column = 2
+    if minimums is not None:
+        minimums[...] = _fp16(low)
+        data[:, 2:4] = minimums.view(np.uint8)
+        column = 4
     if kind.bits == 5:
-        parts.append(np.packbits(codes >> np.uint8(4), axis=1, bitorder="little"))
-    parts.append(nibbles)
-    minimum = low.astype(np.float16) if kind.asymmetric else None
-    return np.concatenate(parts, axis=1), codes, d.astype(np.float16), minimum
+        data[:, column : column + 4] = np.packbits(codes >> np.uint8(4), axis=1, bitorder="little")
+        column += 4
+    data[:, column:] = (codes[:, :16] & np.uint8(0x0F)) | (codes[:, 16:] << np.uint8(4))
 
 
 def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, minimums: np.ndarray | None, kind: GgufType) -> np.ndarray:
@@ -118,7 +136,8 @@ def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, minimums: np.ndarra
     return d * (codes.astype(np.int16) - 2 ** (kind.bits - 1)).astype(np.float32)
 
 
-def _fp16_bytes(values: np.ndarray) -> np.ndarray:
+def _fp16(values: np.ndarray) -> np.ndarray:
+    """Scales or minimums as float16, refusing what would overflow (gguf-py would store infinity)."""
     with np.errstate(over="ignore"):
         half = values.astype(np.float16)
     if not np.isfinite(half).all():
@@ -126,4 +145,4 @@ def _fp16_bytes(values: np.ndarray) -> np.ndarray:
             f"{np.count_nonzero(~np.isfinite(half))} GGUF block scales or minimums exceed float16's range (65504); "
             "gguf-py would store them as infinity. Scale the tensor down first"
         )
-    return half.view(np.uint8).reshape(values.shape[0], 2)
+    return half

@@ -179,7 +179,9 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
             scaled *= np.float32(64)
         return encode(scaled, element, rounding=chosen.rounding, overflow="saturate", nan="ml_dtypes")
 
-    codes = _scale_and_encode(padded, divisor, block_rows, block_cols, rule.endswith("reciprocal"), to_codes, element)
+    # MX scales are powers of two: multiplying by the reciprocal is the same single rounding as dividing.
+    reciprocal = rule.endswith("reciprocal") or rule == "mx"
+    codes = _scale_and_encode(padded, divisor, block_rows, block_cols, reciprocal, to_codes, element)
     return QuantizedTensor(chosen, shape, codes, scales, tensor_scale=tensor_scale)
 
 
@@ -393,8 +395,11 @@ def _scale_and_encode(
             scaled = part * factor_rows[start:stop]
         else:
             divisor = divisor_rows[start:stop]
-            with np.errstate(divide="ignore", invalid="ignore"):  # zero divisors are masked by the where
-                scaled = np.where(divisor == 0, np.float32(0), part / divisor)
+            if (divisor == 0).any():  # only all-zero blocks have one; their elements are 0
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    scaled = np.where(divisor == 0, np.float32(0), part / divisor)
+            else:
+                scaled = part / divisor
         codes[start:stop] = to_codes(
             scaled.reshape(stop - start, cols).astype(np.float32, copy=False), slice(start, stop)
         )
