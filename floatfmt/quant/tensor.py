@@ -241,8 +241,11 @@ def _quantize_minmax(
     zero_rows = np.repeat(zero, block_rows, axis=0)
 
     def to_codes(scaled: np.ndarray, rows: slice) -> np.ndarray:
-        zeros = np.repeat(zero_rows[rows], block_cols, axis=1)
-        return np.clip(np.rint(scaled) + zeros, 0, maximum_code).astype(np.uint8)
+        steps = np.rint(scaled).reshape(scaled.shape[0], -1, block_cols)
+        steps += zero_rows[rows][:, :, None]
+        np.maximum(steps, 0, out=steps)
+        np.minimum(steps, maximum_code, out=steps)
+        return steps.reshape(scaled.shape).astype(np.uint8)
 
     codes = _scale_and_encode(padded, scale, block_rows, block_cols, False, to_codes, get_format(scheme.element))
     return QuantizedTensor(scheme, shape, codes, _store(scale, scheme.scale_format), zero_points=zero.astype(np.uint8))
