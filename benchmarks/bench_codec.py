@@ -15,13 +15,13 @@ import argparse
 import json
 import platform
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import ml_dtypes
 import numpy as np
+from _timing import best_time
 
 import floatfmt
 
@@ -39,15 +39,6 @@ TORCH_DTYPES = {
     "float8_e5m2fnuz": "float8_e5m2fnuz",
     "float8_e8m0fnu": "float8_e8m0fnu",
 }
-
-
-def best_time(function: Callable[[], Any], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def memcpy_time(nbytes: int, repeat: int) -> float:

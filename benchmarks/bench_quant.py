@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _timing import best_time
 
 import floatfmt
 
@@ -26,16 +25,6 @@ try:  # optional peer
     from gguf.quants import quantize as gguf_quantize
 except ImportError:  # pragma: no cover - depends on the machine
     gguf = None
-
-
-def best_time(function: Callable[[], Any], repeat: int) -> float:
-    function()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def run(names: list[str], size: int, repeat: int) -> list[dict[str, Any]]:
