@@ -212,7 +212,9 @@ def test_error_is_within_one_element_step_of_the_block_scale(w, name):
     scale = np.repeat(np.repeat(q.scales, block_rows, axis=0), block_cols, axis=1)[:4, :256]
     scale = scale * (q.tensor_scale or 1.0)
     error = np.abs(q.dequantize().astype(np.float64) - w)
-    assert np.all(error <= scale * element_step(scheme) * (1 + 1e-3) + 1e-30)
+    # a scale that underflows its storage format (NVFP4's E4M3 block scales far below the tensor's amax) flushes
+    bound = np.where(scale == 0, np.abs(w), scale * element_step(scheme) * (1 + 1e-3))
+    assert np.all(error <= bound + 1e-30)
 
 
 def test_scales_underflow_as_their_storage_format_does():
@@ -268,6 +270,8 @@ def test_empty_integer_and_nd_inputs():
 
 
 def test_nf4_codebook_rule_from_bitsandbytes():
+    # Checked once against bitsandbytes 0.50.2's quantize_4bit on CPU (torch 2.13): codebook, ties going down,
+    # zero blocks and every code agree. bitsandbytes needs torch, so the test suite re-derives the rules.
     from floatfmt.quant.schemes import NF4_CODEBOOK
 
     book = np.array(NF4_CODEBOOK, dtype=np.float32)
@@ -280,7 +284,8 @@ def test_nf4_codebook_rule_from_bitsandbytes():
     assert q.codes[0, :16].tolist() == list(range(16))
     assert q.codes[0, 16:18].tolist() == [7, 8]
     np.testing.assert_array_equal(q.dequantize()[0, :16], book)
-    assert floatfmt.quantize(np.zeros((2, 64), dtype=np.float32), "nf4").codes.max() == 0
+    zero_block = floatfmt.quantize(np.zeros((2, 64), dtype=np.float32), "nf4").codes
+    assert set(np.unique(zero_block).tolist()) == {7}  # bitsandbytes codes an all-zero block as 0.0
     assert q.bits_per_weight == pytest.approx(4 + 32 / 64)
 
 

@@ -257,7 +257,7 @@ def _quantize_codebook(
     """bitsandbytes NF4: x * (1 / absmax) in float32, then the codebook entry whose midpoints bracket it.
 
     A value exactly on a midpoint goes to the lower entry (the kernel tests ``x > midpoint``); an all-zero
-    block gets code 0, as the kernel's NaN (0 * inf) falls through every test.
+    block gets the code of 0.0, as bitsandbytes' ``quantize_4bit`` gives it.
     """
     assert scheme.codebook is not None
     base, threshold = _codebook_tables(scheme.codebook)
@@ -268,7 +268,8 @@ def _quantize_codebook(
         return base.take(key) + (normalized > threshold.take(key))
 
     codes = _scale_and_encode(padded, scale, block_rows, block_cols, True, to_codes, get_format(scheme.element))
-    codes[_per_element(scale == 0, block_rows, block_cols)] = 0
+    zero_code = int(np.searchsorted(scheme.codebook, 0.0))
+    codes[_per_element(scale == 0, block_rows, block_cols)] = zero_code  # 0 * inf would be NaN
     return QuantizedTensor(scheme, shape, codes, scale)
 
 
@@ -293,7 +294,7 @@ def _codebook_tables(codebook: tuple[float, ...]) -> tuple[np.ndarray, np.ndarra
         inside = np.searchsorted(midpoints, highest, side="left") > base  # a midpoint in (lowest, highest]
     threshold = np.full(keys.size, np.inf, dtype=np.float32)
     threshold[inside] = midpoints[base[inside]]
-    base[np.isnan(lowest)] = 0  # NaN (0 * inf in an all-zero block) is coded 0 afterwards anyway
+    base[np.isnan(lowest)] = 0  # NaN (0 * inf in an all-zero block) is recoded afterwards
     return base, threshold
 
 
