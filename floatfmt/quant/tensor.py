@@ -125,6 +125,7 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
     """Quantize ``w`` with a scheme (a name from ``floatfmt.schemes()`` or a ``Scheme``).
 
     Keyword options replace fields of the scheme, e.g. ``rounding="nearest_away"``.
+    Input is converted to float32 first, as every reference computes in float32.
     Blocks run along the last axis; leading axes are rows. Columns (and, for
     tiles, rows) that do not fill a block are padded with zeros, as the MX
     reference and DeepGEMM do; GGUF types need whole blocks, as gguf-py does.
@@ -140,7 +141,7 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
     array = np.asarray(w)
     if array.dtype.kind not in "fiu":
         raise TypeError(f"expected a real-valued tensor, got dtype {array.dtype}")
-    values = array.astype(np.float32, copy=False) if array.dtype != np.float64 else array.astype(np.float32)
+    values = array.astype(np.float32, copy=False)  # the references all compute in float32
     shape = tuple(int(n) for n in array.shape)
     rows, cols = _rows_cols(shape)
     matrix = values.reshape(rows, cols)
@@ -197,8 +198,7 @@ def _amax_scales(amax: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, np.ndarr
     if scheme.scale_rule == "pow2_ceil_reciprocal":
         scale = np.exp2(np.ceil(np.log2(scale))).astype(np.float32)
     stored = _store(scale, scheme.scale_format)
-    divisor = stored if scheme.scale_rule != "amax" or scheme.scale_format != "float32" else scale
-    return stored, divisor
+    return stored, stored  # elements are scaled by the scale as stored
 
 
 def _mx_scales(amax: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, np.ndarray]:
