@@ -76,6 +76,11 @@ class Decoded:
     rounding: Rounding | None = field(default=None)
 
     @property
+    def hex(self) -> str:
+        """The code in hexadecimal, zero-padded to the format's width (``0x5B``)."""
+        return _hex_code(self.code, self.format)
+
+    @property
     def formula(self) -> str:
         """The value's formula with the numbers filled in."""
         return _formula(self)
@@ -85,7 +90,7 @@ class Decoded:
         result: dict[str, Any] = {
             "format": self.format.name,
             "code": self.code,
-            "hex": f"0x{self.code:0{_hex_digits(self.format)}X}",
+            "hex": self.hex,
             "bits": self.bits,
             "sign": self.sign,
             "exponent": self.exponent,
@@ -114,7 +119,7 @@ class Decoded:
 
     def __str__(self) -> str:
         fmt = self.format
-        head = f"{fmt.name} code 0x{self.code:0{_hex_digits(fmt)}X} = {self.bits}"
+        head = f"{fmt.name} code {self.hex} = {self.bits}"
         if isinstance(fmt, FloatFormat):
             e_bits, m_bits = _field_strings(self)
             parts = [f"sign {self.sign}"] if fmt.signed else ["no sign bit"]
@@ -147,7 +152,7 @@ class Decoded:
         )
         rounding = f"<pre>{html.escape(str(self.rounding))}</pre>" if self.rounding is not None else ""
         return (
-            f"<div><b>{html.escape(fmt.name)}</b> code 0x{self.code:0{_hex_digits(fmt)}X} ({html.escape(self.kind)})"
+            f"<div><b>{html.escape(fmt.name)}</b> code {self.hex} ({html.escape(self.kind)})"
             f'<table style="border-collapse:collapse;margin:4px 0"><tr>{cells}</tr></table>'
             f"<div>{legend}</div><div style='font-family:monospace'>{html.escape(self.formula)}</div>{rounding}</div>"
         )
@@ -278,10 +283,9 @@ class ValueTable:
 
     def _lines(self, codes: np.ndarray) -> list[str]:
         width = len(_bit_string(0, self.format))
-        digits = _hex_digits(self.format)
-        header = f"{'code':>{digits + 2}}  {'bits':{width}}  {'kind':9}  value"
+        header = f"{'code':>{len(_hex_code(0, self.format))}}  {'bits':{width}}  {'kind':9}  value"
         rows = [
-            (f"0x{int(c):0{digits}X}", _bit_string(int(c), self.format), self.kinds[c], float(self.values[c]))
+            (_hex_code(int(c), self.format), _bit_string(int(c), self.format), self.kinds[c], float(self.values[c]))
             for c in codes
         ]
         return [header] + [f"{code}  {bits:{width}}  {kind:9}  {value!r}" for code, bits, kind, value in rows]
@@ -300,12 +304,9 @@ class ValueTable:
 
     def to_markdown(self) -> str:
         lines = ["| code | bits | kind | value |", "|---:|---|---|---:|"]
-        digits = _hex_digits(self.format)
         for c in self.codes:
-            value = float(self.values[c])
-            lines.append(
-                f"| 0x{int(c):0{digits}X} | `{_bit_string(int(c), self.format)}` | {self.kinds[c]} | {value!r} |"
-            )
+            code, bits = _hex_code(int(c), self.format), _bit_string(int(c), self.format)
+            lines.append(f"| {code} | `{bits}` | {self.kinds[c]} | {float(self.values[c])!r} |")
         return "\n".join(lines)
 
     def to_pandas(self) -> Any:
@@ -315,9 +316,8 @@ class ValueTable:
 
     def _repr_html_(self) -> str:
         shown = self.codes if self.codes.size <= 256 else np.concatenate([self.codes[:64], self.codes[-64:]])
-        digits = _hex_digits(self.format)
         body = "".join(
-            f"<tr><td>0x{int(c):0{digits}X}</td><td><code>{_bit_string(int(c), self.format)}</code></td>"
+            f"<tr><td>{_hex_code(int(c), self.format)}</td><td><code>{_bit_string(int(c), self.format)}</code></td>"
             f"<td>{self.kinds[c]}</td><td>{float(self.values[c])!r}</td></tr>"
             for c in shown
         )
@@ -609,8 +609,8 @@ def _field_strings(d: Decoded) -> tuple[str, str]:
     return e, m
 
 
-def _hex_digits(fmt: Format) -> int:
-    return max(1, (fmt.bits + 3) // 4)
+def _hex_code(code: int, fmt: Format) -> str:
+    return f"0x{code:0{max(1, (fmt.bits + 3) // 4)}X}"
 
 
 def _pattern(fmt: FloatFormat, magnitude_code: int) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 
 import floatfmt
 from floatfmt._options import NAN_POLICIES, OVERFLOWS, ROUNDINGS
+from floatfmt.bits import _json_float
 
 __all__ = ["main", "main_entry"]
 
@@ -105,34 +105,20 @@ def _encode(args: argparse.Namespace) -> list[dict[str, Any]]:
     fmt = floatfmt.get_format(args.format)
     values = np.array([_number(text) for text in args.values], dtype=np.float64)
     codes = floatfmt.encode(values, fmt, rounding=args.rounding, overflow=args.overflow, nan=args.nan, seed=args.seed)
-    stored = floatfmt.decode(codes, fmt, dtype=np.float64)
-    return [
-        {
-            "value": _plain(float(v)),
-            "code": int(c),
-            "hex": _hex(int(c), fmt),
-            "bits": floatfmt.explain(int(c), fmt).bits,
-            "stored": _plain(float(s)),
-        }
-        for v, c, s in zip(values, codes, stored, strict=True)
-    ]
+    rows = []
+    for value, code in zip(values, codes, strict=True):
+        stored = floatfmt.explain(int(code), fmt).as_dict()
+        row = {"value": _json_float(float(value))}
+        row.update({key: stored[key] for key in ("code", "hex", "bits")})
+        row["stored"] = stored["value"]
+        rows.append(row)
+    return rows
 
 
 def _decode(args: argparse.Namespace) -> list[dict[str, Any]]:
     fmt = floatfmt.get_format(args.format)
-    rows = []
-    for text in args.codes:
-        decoded = floatfmt.explain(_code(text, fmt), fmt)
-        rows.append(
-            {
-                "code": decoded.code,
-                "hex": _hex(decoded.code, fmt),
-                "bits": decoded.bits,
-                "kind": decoded.kind,
-                "value": _plain(decoded.value),
-            }
-        )
-    return rows
+    columns = ("code", "hex", "bits", "kind", "value")
+    return [{key: floatfmt.explain(_code(text, fmt), fmt).as_dict()[key] for key in columns} for text in args.codes]
 
 
 def _table(args: argparse.Namespace) -> Any:
@@ -159,14 +145,6 @@ def _code(text: str, fmt: floatfmt.Format) -> int:
     if decoded.rounding is not None:
         raise ValueError(f"{text!r} is a value, not a code; use 'floatfmt encode' for values")
     return decoded.code
-
-
-def _hex(code: int, fmt: floatfmt.Format) -> str:
-    return f"0x{code:0{max(1, (fmt.bits + 3) // 4)}X}"
-
-
-def _plain(value: float) -> float | str:
-    return value if math.isfinite(value) else repr(value)
 
 
 def _text(rows: list[dict[str, Any]]) -> str:
