@@ -66,7 +66,10 @@ def error_stats(reference: Any, approx: Any) -> ErrorStats:
     if ref.shape != app.shape:
         raise ValueError(f"reference has shape {ref.shape} but approx has {app.shape}")
     ref, app = ref.reshape(-1), app.reshape(-1)
-    top = float(np.max(np.abs(app[np.isfinite(app)]), initial=0.0)) if app.size else 0.0
+    top = 0.0  # the largest finite magnitude of approx: what saturated values sit at
+    for start in range(0, app.size, _CHUNK):
+        part = np.abs(app[start : start + _CHUNK].astype(np.float64))
+        top = max(top, float(np.max(part, where=np.isfinite(part), initial=0.0)))
     sums = np.zeros(5)  # err², ref², app², ref·app, count
     max_abs, nan, saturated, flushed = 0.0, 0, 0, 0
     for start in range(0, ref.size, _CHUNK):
