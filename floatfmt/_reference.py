@@ -145,7 +145,7 @@ def neighbours(magnitude: Fraction, fmt: FloatFormat) -> tuple[Fraction | None, 
     The grid is the format's, extended without bound above its largest value;
     ``lower`` is ``None`` below the smallest value of a format without zero.
     """
-    smallest = fmt.magnitude_value(1 if fmt.zero else 0)
+    smallest = fmt.magnitude_value(fmt.smallest_code)
     if magnitude < smallest:
         return (Fraction(0) if fmt.zero else None), smallest, True
     exponent = max(floor_log2(magnitude), fmt.lowest_binade_exponent)

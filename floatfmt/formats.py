@@ -113,10 +113,10 @@ class FloatFormat:
             "value is rounded in float64)",
         )
         _check(
-            self.max_code >= int(self.zero),
+            self.max_code >= self.smallest_code,
             "the format has no positive finite values: too many codes are NaN or infinity",
         )
-        largest, smallest = self.magnitude_value(self.max_code), self.magnitude_value(1 if self.zero else 0)
+        largest, smallest = self.magnitude_value(self.max_code), self.magnitude_value(self.smallest_code)
         _check(
             _pow2(-1074) <= smallest and largest <= Fraction(float(np.finfo(np.float64).max)),
             f"the format's values must lie inside float64's range (bias {self.bias} puts them outside)",
@@ -160,6 +160,11 @@ class FloatFormat:
     def max_code(self) -> int:
         """The magnitude code of the largest finite value."""
         return self.magnitude_mask - self.top_nan_count - int(self.infinity)
+
+    @property
+    def smallest_code(self) -> int:
+        """The magnitude code of the smallest positive value (code 0 is zero, unless the format has none)."""
+        return 1 if self.zero else 0
 
     @property
     def infinity_code(self) -> int | None:
@@ -229,7 +234,7 @@ class FloatFormat:
     @functools.cached_property
     def smallest_subnormal(self) -> float:
         """Smallest positive value (subnormal where the format has subnormals)."""
-        return float(self.magnitude_value(1 if self.zero else 0))
+        return float(self.magnitude_value(self.smallest_code))
 
     @property
     def smallest_normal(self) -> float:
