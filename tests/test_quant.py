@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -60,7 +61,7 @@ def test_gguf_needs_whole_blocks():
 def test_nbytes_is_the_serialized_size(name, shape):
     w = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     q = floatfmt.quantize(w, name)
-    assert q.nbytes == len(q.to_bytes())
+    assert q.nbytes == len(q.to_bytes()) == q.scheme.storage_bytes(shape)
     assert q.dequantize().shape == shape
     if w.size:
         assert q.bits_per_weight == pytest.approx(8 * q.nbytes / w.size)
@@ -257,6 +258,13 @@ def test_error_stats_counts_nan_saturation_and_shape_errors():
     assert stats.nan == 2 and stats.saturated == 1
     with pytest.raises(ValueError, match="shape"):
         floatfmt.error_stats(np.zeros(3), np.zeros(4))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, np.float64])
+@pytest.mark.parametrize("name", ["mxfp4", "fp8_e4m3_block128", "q4_0"])
+def test_checkpoint_dtypes_quantize_as_their_float32_values(dtype, name):
+    w = np.random.default_rng(9).standard_normal((8, 64)).astype(dtype)
+    assert floatfmt.quantize(w, name).to_bytes() == floatfmt.quantize(w.astype(np.float32), name).to_bytes()
 
 
 def test_empty_integer_and_nd_inputs():

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from floatfmt._options import ROUNDINGS, Rounding
 from floatfmt.formats import get_format
+from floatfmt.quant.gguf import BLOCK as GGUF_BLOCK
+from floatfmt.quant.gguf import GGUF_TYPES
 
 __all__ = ["Scheme", "SCALE_RULES", "schemes", "get_scheme", "register_scheme"]
 
@@ -81,6 +84,40 @@ class Scheme:
     def replace(self, **changes: Any) -> Scheme:
         """A copy with some fields changed, e.g. ``rounding="nearest_away"``."""
         return dataclasses.replace(self, **changes)
+
+    def storage_bytes(self, shape: tuple[int, ...]) -> int:
+        """The bytes a tensor of ``shape`` takes in this scheme, from its shape alone.
+
+        This is what ``quantize(w, scheme).nbytes`` gives for such a tensor:
+        element codes of the padded blocks, packed; one scale (and zero point)
+        per block, packed; and the per-tensor scale.
+
+        Example:
+            >>> import floatfmt
+            >>> floatfmt.get_scheme("nvfp4").storage_bytes((4096, 4096))  # 4-bit codes, 1 byte per 16, fp32
+            9437188
+
+        Raises:
+            ValueError: for a GGUF type and rows that are not whole 32-weight blocks.
+        """
+        rows, cols = (math.prod(shape[:-1]), shape[-1]) if shape else (1, 1)
+        if self.scale_rule == "gguf":
+            if cols % GGUF_BLOCK:
+                raise ValueError(f"{self.name} needs rows of whole 32-weight blocks, but rows have {cols} weights")
+            return rows * cols // GGUF_BLOCK * GGUF_TYPES[self.element].block_bytes
+        element_bits = get_format(self.element).bits
+        if self.scale_rule == "cast":
+            return math.ceil(rows * cols * element_bits / 8)
+        block_rows, block_cols = self.block[0] or max(rows, 1), self.block[1] or max(cols, 1)
+        row_blocks, col_blocks = -(-rows // block_rows), -(-cols // block_cols)
+        blocks = row_blocks * col_blocks
+        total = math.ceil(blocks * block_rows * block_cols * element_bits / 8)
+        total += math.ceil(blocks * get_format(self.scale_format).bits / 8)
+        if self.zero_point is not None:
+            total += math.ceil(blocks * get_format(self.zero_point).bits / 8)
+        if self.tensor_scale is not None:
+            total += get_format(self.tensor_scale).bits // 8
+        return total
 
 
 _SCHEMES: dict[str, Scheme] = {}

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt.codec import _map_chunks, code_dtype, decode, encode
+from floatfmt.codec import _FLOAT32_EXACT_INPUTS, _map_chunks, code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, IntFormat, get_format
 from floatfmt.packing import pack
 from floatfmt.quant import gguf
@@ -139,7 +139,7 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
     if options:
         chosen = chosen.replace(**options)
     array = np.asarray(w)
-    if array.dtype.kind not in "fiu":
+    if array.dtype.kind not in "fiu" and array.dtype not in _FLOAT32_EXACT_INPUTS:
         raise TypeError(f"expected a real-valued tensor, got dtype {array.dtype}")
     values = array.astype(np.float32, copy=False)  # the references all compute in float32
     shape = tuple(int(n) for n in array.shape)
