@@ -19,6 +19,7 @@ from floatfmt.formats import (
     get_format,
     register_format,
 )
+from floatfmt.io import TensorInfo, Weights, WeightsError, open_weights
 from floatfmt.packing import pack, packed_nbytes, unpack
 from floatfmt.quant import (
     ErrorStats,
@@ -35,6 +36,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Decoded",
+    "TensorInfo",
+    "Weights",
+    "WeightsError",
+    "open_weights",
     "EncodeError",
     "ErrorStats",
     "QuantizedTensor",

@@ -1,0 +1,31 @@
+"""Byte counts for people: decimal units (as disks and GPUs are sold) beside binary ones (as tools report)."""
+
+from __future__ import annotations
+
+__all__ = ["format_bytes"]
+
+_DECIMAL = ["B", "kB", "MB", "GB", "TB", "PB"]
+_BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+
+
+def _scaled(count: float, base: int, units: list[str]) -> str:
+    step = 0
+    while abs(count) >= base and step < len(units) - 1:
+        count /= base
+        step += 1
+    return f"{count:.0f} B" if step == 0 else f"{count:.2f} {units[step]}"
+
+
+def format_bytes(count: int) -> str:
+    """``count`` bytes in decimal and binary units, always both so GB and GiB are never confused.
+
+    Example:
+        >>> format_bytes(90_856_960)
+        '90.86 MB (86.65 MiB)'
+        >>> format_bytes(512)
+        '512 B'
+    """
+    decimal = _scaled(count, 1000, _DECIMAL)
+    if abs(count) < 1000:
+        return decimal
+    return f"{decimal} ({_scaled(count, 1024, _BINARY)})"

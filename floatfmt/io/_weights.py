@@ -1,0 +1,134 @@
+"""The read-only, lazy mapping every weights reader returns, and the facts known from headers alone."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from floatfmt._units import format_bytes
+
+__all__ = ["TensorInfo", "Weights", "WeightsError"]
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read as what it claims to be; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What a file's header says about one tensor, known without reading its data.
+
+    ``dtype`` is the storage type as the file names it (``"BF16"``, ``"F8_E4M3"``
+    in safetensors, ``"Q4_K"`` in GGUF, a numpy name in ``.npy``/``.npz``);
+    ``nbytes`` is what the tensor takes in the file.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int
+    file: str
+
+    @property
+    def size(self) -> int:
+        """The number of elements (parameters)."""
+        return math.prod(self.shape)
+
+    @property
+    def rows(self) -> int:
+        """Rows of the 2-D view quantization uses: all leading axes flattened."""
+        return math.prod(self.shape[:-1]) if self.shape else 1
+
+    @property
+    def cols(self) -> int:
+        return self.shape[-1] if self.shape else 1
+
+
+class Weights(Mapping[str, np.ndarray]):
+    """A read-only mapping of tensor name to numpy array, reading each tensor only when asked.
+
+    ``tensors`` holds every tensor's :class:`TensorInfo` straight from the
+    headers, so sizes and dtypes cost no data reads. Arrays come back
+    read-only, memory-mapped where the file allows it.
+    """
+
+    path: str
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str]
+    kind: str = "weights"
+
+    def _load(self, name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the tensor's 2-D view (leading axes flattened), as a fresh array.
+
+        Readers override this to read just those bytes, so streaming a large
+        tensor in row blocks keeps memory bounded.
+        """
+        info = self._info(name)
+        return np.array(self[name].reshape(info.rows, info.cols)[start:stop])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        self._info(name)
+        return self._load(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.tensors
+
+    def _info(self, name: str) -> TensorInfo:
+        info = self.tensors.get(name)
+        if info is None:
+            close = difflib.get_close_matches(str(name), list(self.tensors), n=3)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise KeyError(f"{self.path} has no tensor {name!r}{hint}")
+        return info
+
+    @property
+    def num_params(self) -> int:
+        """Elements over every tensor."""
+        return sum(info.size for info in self.tensors.values())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of tensor data over every tensor, as stored."""
+        return sum(info.nbytes for info in self.tensors.values())
+
+    def bytes_by_dtype(self) -> dict[str, int]:
+        """Stored bytes per storage dtype, largest first."""
+        totals: dict[str, int] = {}
+        for info in self.tensors.values():
+            totals[info.dtype] = totals.get(info.dtype, 0) + info.nbytes
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    def close(self) -> None:
+        """Release open files and maps; arrays already handed out stay valid."""
+
+    def __enter__(self) -> Weights:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        by_dtype = ", ".join(f"{dtype} {format_bytes(size)}" for dtype, size in self.bytes_by_dtype().items())
+        return (
+            f"<{self.kind} {self.path}: {len(self)} tensors, {self.num_params:,} parameters, "
+            f"{format_bytes(self.nbytes)}{': ' + by_dtype if by_dtype else ''}>"
+        )
+
+
+def weights_error(path: str, problem: str) -> WeightsError:
+    """An error that names the file first, as every reader's errors do."""
+    return WeightsError(f"{path}: {problem}")

@@ -1,0 +1,403 @@
+"""Weights readers: round trips for every dtype, the official safetensors package as a second opinion,
+every malformed input, and a fuzzed header parser."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import floatfmt
+from floatfmt.io import SAFETENSORS_DTYPES, WeightsError, open_weights, parse_header, save_safetensors
+
+RNG = np.random.default_rng(20261122)
+
+
+def sample(dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Random values of any safetensors dtype, as random codes for the narrow float types."""
+    if dtype.kind == "V" or (dtype.itemsize == 1 and dtype.kind not in "iub"):  # ml_dtypes: random bit patterns
+        bits = 8 if dtype.itemsize == 1 else 16
+        codes = RNG.integers(0, 2**bits, shape, dtype=np.uint8 if bits == 8 else np.uint16)
+        if dtype.name.startswith(("float4", "float6")):
+            codes &= (1 << int(dtype.name[5])) - 1
+        return codes.view(dtype)
+    if dtype.kind == "b":
+        return RNG.integers(0, 2, shape).astype(bool)
+    if dtype.kind == "c":
+        return (RNG.standard_normal(shape) + 1j * RNG.standard_normal(shape)).astype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return RNG.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def raw_safetensors(path, header: dict | bytes, data: bytes = b"", length: int | None = None) -> str:
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    with open(path, "wb") as file:
+        file.write((len(text) if length is None else length).to_bytes(8, "little") + text + data)
+    return str(path)
+
+
+# --- safetensors round trips ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype_name", list(SAFETENSORS_DTYPES))
+def test_every_safetensors_dtype_round_trips(tmp_path, dtype_name):
+    dtype, bits = SAFETENSORS_DTYPES[dtype_name]
+    tensors = {"matrix": sample(dtype, (6, 8)), "scalar": sample(dtype, ()), "empty": sample(dtype, (0, 4))}
+    path = tmp_path / "t.safetensors"
+    if bits < 8:
+        with pytest.raises(ValueError, match="do not fill whole bytes"):
+            save_safetensors(path, tensors)
+        tensors["scalar"] = sample(dtype, (4,))
+    size = save_safetensors(path, tensors, {"format": "np"})
+    weights = open_weights(path)
+    assert path.stat().st_size == size
+    assert weights.metadata == {"format": "np"}
+    for name, array in tensors.items():
+        assert weights.tensors[name].dtype == dtype_name
+        assert weights.tensors[name].nbytes == array.size * bits // 8
+        assert same_bits(weights[name], array)
+        assert not weights[name].flags.writeable
+    assert weights.nbytes == sum(array.size * bits // 8 for array in tensors.values())
+
+
+def test_official_safetensors_writer_and_reader_agree(tmp_path):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    from safetensors import safe_open
+
+    tensors = {f"t{i}": sample(np.dtype(d), (3, i + 1)) for i, d in enumerate(["f4", "f2", "f8", "i8", "u1", "i2"])}
+    theirs = tmp_path / "theirs.safetensors"
+    safetensors_numpy.save_file(tensors, str(theirs), metadata={"source": "safetensors"})
+    weights = open_weights(theirs)
+    assert weights.metadata == {"source": "safetensors"}
+    assert all(same_bits(weights[name], array) for name, array in tensors.items())
+    ours = tmp_path / "ours.safetensors"
+    save_safetensors(ours, tensors)
+    with safe_open(str(ours), framework="numpy") as reader:
+        assert all(same_bits(reader.get_tensor(name), array) for name, array in tensors.items())
+
+
+def test_header_facts_need_no_data_and_tensors_are_mapped_lazily(tmp_path):
+    # an 8 GiB tensor in a sparse file: opening, sizing and slicing it must not read or allocate 8 GiB
+    path = tmp_path / "huge.safetensors"
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [65536, 65536], "data_offsets": [0, 2 * 65536**2]}}).encode()
+    with open(path, "wb") as file:
+        file.write(len(header).to_bytes(8, "little") + header)
+        file.truncate(8 + len(header) + 2 * 65536**2)
+    weights = open_weights(path)
+    assert weights.bytes_by_dtype() == {"BF16": 2 * 65536**2}
+    assert weights.num_params == 65536**2
+    array = weights["w"]
+    assert array.dtype == ml_dtypes.bfloat16 and array.shape == (65536, 65536)
+    assert float(array[12345, 678]) == 0.0
+    assert weights.read_rows("w", 100, 102).shape == (2, 65536)
+
+
+def test_read_rows_matches_slicing_and_weights_pickle(tmp_path):
+    tensors = {
+        "experts": sample(np.dtype(np.float32), (4, 6, 32)),
+        "fp4": sample(np.dtype(ml_dtypes.float4_e2m1fn), (5, 6)),
+    }
+    path = tmp_path / "t.safetensors"
+    save_safetensors(path, tensors)
+    weights = open_weights(path)
+    assert same_bits(weights.read_rows("experts", 5, 13), tensors["experts"].reshape(24, 32)[5:13])
+    assert same_bits(weights.read_rows("fp4", 1, 3), tensors["fp4"][1:3])
+    assert weights.read_rows("experts", 30, 40).shape == (0, 32)
+    clone = pickle.loads(pickle.dumps(weights))
+    assert same_bits(clone["experts"], tensors["experts"])
+    with pytest.raises(KeyError, match="did you mean 'experts'"):
+        weights["expert"]
+    weights.close()
+    assert same_bits(weights["fp4"], tensors["fp4"])  # reopens on demand
+
+
+# --- malformed safetensors -----------------------------------------------------------------------
+
+F32_2x2 = {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "message"),
+    [
+        (b"\xff\xfe{}", b"", "not UTF-8"),
+        (b'{"a": ', b"", "not valid JSON"),
+        (b"[1, 2]", b"", "JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, b"", "nests too deeply|not valid JSON"),
+        ({"__metadata__": {"a": 1}}, b"", "__metadata__"),
+        ({"w": [1, 2]}, b"", "must be an object"),
+        ({"w": {"dtype": "F32", "shape": [1]}}, b"", "has no data_offsets"),
+        ({"w": {**F32_2x2, "dtype": "F12"}}, bytes(16), "unknown dtype 'F12'"),
+        ({"w": {**F32_2x2, "shape": [2, -2]}}, bytes(16), "non-negative integers"),
+        ({"w": {**F32_2x2, "shape": [2, True]}}, bytes(16), "non-negative integers"),
+        ({"w": {**F32_2x2, "shape": 4}}, bytes(16), "non-negative integers"),
+        ({"w": {**F32_2x2, "data_offsets": [0]}}, bytes(16), "expected \\[begin, end\\]"),
+        ({"w": {**F32_2x2, "data_offsets": [16, 0]}}, bytes(16), "end before they begin"),
+        ({"w": {**F32_2x2, "shape": [2, 3]}}, bytes(16), "needs 24 bytes but data_offsets give 16"),
+        ({"w": {"dtype": "F4", "shape": [3], "data_offsets": [0, 2]}}, bytes(2), "not a whole number of bytes"),
+        ({"w": F32_2x2}, bytes(8), "truncated"),
+        ({"w": F32_2x2}, bytes(20), "last 4 data bytes belong to no tensor"),
+        (
+            {"a": F32_2x2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}},
+            bytes(16),
+            "'a' and 'b' overlap",
+        ),
+        ({"a": {**F32_2x2, "data_offsets": [4, 20]}}, bytes(20), "no tensor \\(before 'a'\\)|not a multiple"),
+        (
+            {"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}, "b": {**F32_2x2, "data_offsets": [2, 18]}},
+            bytes(18),
+            "starts at data byte 2, not a multiple of its 4-byte F32",
+        ),
+        (b'{"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, "w": {}}', bytes(1), "names 'w' twice"),
+    ],
+)
+def test_malformed_headers_name_the_file_and_the_problem(tmp_path, header, data, message):
+    path = raw_safetensors(tmp_path / "bad.safetensors", header, data)
+    with pytest.raises(WeightsError, match=message) as error:
+        open_weights(path)
+    assert str(path) in str(error.value)
+    assert isinstance(error.value, ValueError)
+
+
+def test_header_lengths_that_cannot_be_true(tmp_path):
+    short = tmp_path / "short.safetensors"
+    short.write_bytes(b"\x01\x02")
+    with pytest.raises(WeightsError, match="too short"):
+        open_weights(short)
+    with pytest.raises(WeightsError, match="header length field says 1,000,000"):
+        open_weights(raw_safetensors(tmp_path / "long.safetensors", b"{}", length=1_000_000))
+    huge = tmp_path / "huge_header.safetensors"  # a sparse file, so the length fits, but the limit does not
+    with open(huge, "wb") as file:
+        file.write((200_000_000).to_bytes(8, "little"))
+        file.truncate(8 + 200_000_000)
+    with pytest.raises(WeightsError, match="100 MB limit"):
+        open_weights(huge)
+
+
+def test_a_file_that_shrinks_after_opening_is_caught(tmp_path):
+    path = tmp_path / "t.safetensors"
+    save_safetensors(path, {"w": np.ones((64, 64), np.float32)})
+    weights = open_weights(path)
+    with open(path, "r+b") as file:
+        file.truncate(100)
+    with pytest.raises(WeightsError, match="changed"):
+        weights["w"]
+    with pytest.raises(WeightsError, match="changed"):
+        weights.read_rows("w", 0, 64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.integers(0, 64))
+def test_fuzzed_header_bytes_raise_only_weights_errors(header, data_size):
+    try:
+        tensors, _ = parse_header(header, data_size)
+    except WeightsError:
+        return
+    assert sum(info.nbytes for info in tensors.values()) == data_size
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 40) | st.floats(allow_nan=False) | st.sampled_from(["F32", "U8", "F4"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["dtype", "shape", "data_offsets"]), inner)
+    ),
+    max_leaves=8,
+)
+entries = st.fixed_dictionaries(
+    {
+        "dtype": st.sampled_from(["F32", "U8", "BF16", "F4", "F6_E2M3", "X"]),
+        "shape": st.lists(st.integers(-1, 5), max_size=3),
+        "data_offsets": st.lists(st.integers(-1, 40), min_size=2, max_size=2),
+    }
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), entries | json_values, max_size=4), st.integers(0, 40))
+def test_fuzzed_structured_headers_are_consistent_or_rejected(header, data_size):
+    """Whatever parses covers the data exactly, each tensor's bytes matching its shape and dtype."""
+    try:
+        tensors, _ = parse_header(json.dumps(header).encode(), data_size)
+    except WeightsError:
+        return
+    position = 0
+    for name, info in tensors.items():
+        _, bits = SAFETENSORS_DTYPES[info.dtype]
+        assert info.nbytes * 8 == info.size * bits
+        assert header[name]["data_offsets"] == [position, position + info.nbytes]
+        position += info.nbytes
+    assert position == data_size
+
+
+# --- sharded checkpoints -------------------------------------------------------------------------
+
+
+def sharded(tmp_path, count: int = 3) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    tensors = {f"layers.{i}.w": sample(np.dtype(ml_dtypes.bfloat16), (8, 16)) for i in range(2 * count)}
+    weight_map = {}
+    for shard in range(count):
+        file = f"model-{shard + 1:05d}-of-{count:05d}.safetensors"
+        names = [f"layers.{2 * shard}.w", f"layers.{2 * shard + 1}.w"]
+        save_safetensors(tmp_path / file, {name: tensors[name] for name in names})
+        weight_map.update(dict.fromkeys(names, file))
+    return tensors, weight_map
+
+
+def write_index(tmp_path, weight_map, name: str = "model.safetensors.index.json") -> None:
+    (tmp_path / name).write_text(json.dumps({"metadata": {"total_size": 1536}, "weight_map": weight_map}))
+
+
+def test_sharded_checkpoint_through_its_index(tmp_path):
+    tensors, weight_map = sharded(tmp_path)
+    write_index(tmp_path, weight_map)
+    for path in (tmp_path, tmp_path / "model.safetensors.index.json"):
+        weights = open_weights(path)
+        assert list(weights) == list(weight_map)
+        assert all(same_bits(weights[name], array) for name, array in tensors.items())
+        assert weights.nbytes == int(weights.metadata["total_size"]) == 1536
+        assert "in 3 files" in repr(weights)
+        assert same_bits(pickle.loads(pickle.dumps(weights)).read_rows("layers.5.w", 2, 4), tensors["layers.5.w"][2:4])
+
+
+def test_a_directory_without_index_merges_its_files(tmp_path):
+    tensors, _ = sharded(tmp_path, 2)
+    assert sorted(open_weights(tmp_path)) == sorted(tensors)
+    save_safetensors(tmp_path / "extra.safetensors", {"layers.0.w": tensors["layers.0.w"]})
+    with pytest.raises(WeightsError, match=r"'layers.0.w' is in both"):
+        open_weights(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda m, d: (d / m["layers.4.w"]).unlink(),
+            "'model-00003-of-00003.safetensors', named for 2 tensors.*missing",
+        ),
+        (lambda m, d: m.update({"layers.9.w": m["layers.0.w"]}), "puts 'layers.9.w' in"),
+        (lambda m, d: m.pop("layers.1.w"), "holds 'layers.1.w', which the index does not place there"),
+        (lambda m, d: m.update({"layers.0.w": "../outside.safetensors"}), "outside the checkpoint directory"),
+    ],
+)
+def test_inconsistent_indexes_are_errors(tmp_path, change, message):
+    _, weight_map = sharded(tmp_path)
+    change(weight_map, tmp_path)
+    write_index(tmp_path, weight_map)
+    with pytest.raises(WeightsError, match=message):
+        open_weights(tmp_path)
+
+
+def test_bad_index_files_and_directories(tmp_path):
+    (tmp_path / "model.safetensors.index.json").write_text("{not json")
+    with pytest.raises(WeightsError, match="not a valid JSON index"):
+        open_weights(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": [1]}')
+    with pytest.raises(WeightsError, match="weight_map object"):
+        open_weights(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(WeightsError, match=r"no .safetensors files"):
+        open_weights(empty)
+    with pytest.raises(FileNotFoundError):
+        open_weights(tmp_path / "nothing.safetensors")
+    (tmp_path / "w.bin").write_bytes(b"123")
+    with pytest.raises(WeightsError, match="unknown weights file type"):
+        open_weights(tmp_path / "w.bin")
+
+
+# --- npy, npz ------------------------------------------------------------------------------------
+
+
+def test_npy_and_npz_round_trip_lazily(tmp_path):
+    a, b = sample(np.dtype(np.float16), (5, 7)), np.asfortranarray(sample(np.dtype(np.float64), (3, 4)))
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    assert same_bits(open_weights(tmp_path / "a.npy")["a"], a)
+    fortran = open_weights(tmp_path / "b.npy")
+    assert np.array_equal(fortran["b"], b) and np.array_equal(fortran.read_rows("b", 1, 3), b[1:3])
+    for save in (np.savez, np.savez_compressed):
+        save(tmp_path / "w.npz", a=a, b=b, empty=np.zeros((0, 3)))
+        weights = open_weights(tmp_path / "w.npz")
+        assert weights.tensors["a"].nbytes == a.nbytes and weights.tensors["a"].dtype == "float16"
+        assert same_bits(weights["a"], a) and np.array_equal(weights["b"], b) and weights["empty"].shape == (0, 3)
+
+
+def test_malformed_numpy_files(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((100, 100)))
+    data = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:1000])
+    with pytest.raises(WeightsError, match="promises 80,000 data bytes"):
+        open_weights(tmp_path / "cut.npy")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    with pytest.raises(WeightsError, match=r"not a valid .npy header"):
+        open_weights(tmp_path / "junk.npy")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(WeightsError, match="pickle"):
+        open_weights(tmp_path / "objects.npy")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 broken")
+    with pytest.raises(WeightsError, match=r"not a readable .npz"):
+        open_weights(tmp_path / "junk.npz")
+    with zipfile.ZipFile(tmp_path / "cut.npz", "w") as archive:
+        archive.writestr("w.npy", data[:1000])
+    with pytest.raises(WeightsError, match=r"cut.npz\[w.npy\].*promises"):
+        open_weights(tmp_path / "cut.npz")
+
+
+# --- gguf ----------------------------------------------------------------------------------------
+
+
+def write_gguf(path, tensors: dict[str, tuple[np.ndarray, str]]) -> None:
+    gguf = pytest.importorskip("gguf")
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    for name, (array, kind) in tensors.items():
+        qtype = gguf.GGMLQuantizationType[kind]
+        if kind in ("F32", "F16"):
+            writer.add_tensor(name, array.astype(np.float32 if kind == "F32" else np.float16))
+        else:
+            data = gguf.quants.quantize(array, qtype)
+            writer.add_tensor(name, data, raw_shape=data.shape, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_gguf_reports_storage_types_and_dequantizes(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    w = RNG.standard_normal((6, 64)).astype(np.float32)
+    write_gguf(tmp_path / "m.gguf", {"q": (w, "Q4_0"), "k": (w, "Q8_0"), "f": (w, "F16"), "n": (w[0], "F32")})
+    weights = open_weights(tmp_path / "m.gguf")
+    assert {name: info.dtype for name, info in weights.tensors.items()} == {
+        "q": "Q4_0",
+        "k": "Q8_0",
+        "f": "F16",
+        "n": "F32",
+    }
+    assert weights.tensors["q"].shape == (6, 64) and weights.tensors["q"].nbytes == 6 * 2 * 18
+    expected = gguf.quants.dequantize(
+        gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q4_0), gguf.GGMLQuantizationType.Q4_0
+    )
+    assert np.array_equal(weights["q"], expected)
+    assert np.array_equal(weights.read_rows("q", 2, 5), expected[2:5])
+    assert np.array_equal(weights["n"], w[0])
+    assert weights.metadata["general.architecture"] == "llama"
+    assert np.array_equal(pickle.loads(pickle.dumps(weights))["k"], weights["k"])
+    (tmp_path / "bad.gguf").write_bytes(b"GGUF" + bytes(20))
+    with pytest.raises(WeightsError, match=r"bad.gguf"):
+        open_weights(tmp_path / "bad.gguf")
+
+
+def test_top_level_names():
+    assert floatfmt.open_weights is open_weights and issubclass(floatfmt.WeightsError, ValueError)
