@@ -31,6 +31,7 @@ from floatfmt.quant import (
     register_scheme,
     schemes,
 )
+from floatfmt.report import QuantReport, quant_report
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,8 @@ __all__ = [
     "Weights",
     "WeightsError",
     "open_weights",
+    "QuantReport",
+    "quant_report",
     "EncodeError",
     "ErrorStats",
     "QuantizedTensor",

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from floatfmt import _reference
+from floatfmt._display import json_float
 from floatfmt._options import check_options, random_bits
 from floatfmt.codec import _as_code_array, code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
@@ -96,22 +97,22 @@ class Decoded:
             "exponent": self.exponent,
             "mantissa": self.mantissa,
             "kind": self.kind,
-            "value": _json_float(self.value),
+            "value": json_float(self.value),
             "exact": None if self.exact is None else str(self.exact),
             "formula": self.formula,
         }
         if self.rounding is not None:
             r = self.rounding
             result["rounding"] = {
-                "value": _json_float(float(r.value)),
+                "value": json_float(float(r.value)),
                 "mode": r.mode,
-                "lower": None if r.lower is None else _json_float(float(r.lower)),
-                "upper": None if r.upper is None else _json_float(float(r.upper)),
+                "lower": None if r.lower is None else json_float(float(r.lower)),
+                "upper": None if r.upper is None else json_float(float(r.upper)),
                 "direction": r.direction,
                 "tie": r.tie,
                 "ulps_above_lower": None if r.position is None else float(r.position),
-                "abs_error": _json_float(r.abs_error),
-                "rel_error": _json_float(r.rel_error),
+                "abs_error": json_float(r.abs_error),
+                "rel_error": json_float(r.rel_error),
                 "overflow": r.overflow,
                 "underflow": r.underflow,
             }
@@ -277,7 +278,7 @@ class ValueTable:
 
     def rows(self) -> list[dict[str, Any]]:
         return [
-            {"code": int(c), "bits": _bit_string(int(c), self.format), "kind": str(k), "value": _json_float(float(v))}
+            {"code": int(c), "bits": _bit_string(int(c), self.format), "kind": str(k), "value": json_float(float(v))}
             for c, k, v in zip(self.codes, self.kinds, self.values, strict=True)
         ]
 
@@ -660,7 +661,3 @@ def _number(value: Fraction | float | None) -> str:
     if Fraction(as_float) == value and len(repr(as_float)) <= 24:
         return repr(as_float)
     return f"{as_float!r} (exactly {value})" if len(str(value)) <= 60 else f"≈{as_float!r}"
-
-
-def _json_float(value: float) -> float | str:
-    return value if math.isfinite(value) else repr(value)

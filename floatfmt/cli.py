@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 import floatfmt
+from floatfmt._display import json_float
 from floatfmt._options import NAN_POLICIES, OVERFLOWS, ROUNDINGS
-from floatfmt.bits import _json_float
 
 __all__ = ["main", "main_entry"]
 
@@ -108,7 +108,7 @@ def _encode(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for value, code in zip(values, codes, strict=True):
         stored = floatfmt.explain(int(code), fmt).as_dict()
-        row = {"value": _json_float(float(value))}
+        row = {"value": json_float(float(value))}
         row.update({key: stored[key] for key in ("code", "hex", "bits")})
         row["stored"] = stored["value"]
         rows.append(row)

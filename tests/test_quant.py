@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import floatfmt
-from floatfmt.quant.tensor import _block_shape
+from floatfmt.quant.tensor import _block_shape, needs_tensor_amax, row_block
 
 GGUF = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
 
@@ -316,3 +316,24 @@ def test_nf4_fast_table_equals_the_midpoint_search():
     )
     key = x.view(np.uint32) >> np.uint32(16)
     np.testing.assert_array_equal(base[key] + (x > threshold[key]), np.searchsorted(midpoints, x, side="left"))
+
+
+@pytest.mark.parametrize("name", floatfmt.schemes())
+def test_row_blocks_quantize_exactly_as_inside_the_whole_tensor(name):
+    """What the report relies on to stream a tensor: cut at multiples of row_block, pass tensor_amax."""
+    scheme = floatfmt.get_scheme(name)
+    step = row_block(scheme)
+    assert step is not None, "every named scheme can be streamed"
+    w = awkward_matrix(rows=300, cols=256)
+    whole = floatfmt.quantize(w, scheme)
+    amax = float(np.abs(w).max()) if needs_tensor_amax(scheme) else None
+    cut = max(step, 128 // step * step)
+    parts = [floatfmt.quantize(w[start : start + cut], scheme, tensor_amax=amax) for start in range(0, 300, cut)]
+    assert np.array_equal(np.concatenate([p.dequantize() for p in parts]), whole.dequantize(), equal_nan=True)
+
+
+def test_tensor_amax_is_refused_where_no_scale_uses_it():
+    with pytest.raises(ValueError, match="no per-tensor scale"):
+        floatfmt.quantize(np.ones((4, 32), np.float32), "mxfp4", tensor_amax=1.0)
+    assert row_block(floatfmt.Scheme("cols", "int8", (0, 32), scale_rule="symmetric_int")) is None
+    assert row_block(floatfmt.Scheme("tensor_minmax", "uint4", (0, 0), "float16", "minmax", zero_point="uint4")) is None

@@ -26,10 +26,11 @@ from floatfmt.io._safetensors import (
     parse_header,
     save_safetensors,
 )
-from floatfmt.io._weights import TensorInfo, Weights, WeightsError
+from floatfmt.io._weights import ArrayWeights, TensorInfo, Weights, WeightsError
 
 __all__ = [
     "SAFETENSORS_DTYPES",
+    "ArrayWeights",
     "GgufFile",
     "NpyFile",
     "NpzFile",

@@ -263,6 +263,13 @@ class ShardedWeights(Weights):
         self._info(name)
         return self._owner[name].read_rows(name, start, stop)
 
+    def partition(self, names: list[str]) -> list[tuple[Weights, list[str]]]:
+        groups: dict[int, tuple[Weights, list[str]]] = {}
+        for name in names:
+            part = self._owner[name]
+            groups.setdefault(id(part), (part, []))[1].append(name)
+        return list(groups.values())
+
     def close(self) -> None:
         for part in self.parts:
             part.close()

@@ -10,13 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt._units import format_bytes
+from floatfmt._display import format_bytes
 
-__all__ = ["TensorInfo", "Weights", "WeightsError"]
+__all__ = ["ArrayWeights", "TensorInfo", "Weights", "WeightsError"]
 
 
 class WeightsError(ValueError):
     """A weights file that cannot be read as what it claims to be; the message names the file and the problem."""
+
+
+_NOT_FLOATING = {"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "C64"}
+"""Storage names (safetensors, GGUF) of integer, boolean and complex tensors."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,13 @@ class TensorInfo:
     def size(self) -> int:
         """The number of elements (parameters)."""
         return math.prod(self.shape)
+
+    @property
+    def floating(self) -> bool:
+        """Whether the values are real floating point numbers: the tensors quantization applies to."""
+        if self.dtype in _NOT_FLOATING:
+            return False
+        return not self.dtype.startswith(("int", "uint", "bool", "complex", "void", "str", "bytes", "datetime"))
 
     @property
     def rows(self) -> int:
@@ -77,6 +88,11 @@ class Weights(Mapping[str, np.ndarray]):
     def __getitem__(self, name: str) -> np.ndarray:
         self._info(name)
         return self._load(name)
+
+    def partition(self, names: list[str]) -> list[tuple[Weights, list[str]]]:
+        """``names`` grouped by the smallest piece of this checkpoint that holds them (a shard, or the whole),
+        so work sent to other processes carries one shard's header, not the checkpoint's."""
+        return [(self, names)] if names else []
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.tensors)
@@ -127,6 +143,24 @@ class Weights(Mapping[str, np.ndarray]):
             f"<{self.kind} {self.path}: {len(self)} tensors, {self.num_params:,} parameters, "
             f"{format_bytes(self.nbytes)}{': ' + by_dtype if by_dtype else ''}>"
         )
+
+
+class ArrayWeights(Weights):
+    """Arrays already in memory (any mapping of name to array) seen as :class:`Weights`."""
+
+    kind = "arrays"
+
+    def __init__(self, arrays: Mapping[str, Any], path: str = "<arrays>") -> None:
+        self.path = path
+        self._arrays = {str(name): np.asarray(array) for name, array in arrays.items()}
+        self.tensors = {
+            name: TensorInfo(name, tuple(int(n) for n in a.shape), str(a.dtype), int(a.nbytes), path)
+            for name, a in self._arrays.items()
+        }
+        self.metadata = {}
+
+    def _load(self, name: str) -> np.ndarray:
+        return self._arrays[name]
 
 
 def weights_error(path: str, problem: str) -> WeightsError:

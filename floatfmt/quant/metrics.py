@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ErrorStats", "error_stats"]
+__all__ = ["ErrorAccumulator", "ErrorStats", "error_stats"]
 
 _CHUNK = 1 << 20
 
@@ -65,36 +65,52 @@ def error_stats(reference: Any, approx: Any) -> ErrorStats:
     app = np.asarray(approx)
     if ref.shape != app.shape:
         raise ValueError(f"reference has shape {ref.shape} but approx has {app.shape}")
-    ref, app = ref.reshape(-1), app.reshape(-1)
-    top = 0.0  # the largest finite magnitude of approx: what saturated values sit at
-    for start in range(0, app.size, _CHUNK):
-        part = np.abs(app[start : start + _CHUNK].astype(np.float64))
-        top = max(top, float(np.max(part, where=np.isfinite(part), initial=0.0)))
-    sums = np.zeros(5)  # err², ref², app², ref·app, count
-    max_abs, nan, saturated, flushed = 0.0, 0, 0, 0
-    for start in range(0, ref.size, _CHUNK):
-        r = ref[start : start + _CHUNK].astype(np.float64)
-        a = app[start : start + _CHUNK].astype(np.float64)
-        finite = np.isfinite(r) & np.isfinite(a)
-        nan += int(np.count_nonzero(~finite))
-        r, a = r[finite], a[finite]
-        error = a - r
-        sums += (np.dot(error, error), np.dot(r, r), np.dot(a, a), np.dot(r, a), r.size)
-        if error.size:
-            max_abs = max(max_abs, float(np.max(np.abs(error))))
-        saturated += int(np.count_nonzero((np.abs(a) == top) & (np.abs(r) > top))) if top else 0
-        flushed += int(np.count_nonzero((a == 0) & (r != 0)))
-    err2, ref2, app2, cross, count = sums
-    mse = err2 / count if count else 0.0
-    return ErrorStats(
-        count=int(count),
-        mse=mse,
-        rmse=math.sqrt(mse),
-        rel_rmse=math.sqrt(err2 / ref2) if ref2 else (0.0 if err2 == 0 else math.inf),
-        sqnr_db=math.inf if not err2 else (10 * math.log10(ref2 / err2) if ref2 else -math.inf),
-        max_abs=max_abs,
-        cosine=cross / math.sqrt(ref2 * app2) if ref2 and app2 else (1.0 if ref2 == app2 else 0.0),
-        nan=nan,
-        saturated=saturated,
-        flushed=flushed,
-    )
+    sums = ErrorAccumulator()
+    sums.add(ref, app)
+    return sums.stats()
+
+
+class ErrorAccumulator:
+    """Sums from which :class:`ErrorStats` follow, added piece by piece: a tensor streamed in blocks of rows
+    gives the same statistics as the whole tensor at once (``saturated`` is judged per piece, against the
+    largest magnitude the piece's approximation reaches)."""
+
+    def __init__(self) -> None:
+        self.sums = np.zeros(5)  # err², ref², app², ref·app, count
+        self.max_abs = 0.0
+        self.nan = self.saturated = self.flushed = 0
+
+    def add(self, reference: np.ndarray, approx: np.ndarray) -> None:
+        ref, app = reference.reshape(-1), approx.reshape(-1)
+        top = 0.0  # the largest finite magnitude of approx: what saturated values sit at
+        for start in range(0, app.size, _CHUNK):
+            part = np.abs(app[start : start + _CHUNK].astype(np.float64))
+            top = max(top, float(np.max(part, where=np.isfinite(part), initial=0.0)))
+        for start in range(0, ref.size, _CHUNK):
+            r = ref[start : start + _CHUNK].astype(np.float64)
+            a = app[start : start + _CHUNK].astype(np.float64)
+            finite = np.isfinite(r) & np.isfinite(a)
+            self.nan += int(np.count_nonzero(~finite))
+            r, a = r[finite], a[finite]
+            error = a - r
+            self.sums += (np.dot(error, error), np.dot(r, r), np.dot(a, a), np.dot(r, a), r.size)
+            if error.size:
+                self.max_abs = max(self.max_abs, float(np.max(np.abs(error))))
+            self.saturated += int(np.count_nonzero((np.abs(a) == top) & (np.abs(r) > top))) if top else 0
+            self.flushed += int(np.count_nonzero((a == 0) & (r != 0)))
+
+    def stats(self) -> ErrorStats:
+        err2, ref2, app2, cross, count = (float(x) for x in self.sums)
+        mse = err2 / count if count else 0.0
+        return ErrorStats(
+            count=int(count),
+            mse=mse,
+            rmse=math.sqrt(mse),
+            rel_rmse=math.sqrt(err2 / ref2) if ref2 else (0.0 if err2 == 0 else math.inf),
+            sqnr_db=math.inf if not err2 else (10 * math.log10(ref2 / err2) if ref2 else -math.inf),
+            max_abs=self.max_abs,
+            cosine=cross / math.sqrt(ref2 * app2) if ref2 and app2 else (1.0 if ref2 == app2 else 0.0),
+            nan=self.nan,
+            saturated=self.saturated,
+            flushed=self.flushed,
+        )

@@ -27,7 +27,7 @@ from floatfmt.quant import gguf
 from floatfmt.quant._reduce import row_max, row_min
 from floatfmt.quant.schemes import Scheme, get_scheme
 
-__all__ = ["QuantizedTensor", "quantize"]
+__all__ = ["QuantizedTensor", "needs_tensor_amax", "quantize", "row_block"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -121,10 +121,13 @@ class QuantizedTensor:
         )
 
 
-def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
+def quantize(w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, **options: Any) -> QuantizedTensor:
     """Quantize ``w`` with a scheme (a name from ``floatfmt.schemes()`` or a ``Scheme``).
 
     Keyword options replace fields of the scheme, e.g. ``rounding="nearest_away"``.
+    ``tensor_amax`` is the largest magnitude of the whole tensor when ``w`` is a
+    block of its rows: per-tensor scales (``block=(0, 0)``, NVFP4's fp32 scale)
+    then come from it, so the rows quantize exactly as inside the whole tensor.
     Input is converted to float32 first, as every reference computes in float32.
     Blocks run along the last axis; leading axes are rows. Columns (and, for
     tiles, rows) that do not fill a block are padded with zeros, as the MX
@@ -161,6 +164,11 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
     padded = _pad(matrix, block_rows, block_cols)
     amax = _block_reduce(padded, block_rows, block_cols, np.max, absolute=True)
     rule = chosen.scale_rule
+    if tensor_amax is not None:
+        if not needs_tensor_amax(chosen):
+            raise ValueError(f"{chosen.name} has no per-tensor scale for tensor_amax to set")
+        if chosen.block == (0, 0):
+            amax = np.full_like(amax, np.float32(tensor_amax))
     if rule == "minmax":
         return _quantize_minmax(padded, shape, chosen, block_rows, block_cols)
     if rule == "codebook":
@@ -169,7 +177,7 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
     if rule == "mx":
         scales, divisor = _mx_scales(amax, chosen)
     elif rule == "nvfp4":
-        tensor_scale, scales, divisor = _nvfp4_scales(amax, chosen)
+        tensor_scale, scales, divisor = _nvfp4_scales(amax, chosen, tensor_amax)
     else:
         scales, divisor = _amax_scales(amax, chosen)
     element = get_format(chosen.element)
@@ -184,6 +192,24 @@ def quantize(w: Any, scheme: Scheme | str, **options: Any) -> QuantizedTensor:
     reciprocal = rule.endswith("reciprocal") or rule == "mx"
     codes = _scale_and_encode(padded, divisor, block_rows, block_cols, reciprocal, to_codes, element)
     return QuantizedTensor(chosen, shape, codes, scales, tensor_scale=tensor_scale)
+
+
+def needs_tensor_amax(scheme: Scheme) -> bool:
+    """Whether the scheme's scales depend on the whole tensor's largest magnitude (and on nothing else global).
+
+    Such a tensor can be quantized in blocks of rows given ``tensor_amax``; per-tensor
+    min/max (asymmetric) schemes and column-spanning blocks cannot.
+    """
+    per_tensor = scheme.block == (0, 0) and scheme.scale_rule not in ("minmax", "gguf", "cast")
+    return per_tensor or scheme.tensor_scale is not None
+
+
+def row_block(scheme: Scheme) -> int | None:
+    """Rows a quantization block spans, so a tensor can be cut into independent blocks of that many rows
+    (given ``tensor_amax`` where :func:`needs_tensor_amax`); ``None`` when it needs the whole tensor at once."""
+    if scheme.scale_rule == "cast" or needs_tensor_amax(scheme):
+        return scheme.block[0] or 1
+    return scheme.block[0] or None
 
 
 # --- scale rules ----------------------------------------------------------------------------
@@ -214,11 +240,14 @@ def _mx_scales(amax: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, np.ndarray
     return scale, scale
 
 
-def _nvfp4_scales(amax: np.ndarray, scheme: Scheme) -> tuple[float, np.ndarray, np.ndarray]:
+def _nvfp4_scales(amax: np.ndarray, scheme: Scheme, tensor_amax: float | None) -> tuple[float, np.ndarray, np.ndarray]:
     """ModelOpt NVFP4QTensor: fp32 ``scale_2 = amax / (6 * 448)`` (1 if 0), E4M3 ``block amax / (6 * scale_2)``
     (1.0 for an all-zero block), elements ``x / (block scale * scale_2)`` rounded half to even and saturated."""
     element_max, scale_max = np.float32(_element_max(scheme)), np.float32(get_format(scheme.scale_format).max)
-    global_amax = np.float32(amax.max()) if amax.size else np.float32(0)
+    if tensor_amax is not None:
+        global_amax = np.float32(tensor_amax)
+    else:
+        global_amax = np.float32(amax.max()) if amax.size else np.float32(0)
     tensor_scale = global_amax / (element_max * scale_max) if global_amax else np.float32(1)
     block_scale = amax / (element_max * tensor_scale)
     block_scale[block_scale == 0] = 1  # ModelOpt stores 1.0 for an all-zero block

@@ -1,8 +1,10 @@
-"""Byte counts for people: decimal units (as disks and GPUs are sold) beside binary ones (as tools report)."""
+"""Small display helpers shared by the layers: byte counts for people, floats for JSON."""
 
 from __future__ import annotations
 
-__all__ = ["format_bytes"]
+import math
+
+__all__ = ["format_bytes", "json_float"]
 
 _DECIMAL = ["B", "kB", "MB", "GB", "TB", "PB"]
 _BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
@@ -29,3 +31,8 @@ def format_bytes(count: int) -> str:
     if abs(count) < 1000:
         return decimal
     return f"{decimal} ({_scaled(count, 1024, _BINARY)})"
+
+
+def json_float(value: float) -> float | str:
+    """A float JSON can hold: infinities and NaN become the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
+    return value if math.isfinite(value) else repr(value)
