@@ -4,6 +4,7 @@ floatfmt explain "0 1011 011" e4m3
 floatfmt encode e4m3 0.3 22 1000 --rounding toward_zero --overflow saturate
 floatfmt decode e4m3 0x5B 91 0b01111110
 floatfmt table e2m1 --json
+floatfmt report model.safetensors --schemes fp8_e4m3_block128,mxfp4,nvfp4,int4_g128 --workers 2
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         output = args.run(args)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"floatfmt: error: {error}", file=sys.stderr)
         return 2
     if args.json:
@@ -72,6 +74,24 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("format", metavar="FMT")
     decode.add_argument("codes", metavar="CODE", nargs="+")
     command("table", "every code of a format of at most 16 bits", _table).add_argument("format", metavar="FMT")
+    report = command("report", "quantization error of a checkpoint, tensor by tensor and scheme by scheme", _report)
+    report.add_argument("path", metavar="PATH", help=".safetensors, checkpoint directory, index, .npz, .npy or .gguf")
+    report.add_argument("--schemes", default=DEFAULT_SCHEMES, help=f"comma-separated (default {DEFAULT_SCHEMES})")
+    report.add_argument("--include", default="", help="comma-separated glob patterns of tensors to quantize")
+    report.add_argument("--exclude", default="", help="comma-separated glob patterns of tensors to keep as stored")
+    report.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="PATTERN=SCHEME",
+        help="e.g. '*embed*=bf16' or '*norm*=stored'",
+    )
+    report.add_argument("--sample", type=float, help="measure the error on this fraction of each tensor's rows")
+    report.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    report.add_argument("--workers", type=int, default=1, help="processes to spread tensors over")
+    report.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+    report.add_argument("--summary-only", action="store_true", help="leave out the per-tensor table")
+    report.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     return parser
 
 
@@ -127,6 +147,46 @@ def _table(args: argparse.Namespace) -> Any:
 
 
 # --- parsing and printing -------------------------------------------------------------------
+
+
+DEFAULT_SCHEMES = "fp8_e4m3_block128,mxfp4,nvfp4,int4_g128"
+
+
+def _report(args: argparse.Namespace) -> str:
+    overrides = {}
+    for item in args.override:
+        pattern, equals, scheme = item.rpartition("=")
+        if not equals or not pattern:
+            raise ValueError(f"--override takes PATTERN=SCHEME, got {item!r}")
+        overrides[pattern] = scheme
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    options: dict[str, Any] = dict(
+        include=_globs(args.include),
+        exclude=_globs(args.exclude),
+        overrides=overrides,
+        sample=args.sample,
+        seed=args.seed,
+        progress=False if args.quiet else None,
+    )
+    if args.workers > 1:
+        with ProcessPoolExecutor(args.workers) as pool:
+            result = floatfmt.quant_report(args.path, args.schemes, executor=pool, **options)
+    else:
+        result = floatfmt.quant_report(args.path, args.schemes, **options)
+    output_format = "json" if args.json else args.format
+    if output_format == "json":
+        args.json = False  # already JSON text
+        return result.to_json()
+    if output_format == "csv":
+        return result.to_csv().rstrip("\n")
+    if output_format == "markdown":
+        return result.to_markdown(tensors=not args.summary_only).rstrip("\n")
+    return result.to_text(tensors=not args.summary_only).rstrip("\n")
+
+
+def _globs(text: str) -> list[str]:
+    return [pattern.strip() for pattern in text.split(",") if pattern.strip()]
 
 
 def _number(text: str) -> float:

@@ -128,7 +128,7 @@ class SchemeSummary:
         return summary
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class QuantReport:
     """The rows (one per tensor and scheme) and the per-scheme summary of :func:`quant_report`."""
 
@@ -219,6 +219,9 @@ class QuantReport:
 
     def __str__(self) -> str:
         return f"{self._title()}\n\n{_text(*self._summary_table())}\n"
+
+    def __repr__(self) -> str:
+        return f"<QuantReport {self.source}: {len(self.tensors)} tensors × {len(self.schemes)} schemes>"
 
     def to_text(self, tensors: bool = True) -> str:
         """Plain-text tables for a terminal: the summary, then each tensor's SQNR under each scheme."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from floatfmt.cli import main
+from floatfmt.io import save_safetensors
 
 
 def run(capsys, *argv):
@@ -77,3 +81,51 @@ def test_installed_entry_points():
         assert done.returncode == 0 and "= 22" in done.stdout
     failed = subprocess.run([sys.executable, "-m", "floatfmt", "info", "nope"], capture_output=True, text=True)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    tensors = {"mlp.weight": rng.standard_normal((64, 128)).astype(np.float32), "norm.weight": np.ones(128, np.float32)}
+    save_safetensors(tmp_path / "model.safetensors", tensors)
+    return str(tmp_path / "model.safetensors")
+
+
+def test_report(capsys, small_checkpoint):
+    status, out, err = run(capsys, "report", small_checkpoint, "--schemes", "mxfp4,nvfp4", "--quiet")
+    assert status == 0 and err == ""
+    assert out.startswith("Quantization report for") and "mlp.weight" in out and "nvfp4 SQNR dB" in out
+    status, out, _ = run(capsys, "report", small_checkpoint, "--schemes", "mxfp4", "--format", "json", "--quiet")
+    document = json.loads(out)
+    assert document["summary"][0]["bytes"] == 64 * 128 // 2 + 64 * 4 + 128 * 4
+    assert json.loads(run(capsys, "report", small_checkpoint, "--json", "--quiet")[1])["schemes"] == [
+        "fp8_e4m3_block128",
+        "mxfp4",
+        "nvfp4",
+        "int4_g128",
+    ]
+    status, out, _ = run(
+        capsys, "report", small_checkpoint, "--format", "csv", "--override", "*norm*=bf16", "--workers", "2"
+    )
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert status == 0 and len(rows) == 8 and {r["applied"] for r in rows if r["tensor"] == "norm.weight"} == {"bf16"}
+    status, out, _ = run(
+        capsys, "report", small_checkpoint, "--format", "markdown", "--summary-only", "--sample", "0.5"
+    )
+    assert status == 0 and out.startswith("**Quantization report") and "mlp.weight |" not in out and "± " in out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--override", "bf16"], "PATTERN=SCHEME"),
+        (["--schemes", "mxfp5"], "unknown scheme"),
+        (["--sample", "2"], "fraction"),
+        (["--workers", "0"], "at least 1"),
+    ],
+)
+def test_report_errors(capsys, small_checkpoint, extra, message):
+    status, out, err = run(capsys, "report", small_checkpoint, *extra)
+    assert status == 2 and message in err and out == ""
+    status, _, err = run(capsys, "report", small_checkpoint + ".missing")
+    assert status == 2 and "no checkpoint at" in err

@@ -7,7 +7,18 @@ import sys
 
 
 def test_import_needs_only_numpy_and_ml_dtypes():
-    optional = ["matplotlib", "pandas", "torch", "dask", "scipy", "hypothesis", "pytest", "gguf", "safetensors"]
+    optional = [
+        "matplotlib",
+        "pandas",
+        "torch",
+        "dask",
+        "distributed",
+        "scipy",
+        "hypothesis",
+        "pytest",
+        "gguf",
+        "safetensors",
+    ]
     code = f"import sys, floatfmt; print(' '.join(m for m in {optional!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
     assert loaded == ""

@@ -16,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from floatfmt.codec import _map_chunks
+
 __all__ = ["ErrorAccumulator", "ErrorStats", "error_stats"]
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16
+"""Elements per float64 step: the temporaries stay in L2."""
 
 
 @dataclass(frozen=True)
@@ -82,22 +85,41 @@ class ErrorAccumulator:
 
     def add(self, reference: np.ndarray, approx: np.ndarray) -> None:
         ref, app = reference.reshape(-1), approx.reshape(-1)
-        top = 0.0  # the largest finite magnitude of approx: what saturated values sit at
-        for start in range(0, app.size, _CHUNK):
-            part = np.abs(app[start : start + _CHUNK].astype(np.float64))
-            top = max(top, float(np.max(part, where=np.isfinite(part), initial=0.0)))
-        for start in range(0, ref.size, _CHUNK):
-            r = ref[start : start + _CHUNK].astype(np.float64)
-            a = app[start : start + _CHUNK].astype(np.float64)
-            finite = np.isfinite(r) & np.isfinite(a)
-            self.nan += int(np.count_nonzero(~finite))
-            r, a = r[finite], a[finite]
+
+        def largest(start: int, stop: int) -> float:
+            part = app[start:stop]
+            low, high = float(np.min(part, initial=0.0)), float(np.max(part, initial=0.0))
+            if math.isfinite(low) and math.isfinite(high):
+                return max(-low, high)
+            magnitudes = np.abs(part.astype(np.float64))  # rare: leave out infinities and NaN
+            return float(np.max(magnitudes, where=np.isfinite(magnitudes), initial=0.0))
+
+        top = max(_map_chunks(largest, app.size, _CHUNK), default=0.0)  # what saturated values sit at
+
+        def sums(start: int, stop: int) -> tuple[np.ndarray, float, int, int, int]:
+            r = ref[start:stop].astype(np.float64)
+            a = app[start:stop].astype(np.float64)
+            finite = np.isfinite(r)
+            finite &= np.isfinite(a)
+            nan = 0
+            if not finite.all():
+                nan = int(r.size - np.count_nonzero(finite))
+                r, a = r[finite], a[finite]
             error = a - r
-            self.sums += (np.dot(error, error), np.dot(r, r), np.dot(a, a), np.dot(r, a), r.size)
-            if error.size:
-                self.max_abs = max(self.max_abs, float(np.max(np.abs(error))))
-            self.saturated += int(np.count_nonzero((np.abs(a) == top) & (np.abs(r) > top))) if top else 0
-            self.flushed += int(np.count_nonzero((a == 0) & (r != 0)))
+            # einsum, not dot: BLAS splits dot products by its thread count, and results must not depend on it
+            products = [np.einsum("i,i->", x, y) for x, y in ((error, error), (r, r), (a, a), (r, a))]
+            max_abs = max(float(np.max(error)), -float(np.min(error))) if error.size else 0.0
+            at_top = np.flatnonzero((a >= top) | (a <= -top)) if top else np.zeros(0, np.intp)
+            saturated = int(np.count_nonzero(np.abs(r[at_top]) > top))
+            flushed = int(np.count_nonzero(r[np.flatnonzero(a == 0)]))
+            return np.array([*products, r.size]), max_abs, nan, saturated, flushed
+
+        for products, max_abs, nan, saturated, flushed in _map_chunks(sums, ref.size, _CHUNK):  # in chunk order
+            self.sums += products
+            self.max_abs = max(self.max_abs, max_abs)
+            self.nan += nan
+            self.saturated += saturated
+            self.flushed += flushed
 
     def stats(self) -> ErrorStats:
         err2, ref2, app2, cross, count = (float(x) for x in self.sums)

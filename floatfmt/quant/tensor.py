@@ -102,16 +102,16 @@ class QuantizedTensor:
                 kind,
             )
             return blocks.reshape(self.shape).astype(dtype, copy=False)
-        values = _element_values(self.codes, scheme)
+        values = _element_values(self.codes, scheme)  # a fresh array: scaled in place, block by block
         if self.scales is not None:
             block_rows, block_cols = _block_shape(scheme, rows, cols)
-            scale = _per_element(self.scales.astype(np.float32), block_rows, block_cols)
+            padded_rows, padded_cols = values.shape
+            tiles = values.reshape(padded_rows // block_rows, block_rows, padded_cols // block_cols, block_cols)
             if self.zero_points is not None:
-                zeros = _per_element(self.zero_points.astype(np.float32), block_rows, block_cols)
-                values = values - zeros
-            values = values * scale
+                tiles -= self.zero_points.astype(np.float32)[:, None, :, None]
+            tiles *= self.scales.astype(np.float32)[:, None, :, None]
         if self.tensor_scale is not None:
-            values = values * np.float32(self.tensor_scale)
+            values *= np.float32(self.tensor_scale)
         return values[:rows, :cols].reshape(self.shape).astype(dtype, copy=False)
 
     def __repr__(self) -> str:
