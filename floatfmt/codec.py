@@ -304,6 +304,17 @@ def _rejected_message(fmt: Format, count: int, total: int) -> str:
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child (a process pool's worker) inherits the pool object but none of its threads: work
+    submitted to it would wait forever. The child starts its own when it first needs one."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 _thread_state = threading.local()
 
 

@@ -8,6 +8,8 @@ import io
 import json
 import math
 import pathlib
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import ml_dtypes
@@ -262,3 +264,20 @@ def test_minilm_bytes_match_its_header_and_errors_follow_the_bits(minilm):
         assert by_scheme[better].sqnr_db > by_scheme[worse].sqnr_db, (better, worse)
         for name in quantized:
             assert report.row(name, better).sqnr_db > report.row(name, worse).sqnr_db, (name, better, worse)
+
+
+FORKED_WORKERS = """
+import multiprocessing, numpy as np, floatfmt
+from concurrent.futures import ProcessPoolExecutor
+w = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+floatfmt.quant_report({"w": w}, "mxfp4", progress=False)  # the codec's threads have run and gone idle
+with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+    report = floatfmt.quant_report({"w": w, "v": w}, "mxfp4,nvfp4", executor=pool, progress=False)
+print(len(report.rows))
+"""
+
+
+def test_forked_workers_do_not_wait_on_the_parents_codec_threads():
+    """A forked worker inherits the codec's thread pool without its threads; it must start its own."""
+    done = subprocess.run([sys.executable, "-c", FORKED_WORKERS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "4", done.stderr
