@@ -5,8 +5,8 @@ blocks of rows cut at the schemes' block boundaries (per-tensor scales are
 computed from a first pass over the tensor's largest magnitude), so every block
 quantizes exactly as it would inside the whole tensor. Peak memory is a few
 times ``chunk_elements`` float32 values per worker, whatever the checkpoint's
-size; only schemes whose blocks span every row (none of the named ones) need
-a whole tensor at once.
+size; only ``nf4_dq`` (whose scales are centred on their mean over the tensor)
+and custom schemes with blocks spanning every row need a whole tensor at once.
 
 Example:
     >>> import numpy as np, floatfmt
@@ -489,12 +489,34 @@ def quant_report(
         raise ValueError(f"sample is the fraction of rows to measure, in (0, 1]; got {sample}")
     if chunk_elements < 1:
         raise ValueError(f"chunk_elements must be positive, got {chunk_elements}")
+    opened_here = not isinstance(source, Weights | Mapping)
     if isinstance(source, Weights):
         weights = source
     elif isinstance(source, Mapping):
         weights = ArrayWeights(source)
     else:
         weights = open_weights(source)
+    try:
+        options = (include, exclude, overrides, min_ndim, sample, seed, executor, progress, chunk_elements)
+        return _report(weights, columns, *options)
+    finally:
+        if opened_here:
+            weights.close()
+
+
+def _report(
+    weights: Weights,
+    columns: list[Scheme],
+    include: Patterns,
+    exclude: Patterns,
+    overrides: Mapping[str, str | Scheme | None] | None,
+    min_ndim: int,
+    sample: float | None,
+    seed: int,
+    executor: Executor | None,
+    progress: bool | None,
+    chunk_elements: int,
+) -> QuantReport:
     override_list = [(pattern, _override(value)) for pattern, value in (overrides or {}).items()]
     include_list, exclude_list = _patterns(include), _patterns(exclude)
     names = list(weights.tensors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import ml_dtypes
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import floatfmt
-from floatfmt.quant.tensor import _block_shape, needs_tensor_amax, row_block
+from floatfmt.quant.schemes import DYNAMIC_CODEBOOK
+from floatfmt.quant.tensor import _block_shape, _bnb_search, needs_tensor_amax, row_block
 
 GGUF = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
 
@@ -204,7 +206,14 @@ def element_step(scheme: floatfmt.Scheme) -> float:
         (4, 256),
         elements=st.one_of(st.just(0.0), st.floats(2.0**-10, 1e4, width=32), st.floats(-1e4, -(2.0**-10), width=32)),
     ),
-    name=st.sampled_from([n for n in floatfmt.schemes() if floatfmt.get_scheme(n).scale_rule not in ("cast", "gguf")]),
+    # (not nf4_dq: its scales are themselves approximations; test_nf4_dq_storage_and_error bounds them)
+    name=st.sampled_from(
+        [
+            n
+            for n in floatfmt.schemes()
+            if floatfmt.get_scheme(n).scale_rule not in ("cast", "gguf") and not floatfmt.get_scheme(n).scale_group
+        ]
+    ),
 )
 def test_error_is_within_one_element_step_of_the_block_scale(w, name):
     scheme = floatfmt.get_scheme(name)
@@ -323,7 +332,10 @@ def test_row_blocks_quantize_exactly_as_inside_the_whole_tensor(name):
     """What the report relies on to stream a tensor: cut at multiples of row_block, pass tensor_amax."""
     scheme = floatfmt.get_scheme(name)
     step = row_block(scheme)
-    assert step is not None, "every named scheme can be streamed"
+    if scheme.scale_group:  # nf4_dq: the scales' mean and groups of 256 scales span the tensor
+        assert step is None
+        return
+    assert step is not None, "every other named scheme can be streamed"
     w = awkward_matrix(rows=300, cols=256)
     whole = floatfmt.quantize(w, scheme)
     amax = float(np.abs(w).max()) if needs_tensor_amax(scheme) else None
@@ -337,3 +349,71 @@ def test_tensor_amax_is_refused_where_no_scale_uses_it():
         floatfmt.quantize(np.ones((4, 32), np.float32), "mxfp4", tensor_amax=1.0)
     assert row_block(floatfmt.Scheme("cols", "int8", (0, 32), scale_rule="symmetric_int")) is None
     assert row_block(floatfmt.Scheme("tensor_minmax", "uint4", (0, 0), "float16", "minmax", zero_point="uint4")) is None
+
+
+def dquantize_kernel(book: list[float], x: float) -> int:
+    """bitsandbytes csrc/kernels.cu ``dQuantize<0>``, transcribed line by line (float32 arithmetic)."""
+    f32 = np.float32
+    x = f32(x)
+    pivot, upper_pivot, lower_pivot = 127, 255, 0
+    lower, upper = f32(-1.0), f32(1.0)
+    val = f32(book[pivot])
+    i = 64
+    while i > 0:
+        if x > val:
+            lower_pivot, lower = pivot, val
+            pivot += i
+        else:
+            upper_pivot, upper = pivot, val
+            pivot -= i
+        val = f32(book[pivot])
+        i >>= 1
+    if upper_pivot == 255:
+        upper = f32(book[upper_pivot])
+    if lower_pivot == 0:
+        lower = f32(book[lower_pivot])
+    if x > val:
+        return upper_pivot if x > (upper + val) * f32(0.5) else pivot
+    return lower_pivot if x < (lower + val) * f32(0.5) else pivot
+
+
+def test_dynamic_map_is_bitsandbytes_create_dynamic_map():
+    book = np.array(DYNAMIC_CODEBOOK, dtype=np.float32)
+    # the SHA-256 of bitsandbytes 0.50.2 create_dynamic_map().numpy().tobytes(), computed beside it
+    assert hashlib.sha256(book.tobytes()).hexdigest() == (
+        "e732639a65f497b4ad684bb166a4467708255edd5207757de8b8f0c7e1fda89c"
+    )
+    assert book.size == 256 and np.all(np.diff(book) > 0) and book[0] == np.float32(-0.99296875) and book[-1] == 1
+
+
+def test_double_quantized_scale_codes_follow_the_kernel_search():
+    book = list(DYNAMIC_CODEBOOK)
+    array = np.array(book, dtype=np.float32)
+    rng = np.random.default_rng(11)
+    midpoints = (array[1:] + array[:-1]) * np.float32(0.5)
+    x = np.concatenate(
+        [rng.uniform(-1, 1, 3000), array, midpoints, np.nextafter(midpoints, 2), [-1, 1, 0, -0.0, np.nan]]
+    ).astype(np.float32)
+    ours = _bnb_search(x, array)
+    assert ours.tolist() == [dquantize_kernel(book, v) for v in x]
+    finite = np.isfinite(x)
+    nearest = np.abs(x[finite, None].astype(np.float64) - array[None, :]).min(axis=1)
+    assert np.allclose(np.abs(x[finite] - array[ours[finite]]), nearest, atol=1e-7)  # nearest, up to ties
+
+
+def test_nf4_dq_storage_and_error():
+    w = (np.random.default_rng(12).standard_normal((96, 1024)) * 0.02).astype(np.float32)
+    plain, double = floatfmt.quantize(w, "nf4"), floatfmt.quantize(w, "nf4_dq")
+    assert np.array_equal(plain.codes, double.codes)  # elements are coded with the exact scales
+    blocks = w.size // 64
+    assert double.nbytes == w.size // 2 + blocks + 4 * -(-blocks // 256) + 4 == len(double.to_bytes())
+    assert double.bits_per_weight == pytest.approx(4 + 8 / 64 + 32 / (64 * 256) + 32 / w.size)
+    data = double.to_bytes()
+    offset = np.frombuffer(data[:4], np.float32)[0]
+    assert offset == np.float32(plain.scales.astype(np.float64).mean())
+    group_max = np.frombuffer(data[4 : 4 + 4 * 6], np.float32)
+    step = np.max(np.diff(np.array(DYNAMIC_CODEBOOK)))  # the map's widest gap
+    error = np.abs(double.scales - plain.scales).reshape(-1)
+    assert np.all(error <= np.repeat(group_max, 256) * step / 2 * (1 + 1e-6) + 1e-9)
+    stats = floatfmt.error_stats(w, double.dequantize())
+    assert abs(stats.sqnr_db - floatfmt.error_stats(w, plain.dequantize()).sqnr_db) < 0.1

@@ -19,14 +19,18 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
+from floatfmt import _reference
 from floatfmt._options import ROUNDINGS, Rounding
 from floatfmt.formats import get_format
 from floatfmt.quant.gguf import BLOCK as GGUF_BLOCK
 from floatfmt.quant.gguf import GGUF_TYPES
 
-__all__ = ["Scheme", "SCALE_RULES", "schemes", "get_scheme", "register_scheme"]
+__all__ = ["DYNAMIC_CODEBOOK", "NF4_CODEBOOK", "Scheme", "SCALE_RULES", "schemes", "get_scheme", "register_scheme"]
 
 SCALE_RULES = {
     "amax": "scale = block amax / element max; elements = x / scale",
@@ -56,6 +60,10 @@ class Scheme:
         zero_point: the format of a stored zero point, if the scheme is asymmetric.
         tensor_scale: the format of a second-level per-tensor scale, if any.
         codebook: for ``scale_rule="codebook"``, the value of each element code, ascending.
+        scale_group: if positive, the block scales are themselves quantized as bitsandbytes' double
+            quantization does: minus their float32 mean (stored), in groups of this many, each group's scales
+            divided by its largest magnitude (stored in float32) and coded with ``scale_codebook``.
+        scale_codebook: the 256 ascending values of the scale codes (bitsandbytes' dynamic map).
         reference: the public implementation the scheme follows.
     """
 
@@ -68,6 +76,8 @@ class Scheme:
     zero_point: str | None = None
     tensor_scale: str | None = None
     codebook: tuple[float, ...] | None = None
+    scale_group: int = 0
+    scale_codebook: tuple[float, ...] | None = None
     reference: str = ""
 
     def __post_init__(self) -> None:
@@ -80,6 +90,8 @@ class Scheme:
         if self.scale_rule != "gguf":
             get_format(self.element)
             get_format(self.scale_format)
+        if self.scale_group and (self.scale_codebook is None or len(self.scale_codebook) != 256):
+            raise ValueError("scale_group needs a scale_codebook of 256 ascending values (8-bit scale codes)")
 
     def replace(self, **changes: Any) -> Scheme:
         """A copy with some fields changed, e.g. ``rounding="nearest_away"``."""
@@ -112,7 +124,10 @@ class Scheme:
         row_blocks, col_blocks = -(-rows // block_rows), -(-cols // block_cols)
         blocks = row_blocks * col_blocks
         total = math.ceil(blocks * block_rows * block_cols * element_bits / 8)
-        total += math.ceil(blocks * get_format(self.scale_format).bits / 8)
+        if self.scale_group:  # 8-bit scale codes, a float32 per group of them, and the float32 mean
+            total += blocks + 4 * -(-blocks // self.scale_group) + 4
+        else:
+            total += math.ceil(blocks * get_format(self.scale_format).bits / 8)
         if self.zero_point is not None:
             total += math.ceil(blocks * get_format(self.zero_point).bits / 8)
         if self.tensor_scale is not None:
@@ -170,6 +185,42 @@ NF4_CODEBOOK = (
     0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 )  # fmt: skip
 
+
+def _dynamic_codebook() -> tuple[float, ...]:
+    """bitsandbytes ``create_dynamic_map(signed=True)``, bit for bit: for ``i`` in 0..6, the float32 midpoints of
+    ``torch.linspace(0.1, 1, 2**i + 1)`` scaled by ``float32(10**(i - 6))``, both signs, then 0 and 1, sorted.
+
+    torch's float32 ``linspace`` computes ``start + k·step`` (from the end for the upper half) with one
+    rounding, as a fused multiply-add: the exact reference encoder stands in for the FMA.
+    """
+    float32 = get_format("float32")
+
+    def rounded(value: Fraction) -> float:
+        return float(_reference.decode(_reference.encode(value, float32), float32))
+
+    values = [0.0, 1.0]
+    for i in range(7):
+        steps = 2**i + 1
+        start, end = np.float32(0.1), np.float32(1.0)
+        step = np.float32((end - start) / np.float32(steps - 1))
+        points = np.array(
+            [
+                rounded(Fraction(float(start)) + Fraction(float(step)) * k)
+                if k < steps // 2
+                else rounded(Fraction(float(end)) - Fraction(float(step)) * (steps - 1 - k))
+                for k in range(steps)
+            ],
+            dtype=np.float32,
+        )
+        means = (points[:-1] + points[1:]) / np.float32(2)
+        scaled = np.float32(10.0 ** (i - 6)) * means
+        values += [float(v) for v in scaled] + [-float(v) for v in scaled]
+    return tuple(sorted(values))
+
+
+DYNAMIC_CODEBOOK = _dynamic_codebook()
+"""bitsandbytes' signed 8-bit dynamic map, the codes of double-quantized NF4 scales."""
+
 _MX = "microsoft/microxcaling mx/mx_ops.py (_shared_exponents, _quantize_mx)"
 _DEEPGEMM = "deepseek-ai/DeepGEMM per_block_cast_to_fp8; DeepSeek-V3 inference/kernel.py weight_dequant"
 _GGUF = "PyPI gguf, gguf/quants.py"
@@ -212,6 +263,18 @@ for _scheme in [
         "codebook",
         codebook=NF4_CODEBOOK,
         reference="bitsandbytes functional.py get_4bit_type, csrc/kernels.cu dQuantizeNF4 (blocksize 64)",
+    ),
+    Scheme(
+        "nf4_dq",
+        "uint4",
+        (1, 64),
+        "uint8",
+        "codebook",
+        codebook=NF4_CODEBOOK,
+        scale_group=256,
+        scale_codebook=DYNAMIC_CODEBOOK,
+        reference="bitsandbytes functional.py quantize_4bit(compress_statistics=True): absmax minus its mean, "
+        "quantize_blockwise(blocksize=256) with create_dynamic_map(), csrc/kernels.cu dQuantize",
     ),
     Scheme("int8", "int8", (1, 0), "float32", "symmetric_int", reference="symmetric per-channel int8 (SmoothQuant)"),
     Scheme("int8_tensor", "int8", (0, 0), "float32", "symmetric_int", reference="symmetric per-tensor int8"),

@@ -36,8 +36,9 @@ class QuantizedTensor:
 
     ``codes`` has the padded 2-D shape (rows, columns rounded up to whole
     blocks); ``scales`` (and ``zero_points``) have one entry per block, as the
-    values the stored format holds. ``data`` is the serialized bytes for GGUF
-    types.
+    values the stored format holds. ``data`` is the serialized bytes where the
+    storage is more than codes and scales: GGUF blocks, and double-quantized
+    scales (whose ``scales`` are then the values they dequantize to).
     """
 
     scheme: Scheme
@@ -207,6 +208,8 @@ def needs_tensor_amax(scheme: Scheme) -> bool:
 def row_block(scheme: Scheme) -> int | None:
     """Rows a quantization block spans, so a tensor can be cut into independent blocks of that many rows
     (given ``tensor_amax`` where :func:`needs_tensor_amax`); ``None`` when it needs the whole tensor at once."""
+    if scheme.scale_group:  # the scales' mean and their groups run across the whole tensor
+        return None
     if scheme.scale_rule == "cast" or needs_tensor_amax(scheme):
         return scheme.block[0] or 1
     return scheme.block[0] or None
@@ -299,7 +302,63 @@ def _quantize_codebook(
     codes = _scale_and_encode(padded, scale, block_rows, block_cols, True, to_codes, get_format(scheme.element))
     zero_code = int(np.searchsorted(scheme.codebook, 0.0))
     codes[_per_element(scale == 0, block_rows, block_cols)] = zero_code  # 0 * inf would be NaN
-    return QuantizedTensor(scheme, shape, codes, scale)
+    if not scheme.scale_group:
+        return QuantizedTensor(scheme, shape, codes, scale)
+    stored_scale, stored = _double_quantize(scale, scheme)
+    data = np.frombuffer(stored + _serialize(codes, scheme.element, already_codes=True), dtype=np.uint8)
+    return QuantizedTensor(scheme, shape, codes, stored_scale, data=data)
+
+
+def _double_quantize(scale: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, bytes]:
+    """bitsandbytes' double quantization of block scales: the scales it dequantizes to, and their storage
+    (float32 mean, float32 group maxima, 8-bit codes).
+
+    ``quantize_4bit(compress_statistics=True)`` subtracts the scales' mean and quantizes them with
+    ``quantize_blockwise(blocksize=256)``: each group of 256 is multiplied by the float32 reciprocal of its
+    largest magnitude and coded by ``dQuantize``'s seven-step search of the dynamic map (its CUDA kernel).
+    The mean is the float32 rounding of the exact mean; torch's float32 reduction may differ in the last bit.
+    """
+    assert scheme.scale_codebook is not None
+    book = np.asarray(scheme.scale_codebook, dtype=np.float32)
+    flat = scale.reshape(-1)
+    offset = np.float32(flat.astype(np.float64).mean()) if flat.size else np.float32(0)
+    centered = flat - offset
+    group = scheme.scale_group
+    groups = -(-flat.size // group)
+    padded = np.zeros(groups * group, dtype=np.float32)
+    padded[: flat.size] = centered
+    group_max = np.max(np.abs(padded.reshape(groups, group)), axis=1, initial=np.float32(0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        normalized = (padded.reshape(groups, group) * (np.float32(1) / group_max)[:, None]).reshape(-1)
+    codes = _bnb_search(normalized[: flat.size], book)
+    decoded = book[codes] * np.repeat(group_max, group)[: flat.size] + offset
+    stored = np.float32(offset).tobytes() + group_max.astype("<f4").tobytes() + codes.tobytes()
+    return decoded.reshape(scale.shape), stored
+
+
+def _bnb_search(x: np.ndarray, book: np.ndarray) -> np.ndarray:
+    """bitsandbytes ``dQuantize<0>`` (csrc/kernels.cu) over arrays: a binary search of the 256-entry map in
+    seven halving steps from entry 127, then the nearer of the last two entries by their float32 midpoint.
+    It is not always the nearest entry, and a NaN lands on entry 0, exactly as in the kernel."""
+    pivot = np.full(x.shape, 127, dtype=np.intp)
+    lower_pivot, upper_pivot = np.zeros_like(pivot), np.full_like(pivot, 255)
+    lower, upper = np.full(x.shape, -1, np.float32), np.ones(x.shape, np.float32)
+    value = book[pivot]
+    for step in (64, 32, 16, 8, 4, 2, 1):
+        right = x > value
+        lower_pivot = np.where(right, pivot, lower_pivot)
+        lower = np.where(right, value, lower)
+        upper_pivot = np.where(right, upper_pivot, pivot)
+        upper = np.where(right, upper, value)
+        pivot = pivot + np.where(right, step, -step)
+        value = book[pivot]
+    upper = np.where(upper_pivot == 255, book[255], upper)
+    lower = np.where(lower_pivot == 0, book[0], lower)
+    right = x > value
+    half = np.float32(0.5)
+    above = np.where(x > (upper + value) * half, upper_pivot, pivot)
+    below = np.where(x < (lower + value) * half, lower_pivot, pivot)
+    return np.where(right, above, below).astype(np.uint8)
 
 
 @functools.lru_cache(maxsize=8)
