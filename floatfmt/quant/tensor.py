@@ -36,9 +36,9 @@ class QuantizedTensor:
 
     ``codes`` has the padded 2-D shape (rows, columns rounded up to whole
     blocks); ``scales`` (and ``zero_points``) have one entry per block, as the
-    values the stored format holds. ``data`` is the serialized bytes where the
-    storage is more than codes and scales: GGUF blocks, and double-quantized
-    scales (whose ``scales`` are then the values they dequantize to).
+    values the stored format holds. ``data`` is the serialized bytes of GGUF
+    blocks. ``scale_storage`` is the serialized scales when they are themselves
+    quantized (``nf4_dq``); ``scales`` are then the values they dequantize to.
     """
 
     scheme: Scheme
@@ -48,6 +48,7 @@ class QuantizedTensor:
     zero_points: np.ndarray | None = None
     tensor_scale: float | None = None
     data: np.ndarray | None = None
+    scale_storage: bytes | None = None
 
     @property
     def size(self) -> int:
@@ -60,7 +61,9 @@ class QuantizedTensor:
             return int(self.data.nbytes)
         element_bits = get_format(self.scheme.element).bits
         total = math.ceil(self.codes.size * element_bits / 8)
-        if self.scales is not None:
+        if self.scale_storage is not None:
+            total += len(self.scale_storage)
+        elif self.scales is not None:
             total += math.ceil(self.scales.size * get_format(self.scheme.scale_format).bits / 8)
         if self.zero_points is not None and self.scheme.zero_point is not None:
             total += math.ceil(self.zero_points.size * get_format(self.scheme.zero_point).bits / 8)
@@ -78,7 +81,9 @@ class QuantizedTensor:
         parts = []
         if self.tensor_scale is not None and self.scheme.tensor_scale is not None:
             parts.append(_serialize(np.array([self.tensor_scale], dtype=np.float32), self.scheme.tensor_scale))
-        if self.scales is not None:
+        if self.scale_storage is not None:
+            parts.append(self.scale_storage)
+        elif self.scales is not None:
             parts.append(_serialize(self.scales, self.scheme.scale_format))
         if self.zero_points is not None and self.scheme.zero_point is not None:
             parts.append(_serialize(self.zero_points, self.scheme.zero_point, already_codes=True))
@@ -149,7 +154,8 @@ def quantize(w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, 
     shape = tuple(int(n) for n in array.shape)
     rows, cols = _rows_cols(shape)
     matrix = values.reshape(rows, cols)
-    if chosen.scale_rule not in ("mx", "cast"):
+    # max and min carry NaN and infinity through without a temporary the size of the tensor
+    if chosen.scale_rule not in ("mx", "cast") and matrix.size and not np.isfinite(matrix.max() - matrix.min()):
         bad = int(np.count_nonzero(~np.isfinite(matrix)))
         if bad:
             raise ValueError(
@@ -273,10 +279,9 @@ def _quantize_minmax(
     zero_rows = np.repeat(zero, block_rows, axis=0)
 
     def to_codes(scaled: np.ndarray, rows: slice) -> np.ndarray:
-        steps = np.rint(scaled).reshape(scaled.shape[0], -1, block_cols)
+        steps = np.rint(scaled, out=scaled).reshape(scaled.shape[0], -1, block_cols)
         steps += zero_rows[rows][:, :, None]
-        np.maximum(steps, 0, out=steps)
-        np.minimum(steps, maximum_code, out=steps)
+        np.clip(steps, 0, maximum_code, out=steps)
         return steps.reshape(scaled.shape).astype(np.uint8)
 
     codes = _scale_and_encode(padded, scale, block_rows, block_cols, False, to_codes, get_format(scheme.element))
@@ -305,8 +310,7 @@ def _quantize_codebook(
     if not scheme.scale_group:
         return QuantizedTensor(scheme, shape, codes, scale)
     stored_scale, stored = _double_quantize(scale, scheme)
-    data = np.frombuffer(stored + _serialize(codes, scheme.element, already_codes=True), dtype=np.uint8)
-    return QuantizedTensor(scheme, shape, codes, stored_scale, data=data)
+    return QuantizedTensor(scheme, shape, codes, stored_scale, scale_storage=stored)
 
 
 def _double_quantize(scale: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, bytes]:
