@@ -1,0 +1,27 @@
+"""Memory accounting: exact parameter counts and footprints of real models, and their KV cache.
+
+Example:
+    >>> from floatfmt.memory import load_model
+    >>> model = load_model("deepseek-v3")
+    >>> f"{model.num_params:,}", f"{model.active_params:,}"
+    ('684,489,845,504', '37,552,297,472')
+"""
+
+from floatfmt.memory.footprint import Footprint, Line, cache_bytes, footprint, tensor_storage
+from floatfmt.memory.load import load_model, presets
+from floatfmt.memory.model import ARCHITECTURES, COMPONENTS, ModelSpec, Tensor, UnsupportedModelError
+
+__all__ = [
+    "ARCHITECTURES",
+    "COMPONENTS",
+    "Footprint",
+    "Line",
+    "ModelSpec",
+    "Tensor",
+    "UnsupportedModelError",
+    "cache_bytes",
+    "footprint",
+    "load_model",
+    "presets",
+    "tensor_storage",
+]

@@ -1,0 +1,454 @@
+"""Model architectures as data: every weight tensor a checkpoint holds, with its shape and component.
+
+A ``ModelSpec`` is built from a Hugging Face ``config.json`` (or a preset). Its
+:meth:`ModelSpec.tensors` lists the weights by the names and shapes the
+checkpoints use, so parameter counts, bytes in any scheme (scales included,
+from ``Scheme.storage_bytes``) and per-component sums all come from one list,
+the same one a checkpoint's safetensors headers give.
+
+Example:
+    >>> from floatfmt.memory import ModelSpec
+    >>> tiny = ModelSpec.from_config({"model_type": "llama", "vocab_size": 1000, "hidden_size": 64,
+    ...     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128})
+    >>> tiny.num_params, tiny.params_by_component()["attention"]
+    (202048, 24576)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["ARCHITECTURES", "ModelSpec", "Tensor", "UnsupportedModelError"]
+
+
+class UnsupportedModelError(ValueError):
+    """A config floatfmt cannot count exactly; the message names what is missing."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One weight: its checkpoint name, shape, and the component it belongs to."""
+
+    name: str
+    shape: tuple[int, ...]
+    component: str
+    layer: int | None = None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+COMPONENTS = ("embedding", "attention", "mlp", "router", "experts", "shared_experts", "norm", "head", "mtp")
+"""The components parameters are counted in; ``mtp`` is DeepSeek's multi-token-prediction module."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The numbers that fix a decoder-only transformer's weights, from its ``config.json``.
+
+    Attention is multi-head latent attention (MLA) when ``kv_lora_rank`` is set, else grouped-query attention
+    with ``num_kv_heads`` heads of ``head_dim``. Layers below ``first_dense_layers`` (all of them when
+    ``num_experts`` is 0) have a dense SwiGLU MLP of ``intermediate_size``; the others route each token to
+    ``experts_per_token`` of ``num_experts`` experts of ``moe_intermediate_size``, plus ``shared_experts``.
+    ``layer_types`` marks sliding-window layers (``"sliding_attention"``) with ``sliding_window`` tokens.
+    """
+
+    name: str
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    tie_embeddings: bool = False
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False
+    norms_per_layer: int = 2
+    num_experts: int = 0
+    experts_per_token: int = 0
+    moe_intermediate_size: int = 0
+    shared_experts: int = 0
+    shared_expert_intermediate_size: int = 0
+    shared_expert_gate: bool = False
+    router_bias: bool = False
+    expert_bias: bool = False
+    fused_experts: bool = False
+    first_dense_layers: int = 0
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    mtp_layers: int = 0
+    sliding_window: int = 0
+    layer_types: tuple[str, ...] = ()
+    attention_sinks: bool = False
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    # --- building ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], name: str | None = None) -> ModelSpec:
+        """A spec from a Hugging Face ``config.json`` (as a dict).
+
+        Raises:
+            UnsupportedModelError: for an architecture floatfmt does not know, or a config missing a field.
+        """
+        text = config.get("text_config")
+        if isinstance(text, Mapping) and "hidden_size" not in config:  # multimodal wrappers (Gemma 3)
+            config = {**text, "model_type": text.get("model_type", config.get("model_type"))}
+        model_type = str(config.get("model_type", ""))
+        family = ARCHITECTURES.get(model_type)
+        if family is None:
+            raise UnsupportedModelError(
+                f"model_type {model_type!r} is not supported; supported: {', '.join(sorted(ARCHITECTURES))}. "
+                "A checkpoint directory still gets exact counts from its safetensors headers."
+            )
+        read = _Reader(config, model_type)
+        spec = family(read, name or str(config.get("_name_or_path") or model_type))
+        return replace(spec, config=dict(config))
+
+    # --- weights -----------------------------------------------------------------------------
+
+    def tensors(self) -> Iterator[Tensor]:
+        """Every weight, named and shaped as in the Hugging Face checkpoint."""
+        h = self.hidden_size
+        yield Tensor("model.embed_tokens.weight", (self.vocab_size, h), "embedding")
+        for layer in range(self.num_layers):
+            yield from self._layer(layer, f"model.layers.{layer}.")
+        yield Tensor("model.norm.weight", (h,), "norm")
+        if not self.tie_embeddings:
+            yield Tensor("lm_head.weight", (self.vocab_size, h), "head")
+        for extra in range(self.mtp_layers):  # DeepSeek: a full decoder layer after the last, with its own head
+            layer = self.num_layers + extra
+            prefix = f"model.layers.{layer}."
+            for tensor in self._layer(layer, prefix):
+                yield replace(tensor, component="mtp")
+            for part, shape in [
+                ("embed_tokens.weight", (self.vocab_size, h)),
+                ("enorm.weight", (h,)),
+                ("hnorm.weight", (h,)),
+                ("eh_proj.weight", (h, 2 * h)),
+                ("shared_head.norm.weight", (h,)),
+                ("shared_head.head.weight", (self.vocab_size, h)),
+            ]:
+                yield Tensor(prefix + part, shape, "mtp", layer)
+
+    def _layer(self, layer: int, prefix: str) -> Iterator[Tensor]:
+        h = self.hidden_size
+        norms = ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm"][: self.norms_per_layer]
+        if self.norms_per_layer == 4:
+            norms.append("post_feedforward_layernorm")
+        for norm in norms:
+            yield Tensor(f"{prefix}{norm}.weight", (h,), "norm", layer)
+        yield from (replace(t, name=prefix + t.name, layer=layer) for t in self._attention())
+        yield from (replace(t, name=prefix + t.name, layer=layer) for t in self._feed_forward(layer))
+
+    def _attention(self) -> Iterator[Tensor]:
+        h, heads = self.hidden_size, self.num_heads
+        a = "self_attn."
+        if self.kv_lora_rank:  # MLA (DeepSeek-V2/V3)
+            qk_head = self.qk_nope_head_dim + self.qk_rope_head_dim
+            if self.q_lora_rank:
+                yield Tensor(a + "q_a_proj.weight", (self.q_lora_rank, h), "attention")
+                yield Tensor(a + "q_a_layernorm.weight", (self.q_lora_rank,), "norm")
+                yield Tensor(a + "q_b_proj.weight", (heads * qk_head, self.q_lora_rank), "attention")
+            else:
+                yield Tensor(a + "q_proj.weight", (heads * qk_head, h), "attention")
+            yield Tensor(a + "kv_a_proj_with_mqa.weight", (self.kv_lora_rank + self.qk_rope_head_dim, h), "attention")
+            yield Tensor(a + "kv_a_layernorm.weight", (self.kv_lora_rank,), "norm")
+            kv_b = heads * (self.qk_nope_head_dim + self.v_head_dim)
+            yield Tensor(a + "kv_b_proj.weight", (kv_b, self.kv_lora_rank), "attention")
+            yield Tensor(a + "o_proj.weight", (h, heads * self.v_head_dim), "attention")
+            return
+        q, kv = heads * self.head_dim, self.num_kv_heads * self.head_dim
+        for proj, rows in (("q_proj", q), ("k_proj", kv), ("v_proj", kv)):
+            yield Tensor(f"{a}{proj}.weight", (rows, h), "attention")
+            if self.qkv_bias:
+                yield Tensor(f"{a}{proj}.bias", (rows,), "attention")
+        yield Tensor(a + "o_proj.weight", (h, q), "attention")
+        if self.o_bias:
+            yield Tensor(a + "o_proj.bias", (h,), "attention")
+        if self.qk_norm:
+            yield Tensor(a + "q_norm.weight", (self.head_dim,), "norm")
+            yield Tensor(a + "k_norm.weight", (self.head_dim,), "norm")
+        if self.attention_sinks:
+            yield Tensor(a + "sinks", (heads,), "attention")
+
+    def _feed_forward(self, layer: int) -> Iterator[Tensor]:
+        h = self.hidden_size
+        if not self.num_experts or layer < self.first_dense_layers:
+            yield from _swiglu("mlp.", h, self.intermediate_size, "mlp")
+            return
+        m, experts = self.moe_intermediate_size, self.num_experts
+        names = _MOE_NAMES[self.architecture]
+        yield Tensor(names["router"] + ".weight", (experts, h), "router")
+        if self.router_bias:
+            yield Tensor(names["router"] + ".bias", (experts,), "router")
+        if self.architecture == "deepseek_v3":
+            yield Tensor("mlp.gate.e_score_correction_bias", (experts,), "router")
+        if self.fused_experts:  # gpt-oss stores each layer's experts as two stacked tensors
+            yield Tensor("mlp.experts.gate_up_proj", (experts, h, 2 * m), "experts")
+            yield Tensor("mlp.experts.down_proj", (experts, m, h), "experts")
+            if self.expert_bias:
+                yield Tensor("mlp.experts.gate_up_proj_bias", (experts, 2 * m), "experts")
+                yield Tensor("mlp.experts.down_proj_bias", (experts, h), "experts")
+        else:
+            for expert in range(experts):
+                yield from _swiglu(f"{names['experts']}.{expert}.", h, m, "experts", names["projections"])
+        if self.shared_experts:
+            size = self.shared_expert_intermediate_size or self.shared_experts * m
+            yield from _swiglu(names["shared"] + ".", h, size, "shared_experts")
+            if self.shared_expert_gate:
+                yield Tensor("mlp.shared_expert_gate.weight", (1, h), "router")
+
+    # --- counts ------------------------------------------------------------------------------
+
+    @property
+    def num_params(self) -> int:
+        """Every parameter the checkpoint stores (tied embeddings once, MTP layers included)."""
+        return sum(t.size for t in self.tensors())
+
+    def params_by_component(self) -> dict[str, int]:
+        """Parameters per component, in :data:`COMPONENTS` order (components the model lacks are 0)."""
+        counts = dict.fromkeys(COMPONENTS, 0)
+        for tensor in self.tensors():
+            counts[tensor.component] += tensor.size
+        return counts
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token uses: everything but the routed experts not chosen (MTP excluded)."""
+        counts = self.params_by_component()
+        total = sum(counts.values()) - counts["mtp"]
+        if self.num_experts:
+            total -= counts["experts"] * (self.num_experts - self.experts_per_token) // self.num_experts
+        return total
+
+    # --- KV cache ----------------------------------------------------------------------------
+
+    def kv_elements_per_token(self, context: int | None = None) -> int:
+        """Cached values per token over all layers; with ``context``, sliding-window layers hold at most
+        ``sliding_window`` tokens, so this is the average over a sequence of that length.
+
+        MLA caches the compressed latent and the shared rope key (``kv_lora_rank + qk_rope_head_dim`` per layer,
+        whatever the number of heads); grouped-query attention caches a key and a value per KV head.
+        """
+        per_layer = (
+            self.kv_lora_rank + self.qk_rope_head_dim if self.kv_lora_rank else 2 * self.num_kv_heads * self.head_dim
+        )
+        if context is None or not self.sliding_window:
+            return per_layer * self.num_layers
+        kinds = self.layer_types or ("full_attention",) * self.num_layers
+        full = sum(1 for kind in kinds if kind != "sliding_attention")
+        windowed = self.num_layers - full
+        return per_layer * full + per_layer * windowed * min(context, self.sliding_window) // max(context, 1)
+
+    def kv_bytes_per_token(self, dtype: str = "bfloat16") -> float:
+        """Bytes of KV cache per token over all layers (full attention) in a cache format or scheme."""
+        from floatfmt.memory.footprint import cache_bytes
+
+        return cache_bytes(self.kv_elements_per_token(), dtype)
+
+
+_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+
+
+def _swiglu(
+    prefix: str, hidden: int, inner: int, component: str, names: tuple[str, ...] = _PROJECTIONS
+) -> Iterator[Tensor]:
+    gate, up, down = names
+    yield Tensor(f"{prefix}{gate}.weight", (inner, hidden), component)
+    yield Tensor(f"{prefix}{up}.weight", (inner, hidden), component)
+    yield Tensor(f"{prefix}{down}.weight", (hidden, inner), component)
+
+
+_MOE_NAMES: dict[str, dict[str, Any]] = {
+    "mixtral": {
+        "router": "block_sparse_moe.gate",
+        "experts": "block_sparse_moe.experts",
+        "projections": ("w1", "w3", "w2"),
+        "shared": "",
+    },
+    "qwen2_moe": {
+        "router": "mlp.gate",
+        "experts": "mlp.experts",
+        "projections": _PROJECTIONS,
+        "shared": "mlp.shared_expert",
+    },
+    "qwen3_moe": {"router": "mlp.gate", "experts": "mlp.experts", "projections": _PROJECTIONS, "shared": ""},
+    "deepseek_v3": {
+        "router": "mlp.gate",
+        "experts": "mlp.experts",
+        "projections": _PROJECTIONS,
+        "shared": "mlp.shared_experts",
+    },
+    "gpt_oss": {"router": "mlp.router", "experts": "mlp.experts", "projections": (), "shared": ""},
+}
+
+
+class _Reader:
+    """Reads config fields, naming the model type and the field when one is missing or wrong."""
+
+    def __init__(self, config: Mapping[str, Any], model_type: str) -> None:
+        self.config, self.model_type = config, model_type
+
+    def __call__(self, key: str, default: Any = ...) -> Any:
+        if key in self.config and self.config[key] is not None:
+            return self.config[key]
+        if default is ...:
+            raise UnsupportedModelError(f"a {self.model_type} config needs {key!r}, and this one has none")
+        return default
+
+    def count(self, key: str, default: Any = ...) -> int:
+        value = self(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise UnsupportedModelError(
+                f"{self.model_type} config field {key!r} must be a non-negative integer, got {value!r}"
+            )
+        return value
+
+
+def _dense(read: _Reader, name: str, **extra: Any) -> ModelSpec:
+    heads = read.count("num_attention_heads")
+    hidden = read.count("hidden_size")
+    return ModelSpec(
+        name=name,
+        architecture=read.model_type,
+        vocab_size=read.count("vocab_size"),
+        hidden_size=hidden,
+        num_layers=read.count("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=read.count("num_key_value_heads", heads),
+        head_dim=read.count("head_dim", hidden // heads if heads else 0),
+        intermediate_size=read.count("intermediate_size", 0),
+        tie_embeddings=bool(read("tie_word_embeddings", False)),
+        qkv_bias=bool(read("attention_bias", False)),
+        o_bias=bool(read("attention_bias", False)),
+        **extra,
+    )
+
+
+def _sliding(read: _Reader) -> dict[str, Any]:
+    window = read.count("sliding_window", 0) if read("use_sliding_window", True) else 0
+    types = tuple(read("layer_types", ()))
+    if window and not types and "sliding_window_pattern" in read.config:  # Gemma 3: every n-th layer is global
+        pattern = read.count("sliding_window_pattern")
+        types = tuple(
+            "full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
+            for i in range(read.count("num_hidden_layers"))
+        )
+    return {"sliding_window": window, "layer_types": types}
+
+
+def _llama(read: _Reader, name: str) -> ModelSpec:
+    return _dense(read, name, **_sliding(read))
+
+
+def _qwen2(read: _Reader, name: str) -> ModelSpec:
+    spec = _dense(read, name, **_sliding(read))
+    return replace(spec, qkv_bias=True, o_bias=False)
+
+
+def _qwen3(read: _Reader, name: str) -> ModelSpec:
+    return replace(_dense(read, name, **_sliding(read)), qk_norm=True)
+
+
+def _gemma(read: _Reader, name: str) -> ModelSpec:
+    spec = _dense(read, name, norms_per_layer=4, **_sliding(read))
+    return replace(
+        spec, tie_embeddings=bool(read("tie_word_embeddings", True)), qk_norm=read.model_type.startswith("gemma3")
+    )
+
+
+def _mixtral(read: _Reader, name: str) -> ModelSpec:
+    experts = read.count("num_local_experts")
+    spec = _dense(read, name, **_sliding(read))
+    return replace(
+        spec,
+        num_experts=experts,
+        experts_per_token=read.count("num_experts_per_tok"),
+        moe_intermediate_size=spec.intermediate_size,
+    )
+
+
+def _qwen_moe(read: _Reader, name: str) -> ModelSpec:
+    spec = _qwen2(read, name) if read.model_type == "qwen2_moe" else _qwen3(read, name)
+    shared = read.count("shared_expert_intermediate_size", 0)
+    return replace(
+        spec,
+        num_experts=read.count("num_experts"),
+        experts_per_token=read.count("num_experts_per_tok"),
+        moe_intermediate_size=read.count("moe_intermediate_size"),
+        shared_experts=1 if shared else 0,
+        shared_expert_intermediate_size=shared,
+        shared_expert_gate=bool(shared),
+        first_dense_layers=0,
+    )
+
+
+def _deepseek_v3(read: _Reader, name: str) -> ModelSpec:
+    heads = read.count("num_attention_heads")
+    return ModelSpec(
+        name=name,
+        architecture="deepseek_v3",
+        vocab_size=read.count("vocab_size"),
+        hidden_size=read.count("hidden_size"),
+        num_layers=read.count("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=read.count("qk_nope_head_dim") + read.count("qk_rope_head_dim"),
+        intermediate_size=read.count("intermediate_size"),
+        tie_embeddings=bool(read("tie_word_embeddings", False)),
+        num_experts=read.count("n_routed_experts"),
+        experts_per_token=read.count("num_experts_per_tok"),
+        moe_intermediate_size=read.count("moe_intermediate_size"),
+        shared_experts=read.count("n_shared_experts", 0),
+        first_dense_layers=read.count("first_k_dense_replace", 0),
+        q_lora_rank=read.count("q_lora_rank", 0),
+        kv_lora_rank=read.count("kv_lora_rank"),
+        qk_nope_head_dim=read.count("qk_nope_head_dim"),
+        qk_rope_head_dim=read.count("qk_rope_head_dim"),
+        v_head_dim=read.count("v_head_dim"),
+        mtp_layers=read.count("num_nextn_predict_layers", 0),
+    )
+
+
+def _gpt_oss(read: _Reader, name: str) -> ModelSpec:
+    spec = _dense(read, name, **_sliding(read))
+    return replace(
+        spec,
+        qkv_bias=True,
+        o_bias=True,
+        attention_sinks=True,
+        num_experts=read.count("num_local_experts"),
+        experts_per_token=read.count("num_experts_per_tok", read("experts_per_token", 0)),
+        moe_intermediate_size=spec.intermediate_size,
+        router_bias=True,
+        expert_bias=True,
+        fused_experts=True,
+    )
+
+
+ARCHITECTURES = {
+    "llama": _llama,
+    "mistral": _llama,
+    "qwen2": _qwen2,
+    "qwen3": _qwen3,
+    "gemma2": _gemma,
+    "gemma3_text": _gemma,
+    "gemma3": _gemma,
+    "mixtral": _mixtral,
+    "qwen2_moe": _qwen_moe,
+    "qwen3_moe": _qwen_moe,
+    "deepseek_v3": _deepseek_v3,
+    "gpt_oss": _gpt_oss,
+}
+"""Supported ``model_type`` values and the builder of each."""

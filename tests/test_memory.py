@@ -1,0 +1,220 @@
+"""Model specs: exact parameter counts of real models, KV cache per token, footprints against hand arithmetic."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from floatfmt.io import save_safetensors
+from floatfmt.memory import (
+    COMPONENTS,
+    ModelSpec,
+    UnsupportedModelError,
+    cache_bytes,
+    footprint,
+    load_model,
+    presets,
+)
+
+# Parameter counts published for each model: the safetensors index's total_size / 2 for BF16 checkpoints
+# (Llama 3.1, Qwen2.5, Mixtral, the distills), the model card otherwise (DeepSeek-V3: 671B main + MTP;
+# gpt-oss: 116.83B / 20.91B).
+OFFICIAL_PARAMS = {
+    "llama-3.1-8b": 8_030_261_248,
+    "llama-3.1-70b": 70_553_706_496,
+    "llama-3.1-405b": 405_853_388_800,
+    "qwen2.5-7b": 7_615_616_512,
+    "qwen2.5-32b": 32_763_876_352,
+    "qwen2.5-72b": 72_706_203_648,
+    "mixtral-8x7b": 46_702_792_704,
+    "deepseek-r1-distill-qwen-1.5b": 1_777_088_000,
+    "deepseek-r1-distill-qwen-7b": 7_615_616_512,
+    "deepseek-r1-distill-qwen-14b": 14_770_033_664,
+    "deepseek-r1-distill-qwen-32b": 32_763_876_352,
+    "deepseek-r1-distill-llama-8b": 8_030_261_248,
+    "deepseek-r1-distill-llama-70b": 70_553_706_496,
+}
+
+
+@pytest.mark.parametrize("name", list(OFFICIAL_PARAMS))
+def test_parameter_counts_equal_the_official_checkpoints(name):
+    model = load_model(name)
+    assert model.num_params == OFFICIAL_PARAMS[name]
+    assert sum(model.params_by_component().values()) == model.num_params
+    assert set(model.params_by_component()) == set(COMPONENTS)
+
+
+def test_every_listed_model_has_a_preset():
+    listed = {
+        "deepseek-v3", "deepseek-r1", "deepseek-r1-distill-qwen-1.5b", "deepseek-r1-distill-qwen-7b",
+        "deepseek-r1-distill-qwen-14b", "deepseek-r1-distill-qwen-32b", "deepseek-r1-distill-llama-8b",
+        "deepseek-r1-distill-llama-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen2.5-7b",
+        "qwen2.5-32b", "qwen2.5-72b", "mixtral-8x7b", "gpt-oss-20b", "gpt-oss-120b",
+    }  # fmt: skip
+    assert listed <= set(presets())
+
+
+def test_deepseek_v3_mla_moe_and_mtp():
+    model = load_model("deepseek-v3")
+    counts = model.params_by_component()
+    assert model.num_params - counts["mtp"] == 671_026_419_200  # "671B total parameters"
+    assert model.num_params == 684_489_845_504  # with the 14B multi-token-prediction module: "685B"
+    assert model.active_params == 37_552_297_472  # "37B activated for each token"
+    # one routed expert: gate, up and down projections of 7168 x 2048
+    assert counts["experts"] == 58 * 256 * 3 * 7168 * 2048
+    names = {t.name for t in model.tensors()}
+    assert "model.layers.0.mlp.gate_proj.weight" in names and "model.layers.3.mlp.experts.255.down_proj.weight" in names
+    assert "model.layers.61.shared_head.head.weight" in names and "model.layers.61.eh_proj.weight" in names
+    assert load_model("deepseek-r1").params_by_component() == counts
+
+
+def test_gpt_oss_and_mixtral_active_parameters():
+    for name, total, active_without_embedding in [
+        ("gpt-oss-120b", 116_829_156_672, 5.13e9),
+        ("gpt-oss-20b", 20_914_757_184, 3.61e9),
+    ]:
+        model = load_model(name)
+        assert model.num_params == total
+        # OpenAI's "active parameters" leave out the embedding table (a lookup, not a matmul)
+        active = model.active_params - model.params_by_component()["embedding"]
+        assert round(active / 1e7) == round(active_without_embedding / 1e7)
+    assert load_model("mixtral-8x7b").active_params == 12_879_925_248  # "12.9B active"
+
+
+KV_BYTES_PER_TOKEN_BF16 = {
+    "llama-3.1-8b": 32 * 2 * 8 * 128 * 2,  # 128 KiB
+    "llama-3.1-70b": 80 * 2 * 8 * 128 * 2,
+    "llama-3.1-405b": 126 * 2 * 8 * 128 * 2,
+    "qwen2.5-7b": 28 * 2 * 4 * 128 * 2,
+    "qwen2.5-72b": 80 * 2 * 8 * 128 * 2,
+    "mixtral-8x7b": 32 * 2 * 8 * 128 * 2,
+    "deepseek-r1-distill-qwen-1.5b": 28 * 2 * 2 * 128 * 2,
+    "deepseek-v3": 61 * (512 + 64) * 2,  # MLA: the latent and the shared rope key, not 128 heads
+    "gpt-oss-120b": 36 * 2 * 8 * 64 * 2,
+}
+
+
+@pytest.mark.parametrize("name", list(KV_BYTES_PER_TOKEN_BF16))
+def test_kv_bytes_per_token(name):
+    model = load_model(name)
+    assert model.kv_bytes_per_token("bf16") == KV_BYTES_PER_TOKEN_BF16[name]
+    assert model.kv_bytes_per_token("fp8") == KV_BYTES_PER_TOKEN_BF16[name] / 2
+    assert model.kv_bytes_per_token("q8_0") == KV_BYTES_PER_TOKEN_BF16[name] / 2 * 34 / 32
+    assert model.kv_bytes_per_token("q4_0") == KV_BYTES_PER_TOKEN_BF16[name] / 2 * 18 / 32
+
+
+def test_sliding_window_layers_hold_only_their_window():
+    model = load_model("gpt-oss-120b")  # alternating: 18 sliding layers of 128 tokens, 18 full
+    per_layer = 2 * 8 * 64
+    context = 131_072
+    fp = footprint(model, weights="mxfp4", kv_cache="bf16", context=context, batch=2)
+    expected = 2 * 2 * per_layer * (18 * context + 18 * 128)
+    assert fp.line("KV cache").bytes == expected
+    assert "sliding-window layers hold 128 tokens" in fp.line("KV cache").formula
+
+
+def test_footprint_against_hand_arithmetic():
+    model = load_model("llama-3.1-8b")
+    fp = footprint(model, weights="fp8_e4m3_block128", kv_cache="fp8", context=32_768, batch=4)
+    # every matrix: one byte per weight, plus a float32 per 128 x 128 tile; norms stay BF16
+    matrices = [t for t in model.tensors() if len(t.shape) == 2]
+    tiles = sum(math.ceil(t.shape[0] / 128) * math.ceil(t.shape[1] / 128) for t in matrices)
+    norms = sum(t.size for t in model.tensors() if len(t.shape) == 1)
+    weights = sum(line.bytes for line in fp.lines if not line.label.startswith("KV"))
+    assert weights == sum(t.size for t in matrices) + 4 * tiles + 2 * norms
+    assert fp.line("scales: attention").bytes == 4 * sum(
+        math.ceil(t.shape[0] / 128) * math.ceil(t.shape[1] / 128) for t in matrices if t.component == "attention"
+    )
+    assert fp.line("KV cache").bytes == 4 * 32_768 * 32 * 2 * 8 * 128
+    assert fp.total == weights + fp.line("KV cache").bytes
+    text = str(fp)
+    assert "GB (" in text and "GiB)" in text and "4 × 32,768 tokens × 32 layers" in text
+    assert fp.as_dict()["total"] == fp.total and "<table>" in fp._repr_html_()
+    assert list(fp.to_pandas()["bytes"]) == [line.bytes for line in fp.lines]
+
+
+def test_overrides_keep_deepseek_embeddings_and_head_in_bf16():
+    model = load_model("deepseek-v3")
+    keep = {"*embed_tokens*": "stored", "lm_head*": "stored", "*shared_head.head*": "stored"}
+    fp = footprint(model, weights="nvfp4", context=0, overrides=keep)
+    assert fp.line("weights: embedding").bytes == 2 * 129_280 * 7168
+    assert fp.line("weights: head").bytes == 2 * 129_280 * 7168
+    quantized = footprint(model, weights="nvfp4", context=0)
+    assert quantized.line("weights: embedding").bytes == 129_280 * 7168 // 2
+    # routers stay in the model's dtype; NVFP4 scales: one E4M3 byte per 16 weights and an fp32 per tensor
+    assert fp.line("weights: router").bytes == 2 * 58 * 256 * 7168 + 2 * 58 * 256
+    experts = [t for t in model.tensors() if t.component == "experts"]
+    assert fp.line("scales: experts").bytes == sum(t.size // 16 + 4 for t in experts)
+
+
+def test_gguf_and_format_storage():
+    assert cache_bytes(64, "q4_0") == 36 and cache_bytes(64, "bf16") == 128 and cache_bytes(64, "e2m1") == 32
+    model = load_model("qwen2.5-7b")
+    fp = footprint(model, weights="q4_0", context=0)
+    matrices = sum(t.size for t in model.tensors() if len(t.shape) == 2)
+    assert fp.line("weights: attention").bytes + fp.line("scales: attention").bytes == sum(
+        t.size // 32 * 18 for t in model.tensors() if t.component == "attention" and len(t.shape) == 2
+    ) + 2 * sum(t.size for t in model.tensors() if t.component == "attention" and len(t.shape) == 1)
+    assert sum(line.bytes for line in fp.lines) == matrices // 32 * 18 + 2 * (model.num_params - matrices)
+
+
+def test_configs_from_files_and_directories(tmp_path):
+    config = {
+        "model_type": "qwen3",
+        "vocab_size": 1000,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 32,
+        "intermediate_size": 96,
+        "tie_word_embeddings": True,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = load_model(tmp_path)
+    assert load_model(tmp_path / "config.json") == model
+    names = {t.name for t in model.tensors()}
+    assert "model.layers.1.self_attn.q_norm.weight" in names and "lm_head.weight" not in names
+    # the spec's tensors are what a checkpoint of this model holds, name for name and shape for shape
+    rng = np.random.default_rng(0)
+    save_safetensors(
+        tmp_path / "model.safetensors",
+        {t.name: rng.standard_normal(t.shape).astype(np.float32) for t in model.tensors()},
+    )
+    from floatfmt import open_weights
+
+    header = {name: info.shape for name, info in open_weights(tmp_path).tensors.items()}
+    assert header == {t.name: t.shape for t in model.tensors()}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"model_type": "mamba"}, "model_type 'mamba' is not supported; supported: .*deepseek_v3"),
+        ({"model_type": "llama", "hidden_size": 64}, "a llama config needs 'num_attention_heads'"),
+        (
+            {"model_type": "qwen2", "vocab_size": -1, "hidden_size": 64, "num_attention_heads": 4},
+            "'vocab_size' must be a non-negative integer, got -1",
+        ),
+    ],
+)
+def test_bad_configs(config, message):
+    with pytest.raises(UnsupportedModelError, match=message):
+        ModelSpec.from_config(config)
+
+
+def test_unknown_names_and_files(tmp_path):
+    with pytest.raises(UnsupportedModelError, match=r"Did you mean 'llama-3\.1-8b'"):
+        load_model("llama-3.1-8")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path)
+    (tmp_path / "config.json").write_text("{broken")
+    with pytest.raises(UnsupportedModelError, match="not a valid JSON config"):
+        load_model(tmp_path)
+    with pytest.raises(ValueError, match="non-negative"):
+        footprint(load_model("llama-3.1-8b"), context=-1)
+    with pytest.raises(ValueError, match="unknown"):
+        footprint(load_model("llama-3.1-8b"), weights="fp7")
