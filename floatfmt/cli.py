@@ -5,6 +5,7 @@ floatfmt encode e4m3 0.3 22 1000 --rounding toward_zero --overflow saturate
 floatfmt decode e4m3 0x5B 91 0b01111110
 floatfmt table e2m1 --json
 floatfmt report model.safetensors --schemes fp8_e4m3_block128,mxfp4,nvfp4,int4_g128 --workers 2
+floatfmt memory deepseek-r1 --weights fp8_e4m3_block128 --kv-cache bf16 --context 131072 --tp 8
 """
 
 from __future__ import annotations
@@ -92,6 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
     report.add_argument("--summary-only", action="store_true", help="leave out the per-tensor table")
     report.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    memory = command("memory", "parameters, weights in a scheme, KV cache and training states of a model", _memory)
+    memory.add_argument("model", metavar="MODEL", help="a preset name, a config.json, or a checkpoint directory")
+    memory.add_argument("--weights", default="bf16", help="a scheme or format for the matrices (default bf16)")
+    memory.add_argument("--kv-cache", default="bf16", help="cache format: bf16, fp8, q8_0, q4_0 ... (default bf16)")
+    memory.add_argument("--context", type=int, default=4096, help="tokens of context (default 4096)")
+    memory.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
+    memory.add_argument("--override", action="append", default=[], metavar="PATTERN=SCHEME", help="'*embed*=stored'")
+    memory.add_argument("--train", metavar="OPTIMIZER", help="add gradients and optimizer states: adam, adam_8bit, sgd")
+    memory.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 over --dp (default 0)")
+    for flag in ("--tp", "--pp", "--dp"):
+        memory.add_argument(flag, type=int, default=1, help=f"{flag[2:]} degree (default 1)")
     return parser
 
 
@@ -153,12 +165,7 @@ DEFAULT_SCHEMES = "fp8_e4m3_block128,mxfp4,nvfp4,int4_g128"
 
 
 def _report(args: argparse.Namespace) -> str:
-    overrides = {}
-    for item in args.override:
-        pattern, equals, scheme = item.rpartition("=")
-        if not equals or not pattern:
-            raise ValueError(f"--override takes PATTERN=SCHEME, got {item!r}")
-        overrides[pattern] = scheme
+    overrides = _overrides(args.override)
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     options: dict[str, Any] = dict(
@@ -183,6 +190,40 @@ def _report(args: argparse.Namespace) -> str:
     if output_format == "markdown":
         return result.to_markdown(tensors=not args.summary_only).rstrip("\n")
     return result.to_text(tensors=not args.summary_only).rstrip("\n")
+
+
+def _memory(args: argparse.Namespace) -> Any:
+    from floatfmt.memory import footprint, load_model
+
+    model = load_model(args.model)
+    result = footprint(
+        model,
+        weights=args.weights,
+        kv_cache=args.kv_cache,
+        context=args.context,
+        batch=args.batch,
+        overrides=_overrides(args.override),
+        training=args.train,
+        zero=args.zero,
+        tp=args.tp,
+        pp=args.pp,
+        dp=args.dp,
+    )
+    if args.json:
+        return result
+    counts = ", ".join(f"{name} {count:,}" for name, count in model.params_by_component().items() if count)
+    header = f"{model.name}: {model.num_params:,} parameters ({counts}); {model.active_params:,} active per token"
+    return f"{header}\n{result}"
+
+
+def _overrides(items: list[str]) -> dict[str, str]:
+    overrides = {}
+    for item in items:
+        pattern, equals, scheme = item.rpartition("=")
+        if not equals or not pattern:
+            raise ValueError(f"--override takes PATTERN=SCHEME, got {item!r}")
+        overrides[pattern] = scheme
+    return overrides
 
 
 def _globs(text: str) -> list[str]:

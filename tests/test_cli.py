@@ -129,3 +129,17 @@ def test_report_errors(capsys, small_checkpoint, extra, message):
     assert status == 2 and message in err and out == ""
     status, _, err = run(capsys, "report", small_checkpoint + ".missing")
     assert status == 2 and "no checkpoint at" in err
+
+
+def test_memory(capsys):
+    status, out, err = run(capsys, "memory", "llama-3.1-8b", "--context", "8192")
+    assert status == 0 and err == "" and "8,030,261,248 parameters" in out and "KV cache (bf16)" in out
+    status, out, _ = run(capsys, "memory", "llama-3.1-70b", "--train", "adam", "--zero", "3", "--dp", "8", "--json")
+    data = json.loads(out)
+    assert status == 0 and data["gpus"] == 8 and data["total"] - data["lines"][-1]["bytes"] == 16 * 70_553_706_496
+    status, out, _ = run(capsys, "memory", "deepseek-v3", "--weights", "nvfp4", "--override", "*embed_tokens*=stored")
+    assert status == 0 and "scales: experts" in out
+    status, _, err = run(capsys, "memory", "gpt-5")
+    assert status == 2 and "neither a preset" in err
+    status, _, err = run(capsys, "memory", "llama-3.1-8b", "--train", "lion")
+    assert status == 2 and "unknown optimizer" in err

@@ -218,3 +218,37 @@ def test_unknown_names_and_files(tmp_path):
         footprint(load_model("llama-3.1-8b"), context=-1)
     with pytest.raises(ValueError, match="unknown"):
         footprint(load_model("llama-3.1-8b"), weights="fp7")
+
+
+def test_training_states_and_zero_stages():
+    model = load_model("llama-3.1-70b")
+    params = model.num_params
+    plain = footprint(model, weights="bf16", training="adam", context=0)
+    assert plain.total == 16 * params  # 2 weights + 2 gradients + 12 fp32 master, m, v (ZeRO paper)
+    for stage, per_gpu in [
+        (0, 16 * params),
+        (1, 4 * params + math.ceil(12 * params / 8)),
+        (2, 2 * params + math.ceil(2 * params / 8) + math.ceil(12 * params / 8)),
+    ]:
+        fp = footprint(model, weights="bf16", training="adam", zero=stage, dp=8, context=0)
+        assert fp.per_gpu == per_gpu and fp.gpus == 8
+    stage3 = footprint(model, weights="bf16", training="adam", zero=3, dp=8, context=0)
+    assert abs(stage3.per_gpu - 16 * params / 8) <= 16  # each line rounds up on its own
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        footprint(model, training="lion")
+    with pytest.raises(ValueError, match="zero one of 0-3"):
+        footprint(model, training="adam", zero=4)
+
+
+def test_tensor_and_pipeline_parallel_kv_sharding():
+    llama = load_model("llama-3.1-8b")  # 8 KV heads
+    whole = footprint(llama, context=8192).line("KV cache").bytes
+    assert footprint(llama, context=8192, tp=4).line("KV cache").per_gpu == whole // 4
+    assert footprint(llama, context=8192, tp=16).line("KV cache").per_gpu == whole // 8  # a head per rank at least
+    assert footprint(llama, context=8192, pp=4).line("KV cache").per_gpu == whole // 4
+    deepseek = load_model("deepseek-v3")  # MLA: the latent is replicated across tensor-parallel ranks
+    kv = footprint(deepseek, context=8192, tp=8).line("KV cache")
+    assert kv.per_gpu == kv.bytes
+    fp = footprint(deepseek, weights="fp8_e4m3_block128", context=8192, tp=8)
+    assert fp.per_gpu == sum(math.ceil(x.bytes / 8) for x in fp.lines if not x.label.startswith("KV")) + kv.bytes
+    assert "per GPU" in str(fp) and fp.as_dict()["per_gpu"] == fp.per_gpu

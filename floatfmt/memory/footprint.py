@@ -22,7 +22,16 @@ from floatfmt.memory.model import ModelSpec, Tensor
 from floatfmt.quant.gguf import GGUF_TYPES
 from floatfmt.quant.schemes import Scheme, get_scheme, schemes
 
-__all__ = ["Footprint", "Line", "cache_bytes", "footprint", "tensor_storage"]
+__all__ = ["OPTIMIZERS", "Footprint", "Line", "cache_bytes", "footprint", "tensor_storage"]
+
+OPTIMIZERS = {
+    "adam": (2, 12, "fp32 master weights, momentum and variance (mixed precision, as in the ZeRO paper)"),
+    "adamw": (2, 12, "fp32 master weights, momentum and variance (mixed precision)"),
+    "adam_8bit": (2, 6, "fp32 master weights, 8-bit momentum and variance (bitsandbytes)"),
+    "sgd": (2, 8, "fp32 master weights and momentum"),
+}
+"""Per parameter, in training: bytes of (BF16) gradients, bytes of optimizer states, and what the states are.
+With the 2-byte weights, mixed-precision Adam is the ZeRO paper's 2 + 2 + 12 = 16 bytes per parameter."""
 
 KEEP = "stored"
 """An override value that keeps a tensor in the model's stored dtype."""
@@ -36,6 +45,8 @@ class Line:
     bytes: int
     formula: str = ""
     estimate: bool = False
+    per_gpu: int | None = None
+    """This line's bytes on each GPU, when the model is spread over several (``None``: all on one)."""
 
     @property
     def gb(self) -> float:
@@ -52,10 +63,17 @@ class Footprint:
 
     model: str
     lines: list[Line] = field(default_factory=list)
+    gpus: int = 1
 
     @property
     def total(self) -> int:
+        """Bytes of one copy of everything (data-parallel replicas not multiplied in)."""
         return sum(line.bytes for line in self.lines)
+
+    @property
+    def per_gpu(self) -> int:
+        """Bytes on each GPU: shards of the weights, KV cache and training states, as the layout splits them."""
+        return sum(line.bytes if line.per_gpu is None else line.per_gpu for line in self.lines)
 
     def line(self, label: str) -> Line:
         """The line whose label starts with ``label``."""
@@ -66,7 +84,15 @@ class Footprint:
 
     def as_dict(self) -> dict[str, Any]:
         rows = [
-            {"label": x.label, "bytes": x.bytes, "gb": x.gb, "gib": x.gib, "formula": x.formula, "estimate": x.estimate}
+            {
+                "label": x.label,
+                "bytes": x.bytes,
+                "per_gpu": x.bytes if x.per_gpu is None else x.per_gpu,
+                "gb": x.gb,
+                "gib": x.gib,
+                "formula": x.formula,
+                "estimate": x.estimate,
+            }
             for x in self.lines
         ]
         return {
@@ -74,6 +100,10 @@ class Footprint:
             "total": self.total,
             "total_gb": self.total / 1e9,
             "total_gib": self.total / 2**30,
+            "gpus": self.gpus,
+            "per_gpu": self.per_gpu,
+            "per_gpu_gb": self.per_gpu / 1e9,
+            "per_gpu_gib": self.per_gpu / 2**30,
             "lines": rows,
         }
 
@@ -89,6 +119,8 @@ class Footprint:
             note = f"  {x.formula}" if x.formula else ""
             rows.append(f"  {x.label:<{width}}  {format_bytes(x.bytes):>24}{' (estimate)' if x.estimate else ''}{note}")
         rows.append(f"  {'total':<{width}}  {format_bytes(self.total):>24}")
+        if self.gpus > 1:
+            rows.append(f"  {'per GPU':<{width}}  {format_bytes(self.per_gpu):>24}  on each of {self.gpus} GPUs")
         return "\n".join(rows)
 
     def _repr_html_(self) -> str:
@@ -139,16 +171,32 @@ def footprint(
     batch: int = 1,
     overrides: Mapping[str, Scheme | str] | None = None,
     stored_dtype: str | None = None,
+    training: str | None = None,
+    zero: int = 0,
+    tp: int = 1,
+    pp: int = 1,
+    dp: int = 1,
 ) -> Footprint:
     """Weights and KV cache of ``model``: weights per component in ``weights`` (a scheme or a format), with their
     scales itemised; matrices only (norms, biases and the MoE router stay in ``stored_dtype``, the model's own
     dtype by default); ``overrides`` maps glob patterns of tensor names to another scheme or ``"stored"``.
 
+    ``training`` adds gradients and optimizer states (a name from :data:`OPTIMIZERS`), partitioned over ``dp``
+    data-parallel ranks by ZeRO stage ``zero`` (1: optimizer states, 2: and gradients, 3: and weights).
+    ``tp`` and ``pp`` give each GPU's share (``per_gpu``): weights and states split evenly (an estimate: norms
+    and routers are in truth replicated); the KV cache split by layers over ``pp`` and by KV heads over ``tp``,
+    each rank keeping at least one head (heads are replicated when ``tp`` exceeds them) and the whole MLA latent
+    (it has no heads to split), as vLLM and SGLang shard them. ``batch`` is per data-parallel replica.
+
     Raises:
-        ValueError: for an unknown scheme or format, or a negative context or batch.
+        ValueError: for an unknown scheme, format or optimizer, or a layout or size that cannot be.
     """
     if context < 0 or batch < 0:
         raise ValueError(f"context and batch must be non-negative, got {context} and {batch}")
+    if min(tp, pp, dp) < 1 or zero not in (0, 1, 2, 3):
+        raise ValueError(f"tp, pp and dp must be at least 1 and zero one of 0-3; got {tp}, {pp}, {dp}, {zero}")
+    if training is not None and training not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {training!r}; choose one of {', '.join(OPTIMIZERS)}")
     stored = stored_dtype or str(model.config.get("torch_dtype") or "bfloat16")
     chosen_name = weights.name if isinstance(weights, Scheme) else str(weights)
     by_component: dict[str, list[int]] = {}
@@ -163,11 +211,41 @@ def footprint(
         sums[0] += elements
         sums[1] += overhead
         sums[2] += tensor.size
+    model_split = tp * pp
+    weight_split = model_split * (dp if training and zero == 3 else 1)
+
+    def share(total: int, split: int) -> int | None:
+        return None if split == 1 else math.ceil(total / split)
+
     lines = []
     for component, (elements, overhead, params) in by_component.items():
-        lines.append(Line(f"weights: {component}", elements, f"{params:,} parameters"))
+        lines.append(
+            Line(f"weights: {component}", elements, f"{params:,} parameters", per_gpu=share(elements, weight_split))
+        )
         if overhead:
-            lines.append(Line(f"scales: {component}", overhead, f"{chosen_name} block scales, zero points, padding"))
+            formula = f"{chosen_name} block scales, zero points, padding"
+            lines.append(Line(f"scales: {component}", overhead, formula, per_gpu=share(overhead, weight_split)))
+    if training is not None:
+        gradient_bytes, state_bytes, description = OPTIMIZERS[training]
+        params = model.num_params
+        gradient_split = model_split * (dp if zero >= 2 else 1)
+        state_split = model_split * (dp if zero >= 1 else 1)
+        lines.append(
+            Line(
+                f"gradients ({training})",
+                gradient_bytes * params,
+                f"{gradient_bytes} B × {params:,} parameters",
+                per_gpu=share(gradient_bytes * params, gradient_split),
+            )
+        )
+        lines.append(
+            Line(
+                f"optimizer states ({training})",
+                state_bytes * params,
+                f"{state_bytes} B × {params:,} parameters: {description}",
+                per_gpu=share(state_bytes * params, state_split),
+            )
+        )
     per_token = model.kv_elements_per_token(context)
     kv = math.ceil(cache_bytes(per_token * context * batch, kv_cache))
     if model.kv_lora_rank:
@@ -182,5 +260,11 @@ def footprint(
         )
         if model.sliding_window and per_token != model.kv_elements_per_token():
             formula += f"; sliding-window layers hold {model.sliding_window} tokens"
-    lines.append(Line(f"KV cache ({kv_cache})", kv, formula))
-    return Footprint(f"{model.name} ({chosen_name} weights)", lines)
+    if model.kv_lora_rank:
+        heads_per_gpu = 1.0  # the latent is replicated on every tensor-parallel rank
+    else:
+        heads_per_gpu = max(1, model.num_kv_heads // tp) / model.num_kv_heads
+    kv_per_gpu = math.ceil(kv * heads_per_gpu * math.ceil(model.num_layers / pp) / model.num_layers)
+    lines.append(Line(f"KV cache ({kv_cache})", kv, formula, per_gpu=kv_per_gpu if tp * pp > 1 else None))
+    layout = f", tp={tp} pp={pp} dp={dp}" if tp * pp * dp > 1 else ""
+    return Footprint(f"{model.name} ({chosen_name} weights{layout})", lines, gpus=tp * pp * dp)
