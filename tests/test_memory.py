@@ -252,3 +252,44 @@ def test_tensor_and_pipeline_parallel_kv_sharding():
     fp = footprint(deepseek, weights="fp8_e4m3_block128", context=8192, tp=8)
     assert fp.per_gpu == sum(math.ceil(x.bytes / 8) for x in fp.lines if not x.label.startswith("KV")) + kv.bytes
     assert "per GPU" in str(fp) and fp.as_dict()["per_gpu"] == fp.per_gpu
+
+
+def test_checkpoint_footprint_from_headers(tmp_path):
+    """A DeepSeek-style FP8 checkpoint: exact bytes by component and dtype, block scales itemised, MTP by layer."""
+    import ml_dtypes
+
+    from floatfmt.memory import checkpoint_footprint, component_of
+
+    (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 1}))
+    fp8 = ml_dtypes.float8_e4m3fn
+    save_safetensors(
+        tmp_path / "model.safetensors",
+        {
+            "model.embed_tokens.weight": np.zeros((64, 32), ml_dtypes.bfloat16),
+            "model.layers.0.self_attn.q_proj.weight": np.zeros((256, 32), fp8),
+            "model.layers.0.self_attn.q_proj.weight_scale_inv": np.zeros((2, 1), np.float32),
+            "model.layers.0.mlp.experts.0.up_proj.weight": np.zeros((128, 32), fp8),
+            "model.layers.0.mlp.experts.0.up_proj.weight_scale_inv": np.zeros((1, 1), np.float32),
+            "model.layers.0.mlp.gate.weight": np.zeros((4, 32), ml_dtypes.bfloat16),
+            "model.layers.0.input_layernorm.weight": np.zeros(32, ml_dtypes.bfloat16),
+            "model.layers.1.eh_proj.weight": np.zeros((32, 64), fp8),
+            "lm_head.weight": np.zeros((64, 32), ml_dtypes.bfloat16),
+        },
+    )
+    fp = checkpoint_footprint(tmp_path)
+    assert {line.label: line.bytes for line in fp.lines} == {
+        "weights: embedding (BF16)": 4096,
+        "weights: attention (F8_E4M3)": 8192,
+        "scales: attention (F32)": 8,
+        "weights: router (BF16)": 256,
+        "weights: experts (F8_E4M3)": 4096,
+        "scales: experts (F32)": 4,
+        "weights: norm (BF16)": 64,
+        "weights: head (BF16)": 4096,
+        "weights: mtp (F8_E4M3)": 2048,
+    }
+    from floatfmt import open_weights
+
+    assert fp.total == open_weights(tmp_path).nbytes
+    assert component_of("model.layers.3.mlp.shared_experts.down_proj.weight") == "shared_experts"
+    assert component_of("model.layers.9.self_attn.kv_a_layernorm.weight") == "norm"

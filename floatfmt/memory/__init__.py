@@ -7,13 +7,25 @@ Example:
     ('684,489,845,504', '37,552,297,472')
 """
 
-from floatfmt.memory.footprint import Footprint, Line, cache_bytes, footprint, tensor_storage
+from floatfmt.memory.footprint import (
+    OPTIMIZERS,
+    Footprint,
+    Line,
+    cache_bytes,
+    checkpoint_footprint,
+    component_of,
+    footprint,
+    tensor_storage,
+)
 from floatfmt.memory.load import load_model, presets
 from floatfmt.memory.model import ARCHITECTURES, COMPONENTS, ModelSpec, Tensor, UnsupportedModelError
 
 __all__ = [
     "ARCHITECTURES",
     "COMPONENTS",
+    "OPTIMIZERS",
+    "checkpoint_footprint",
+    "component_of",
     "Footprint",
     "Line",
     "ModelSpec",

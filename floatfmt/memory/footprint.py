@@ -11,18 +11,29 @@ from __future__ import annotations
 
 import fnmatch
 import html
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from floatfmt._display import format_bytes
 from floatfmt.formats import FloatFormat, IntFormat, get_format
-from floatfmt.memory.model import ModelSpec, Tensor
+from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
 from floatfmt.quant.gguf import GGUF_TYPES
 from floatfmt.quant.schemes import Scheme, get_scheme, schemes
 
-__all__ = ["OPTIMIZERS", "Footprint", "Line", "cache_bytes", "footprint", "tensor_storage"]
+__all__ = [
+    "OPTIMIZERS",
+    "Footprint",
+    "Line",
+    "cache_bytes",
+    "checkpoint_footprint",
+    "component_of",
+    "footprint",
+    "tensor_storage",
+]
 
 OPTIMIZERS = {
     "adam": (2, 12, "fp32 master weights, momentum and variance (mixed precision, as in the ZeRO paper)"),
@@ -268,3 +279,76 @@ def footprint(
     lines.append(Line(f"KV cache ({kv_cache})", kv, formula, per_gpu=kv_per_gpu if tp * pp > 1 else None))
     layout = f", tp={tp} pp={pp} dp={dp}" if tp * pp * dp > 1 else ""
     return Footprint(f"{model.name} ({chosen_name} weights{layout})", lines, gpus=tp * pp * dp)
+
+
+_COMPONENT_PATTERNS = [  # (substring of the tensor name, component); the first match wins
+    ("embed_tokens", "embedding"),
+    ("shared_head.head", "head"),
+    ("lm_head", "head"),
+    ("shared_expert", "shared_experts"),
+    (".experts", "experts"),
+    ("mlp.gate.", "router"),
+    ("mlp.router", "router"),
+    ("block_sparse_moe.gate", "router"),
+    ("norm", "norm"),
+    ("attn", "attention"),
+    ("mlp", "mlp"),
+]
+_SCALE_SUFFIXES = ("_scale", "_scale_inv", "_scales", ".scales", "_zeros", ".qzeros", ".absmax", "_scale_2")
+
+
+def component_of(name: str, num_layers: int | None = None) -> str:
+    """The component a checkpoint tensor belongs to, from its name (layers past ``num_layers`` are MTP)."""
+    if num_layers is not None and ".layers." in name:
+        index = name.split(".layers.", 1)[1].split(".", 1)[0]
+        if index.isdigit() and int(index) >= num_layers:
+            return "mtp"
+    for pattern, component in _COMPONENT_PATTERNS:
+        if pattern in name:
+            return component
+    return "other"
+
+
+def checkpoint_footprint(path: str | Any) -> Footprint:
+    """Exact bytes of a checkpoint from its headers alone, by component and storage dtype, with quantization
+    scale tensors (``weight_scale_inv``, ``*_scale``, ``*_scales``, zero points) itemised as overhead.
+
+    Example:
+        >>> import numpy as np, tempfile, pathlib
+        >>> from floatfmt.io import save_safetensors
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = save_safetensors(folder / "model.safetensors", {
+        ...     "model.layers.0.mlp.up_proj.weight": np.zeros((256, 128), np.uint8),
+        ...     "model.layers.0.mlp.up_proj.weight_scale_inv": np.ones((2, 1), np.float32)})
+        >>> [(line.label, line.bytes) for line in checkpoint_footprint(folder).lines]
+        [('weights: mlp (U8)', 32768), ('scales: mlp (F32)', 8)]
+    """
+    from floatfmt.io import open_weights
+
+    weights = open_weights(path)
+    layers = None
+    config = (
+        Path(weights.path) / "config.json" if Path(weights.path).is_dir() else Path(weights.path).parent / "config.json"
+    )
+    if config.is_file():
+        try:
+            layers = int(json.loads(config.read_text(encoding="utf-8")).get("num_hidden_layers"))
+        except (ValueError, TypeError, json.JSONDecodeError):
+            layers = None
+    totals: dict[tuple[str, str, str], list[int]] = {}
+    for name, info in weights.tensors.items():
+        kind = "scales" if name.endswith(_SCALE_SUFFIXES) else "weights"
+        key = (kind, component_of(name, layers), info.dtype)
+        sums = totals.setdefault(key, [0, 0, 0])
+        sums[0] += info.nbytes
+        sums[1] += info.size
+        sums[2] += 1
+    order = [*COMPONENTS, "other"]
+    lines = [
+        Line(f"{kind}: {component} ({dtype})", nbytes, f"{count} tensors, {size:,} values")
+        for (kind, component, dtype), (nbytes, size, count) in sorted(
+            totals.items(), key=lambda item: (order.index(item[0][1]), item[0][0] == "scales", item[0][2])
+        )
+    ]
+    weights.close()
+    return Footprint(f"checkpoint {weights.path}", lines)
