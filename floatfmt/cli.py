@@ -102,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     memory.add_argument("--override", action="append", default=[], metavar="PATTERN=SCHEME", help="'*embed*=stored'")
     memory.add_argument("--train", metavar="OPTIMIZER", help="add gradients and optimizer states: adam, adam_8bit, sgd")
     memory.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 over --dp (default 0)")
+    memory.add_argument("--gpu", help="also find the fewest of this GPU that hold it, and time bounds (e.g. H100-SXM)")
     for flag in ("--tp", "--pp", "--dp"):
         memory.add_argument(flag, type=int, default=1, help=f"{flag[2:]} degree (default 1)")
     return parser
@@ -209,11 +210,19 @@ def _memory(args: argparse.Namespace) -> Any:
         pp=args.pp,
         dp=args.dp,
     )
+    placement = ""
+    if args.gpu:
+        from floatfmt.memory import fit, roofline
+
+        options = dict(weights=args.weights, kv_cache=args.kv_cache, context=args.context, batch=args.batch)
+        placed = fit(model, args.gpu, overrides=_overrides(args.override), **options)
+        bound = roofline(model, placed.gpu, gpus=placed.gpus, overrides=_overrides(args.override), **options)
+        placement = f"\n{placed}\n{bound}"
     if args.json:
         return result
     counts = ", ".join(f"{name} {count:,}" for name, count in model.params_by_component().items() if count)
     header = f"{model.name}: {model.num_params:,} parameters ({counts}); {model.active_params:,} active per token"
-    return f"{header}\n{result}"
+    return f"{header}\n{result}{placement}"
 
 
 def _overrides(items: list[str]) -> dict[str, str]:

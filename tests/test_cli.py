@@ -139,6 +139,12 @@ def test_memory(capsys):
     assert status == 0 and data["gpus"] == 8 and data["total"] - data["lines"][-1]["bytes"] == 16 * 70_553_706_496
     status, out, _ = run(capsys, "memory", "deepseek-v3", "--weights", "nvfp4", "--override", "*embed_tokens*=stored")
     assert status == 0 and "scales: experts" in out
+    status, out, _ = run(
+        capsys, "memory", "llama-3.1-70b", "--weights", "fp8_e4m3_block128", "--context", "32768", "--gpu", "H100-SXM"
+    )
+    assert status == 0 and "2 × H100-SXM (tp=2, pp=1)" in out and "Bounds, not predictions" in out
+    status, _, err = run(capsys, "memory", "llama-3.1-8b", "--gpu", "H101")
+    assert status == 2 and "unknown GPU" in err
     status, _, err = run(capsys, "memory", "gpt-5")
     assert status == 2 and "neither a preset" in err
     status, _, err = run(capsys, "memory", "llama-3.1-8b", "--train", "lion")

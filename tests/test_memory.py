@@ -293,3 +293,60 @@ def test_checkpoint_footprint_from_headers(tmp_path):
     assert fp.total == open_weights(tmp_path).nbytes
     assert component_of("model.layers.3.mlp.shared_experts.down_proj.weight") == "shared_experts"
     assert component_of("model.layers.9.self_attn.kv_a_layernorm.weight") == "norm"
+
+
+def test_gpu_catalog():
+    from floatfmt.memory import get_gpu, gpus
+
+    required = {"A100-40GB", "A100-80GB", "H100-SXM", "H100-PCIe", "H200", "B200", "L40S", "L4", "RTX-3090",
+                "RTX-4090", "RTX-4090D", "RTX-5090", "MI300X", "Ascend-910B"}  # fmt: skip
+    assert required <= set(gpus())
+    h100 = get_gpu("h100 sxm")
+    assert h100.memory_bytes == 80 * 2**30 and "85.90 GB (80.00 GiB)" in str(h100)  # "80GB" means 80 GiB
+    assert h100.tflops(8) == 1979 and h100.tflops(4) == 1979 and h100.tflops(16) == 989  # no FP4 on Hopper
+    assert get_gpu("B200").tflops(4) == 9000
+    for name in gpus():
+        gpu = get_gpu(name)
+        assert gpu.bandwidth_gbs > 0 and gpu.bf16_tflops > 0 and gpu.source
+        assert gpu.fp8_tflops is None or gpu.fp8_tflops >= gpu.bf16_tflops
+    with pytest.raises(ValueError, match="Did you mean 'H100-SXM'"):
+        get_gpu("H100-SMX")
+
+
+def test_fit_picks_the_fewest_gpus_tensor_parallel_first():
+    from floatfmt.memory import fit
+
+    keep = {"*embed_tokens*": "stored", "lm_head*": "stored", "*shared_head.head*": "stored"}
+    r1 = load_model("deepseek-r1")
+    options = {"weights": "fp8_e4m3_block128", "context": 131_072, "overrides": keep}
+    on_h100 = fit(r1, "H100-SXM", **options)
+    assert (on_h100.gpus, on_h100.tp, on_h100.pp) == (16, 8, 2)  # 694 GB does not fit 8 x 72 GiB usable
+    on_h200 = fit(r1, "H200", **options)
+    assert (on_h200.gpus, on_h200.tp, on_h200.pp) == (8, 8, 1)
+    assert on_h200.usable_bytes == int(141 * 2**30 * 0.9)
+    assert on_h200.headroom_bytes == on_h200.usable_bytes - on_h200.footprint.per_gpu
+    per_token = 61 * 576 * 2  # the MLA latent, replicated on every tensor-parallel rank
+    assert on_h200.kv_tokens == on_h200.headroom_bytes // per_token
+    small = fit(load_model("deepseek-r1-distill-qwen-32b"), "RTX-4090", weights="q4_0", kv_cache="fp8", context=32_768)
+    assert small.gpus == 1 and small.kv_tokens > 0
+    with pytest.raises(ValueError, match="does not fit"):
+        fit(r1, "L4", max_gpus=16, **options)
+
+
+def test_roofline_bounds():
+    from floatfmt.memory import roofline
+
+    model = load_model("llama-3.1-8b")
+    bound = roofline(model, "H100-SXM", weights="bf16", context=4096)
+    matmul = 2 * model.num_params * 4096
+    attention = 2 * 32 * 32 * 128 * 4096 * 4096
+    assert bound.prefill_flops == matmul + attention
+    assert bound.prefill_seconds == pytest.approx((matmul + attention) / 989e12)
+    step = 16_060_522_496 + 4096 * 131_072  # every BF16 weight and the 4K-token cache
+    assert bound.decode_bytes_per_step == step
+    assert bound.decode_tokens_per_second == pytest.approx(3350e9 / step)
+    fp8 = roofline(model, "H100-SXM", weights="fp8_e4m3_block128", context=4096, gpus=2)
+    assert fp8.prefill_seconds == pytest.approx((matmul + attention) / (2 * 1979e12))
+    moe = roofline(load_model("mixtral-8x7b"), "H100-SXM", context=1)
+    assert moe.decode_bytes_per_step < 0.3 * 2 * 46_702_792_704  # a token reads 2 of 8 experts
+    assert "Bounds, not predictions" in str(bound)

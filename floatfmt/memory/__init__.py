@@ -17,12 +17,20 @@ from floatfmt.memory.footprint import (
     footprint,
     tensor_storage,
 )
+from floatfmt.memory.gpus import Fit, Gpu, Roofline, fit, get_gpu, gpus, roofline
 from floatfmt.memory.load import load_model, presets
 from floatfmt.memory.model import ARCHITECTURES, COMPONENTS, ModelSpec, Tensor, UnsupportedModelError
 
 __all__ = [
     "ARCHITECTURES",
     "COMPONENTS",
+    "Fit",
+    "Gpu",
+    "Roofline",
+    "fit",
+    "get_gpu",
+    "gpus",
+    "roofline",
     "OPTIMIZERS",
     "checkpoint_footprint",
     "component_of",

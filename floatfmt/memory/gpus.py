@@ -1,0 +1,221 @@
+"""GPUs as data, the fewest that hold a model, and time bounds from FLOPs and bandwidth.
+
+GPU memory is sold in binary units: an "80GB" H100 holds 80 GiB, 85.9 GB. The catalog
+stores that capacity in GiB and shows both; throughputs are dense (no 2:4 sparsity),
+and each entry names its source (a few are labelled estimates).
+
+Example:
+    >>> from floatfmt.memory import get_gpu
+    >>> h100 = get_gpu("H100-SXM")
+    >>> h100.memory_bytes, round(h100.memory_bytes / 1e9, 1)
+    (85899345920, 85.9)
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from floatfmt._display import format_bytes
+from floatfmt.formats import get_format
+from floatfmt.memory.footprint import Footprint, footprint
+from floatfmt.memory.model import ModelSpec
+from floatfmt.quant.schemes import get_scheme, schemes
+
+__all__ = ["Fit", "Gpu", "Roofline", "fit", "get_gpu", "gpus", "roofline"]
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU model: memory, bandwidth, dense tensor throughput by precision, interconnect, and the source."""
+
+    name: str
+    memory_gib: float
+    bandwidth_gbs: float
+    bf16_tflops: float
+    fp8_tflops: float | None
+    fp4_tflops: float | None
+    interconnect: str
+    source: str
+    estimate: bool = False
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self.memory_gib * 2**30)
+
+    def tflops(self, bits: int) -> float:
+        """Dense throughput for operands of ``bits`` bits: the narrowest precision the GPU has at or above them."""
+        for width, value in ((4, self.fp4_tflops), (8, self.fp8_tflops)):
+            if bits <= width and value:
+                return value
+        return self.bf16_tflops
+
+    def __str__(self) -> str:
+        label = " (estimate)" if self.estimate else ""
+        return (
+            f"{self.name}: {format_bytes(self.memory_bytes)}, {self.bandwidth_gbs:,.0f} GB/s, "
+            f"BF16 {self.bf16_tflops:g} / FP8 {self.fp8_tflops or '-'} / FP4 {self.fp4_tflops or '-'} TFLOPS dense, "
+            f"{self.interconnect}{label}"
+        )
+
+
+@functools.cache
+def _catalog() -> dict[str, Gpu]:
+    text = resources.files("floatfmt.memory").joinpath("gpus.json").read_text(encoding="utf-8")
+    return {name: Gpu(name=name, **fields) for name, fields in json.loads(text).items()}
+
+
+def gpus() -> list[str]:
+    """Names of the GPUs in the catalog."""
+    return list(_catalog())
+
+
+def get_gpu(name: str | Gpu) -> Gpu:
+    """A GPU by name (case and ``-``/``_``/space insensitive).
+
+    Raises:
+        ValueError: for an unknown GPU, listing close matches.
+    """
+    if isinstance(name, Gpu):
+        return name
+    key = name.strip().upper().replace("_", "-").replace(" ", "-")
+    for gpu_name, gpu in _catalog().items():
+        if gpu_name.upper() == key:
+            return gpu
+    close = difflib.get_close_matches(name, list(_catalog()), n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(f"unknown GPU {name!r}.{hint} floatfmt.memory.gpus() lists them.")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The fewest GPUs that hold a model, their layout, and the room left for KV cache."""
+
+    gpu: Gpu
+    gpus: int
+    tp: int
+    pp: int
+    usable_bytes: int
+    footprint: Footprint
+    kv_tokens: int
+
+    @property
+    def headroom_bytes(self) -> int:
+        return self.usable_bytes - self.footprint.per_gpu
+
+    def __str__(self) -> str:
+        return (
+            f"{self.gpus} × {self.gpu.name} (tp={self.tp}, pp={self.pp}): {format_bytes(self.footprint.per_gpu)} of "
+            f"{format_bytes(self.usable_bytes)} usable per GPU; the headroom holds {self.kv_tokens:,} more tokens of "
+            "KV cache"
+        )
+
+
+def fit(
+    model: ModelSpec,
+    gpu: str | Gpu,
+    *,
+    memory_utilization: float = 0.9,
+    gpus_per_node: int = 8,
+    max_gpus: int = 1024,
+    **options: Any,
+) -> Fit:
+    """The fewest GPUs whose memory holds ``footprint(model, **options)``: tensor parallel inside a node
+    (1, 2, 4 ... ``gpus_per_node``), then pipeline stages across nodes.
+
+    ``memory_utilization`` is the share of each GPU's memory the engine may use (vLLM's
+    ``gpu_memory_utilization`` default, 0.9; the rest is the CUDA context and the engine's own buffers): an
+    assumption, labelled as one. ``kv_tokens`` is how many more tokens of KV cache fit in what is left.
+
+    Raises:
+        ValueError: if no layout up to ``max_gpus`` holds the model.
+    """
+    chosen = get_gpu(gpu)
+    usable = int(chosen.memory_bytes * memory_utilization)
+    layouts = [(tp, 1) for tp in _powers_of_two(gpus_per_node)]
+    layouts += [(gpus_per_node, pp) for pp in range(2, max_gpus // gpus_per_node + 1)]
+    for tp, pp in layouts:
+        result = footprint(model, tp=tp, pp=pp, **options)
+        if result.per_gpu <= usable:
+            per_token = footprint(model, tp=tp, pp=pp, **{**options, "context": 1, "batch": 1}).line("KV cache")
+            per_token_gpu = per_token.per_gpu if per_token.per_gpu is not None else per_token.bytes
+            spare = usable - result.per_gpu
+            return Fit(chosen, tp * pp, tp, pp, usable, result, spare // per_token_gpu if per_token_gpu else 0)
+    raise ValueError(f"{model.name} does not fit on {max_gpus} {chosen.name} GPUs at {memory_utilization:.0%} use")
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    return [2**k for k in range(int(math.log2(limit)) + 1)]
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """Lower bounds on time: prefill from FLOPs at peak throughput, decode from bytes moved at peak bandwidth."""
+
+    gpu: Gpu
+    gpus: int
+    prefill_flops: float
+    prefill_seconds: float
+    decode_bytes_per_step: float
+    decode_tokens_per_second: float
+    formula: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.gpus} × {self.gpu.name}: prefill ≥ {self.prefill_seconds * 1e3:,.1f} ms "
+            f"({self.prefill_flops:.3g} FLOPs); decode ≤ {self.decode_tokens_per_second:,.1f} tokens/s "
+            f"({format_bytes(int(self.decode_bytes_per_step))} read per step). Bounds, not predictions: {self.formula}"
+        )
+
+
+def roofline(
+    model: ModelSpec,
+    gpu: str | Gpu,
+    *,
+    gpus: int = 1,
+    weights: str = "bf16",
+    kv_cache: str = "bf16",
+    context: int = 4096,
+    batch: int = 1,
+    overrides: Mapping[str, str] | None = None,
+) -> Roofline:
+    """Time bounds on ``gpus`` GPUs: prefill of ``batch`` prompts of ``context`` tokens cannot beat
+    ``FLOPs / peak``, and a decode step cannot beat ``bytes read / bandwidth``.
+
+    Prefill FLOPs: ``2 × active parameters × tokens`` for the matrices, plus the attention scores and their
+    weighted sums (``2 × 2 × layers × heads × head_dim × context² / 2`` per prompt, causal). A decode step
+    reads every active weight once (the experts of one token; a larger batch touches more) and the whole KV
+    cache. The peak is the GPU's dense throughput at the weights' element width.
+    """
+    chosen = get_gpu(gpu)
+    fp = footprint(model, weights=weights, kv_cache=kv_cache, context=context, batch=batch, overrides=overrides)
+    weight_bytes = sum(line.bytes for line in fp.lines if not line.label.startswith("KV"))
+    active_share = model.active_params / model.num_params
+    kv = fp.line("KV cache").bytes
+    tokens = batch * context
+    attention_dim = model.num_heads * (model.qk_nope_head_dim + model.qk_rope_head_dim or model.head_dim)
+    flops = 2 * model.active_params * tokens + 2 * model.num_layers * attention_dim * context * context * batch
+    bits = _element_bits(weights)
+    seconds = flops / (chosen.tflops(bits) * 1e12 * gpus)
+    step_bytes = weight_bytes * active_share + kv
+    tokens_per_second = batch * chosen.bandwidth_gbs * 1e9 * gpus / step_bytes
+    formula = (
+        f"FLOPs = 2 × {model.active_params:,} × {tokens:,} + attention; peak {chosen.tflops(bits):g} TFLOPS × {gpus}; "
+        f"step = {active_share:.3f} of the weights + the KV cache, at {chosen.bandwidth_gbs:,.0f} GB/s × {gpus}"
+    )
+    return Roofline(chosen, gpus, flops, seconds, step_bytes, tokens_per_second, formula)
+
+
+def _element_bits(weights: str) -> int:
+    if weights.lower() in schemes():
+        scheme = get_scheme(weights)
+        if scheme.scale_rule == "gguf":
+            return 16  # llama.cpp multiplies dequantized blocks: no low-precision tensor cores
+        return get_format(scheme.element).bits
+    return get_format(weights).bits
