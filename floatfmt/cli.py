@@ -102,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     memory.add_argument("--override", action="append", default=[], metavar="PATTERN=SCHEME", help="'*embed*=stored'")
     memory.add_argument("--train", metavar="OPTIMIZER", help="add gradients and optimizer states: adam, adam_8bit, sgd")
     memory.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 over --dp (default 0)")
+    memory.add_argument(
+        "--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (QLoRA: --weights nf4)"
+    )
+    memory.add_argument("--activations", action="store_true", help="add an activation estimate (labelled as such)")
+    memory.add_argument("--recompute", choices=["none", "selective", "full"], default="none")
     memory.add_argument("--gpu", help="also find the fewest of this GPU that hold it, and time bounds (e.g. H100-SXM)")
     for flag in ("--tp", "--pp", "--dp"):
         memory.add_argument(flag, type=int, default=1, help=f"{flag[2:]} degree (default 1)")
@@ -206,6 +211,9 @@ def _memory(args: argparse.Namespace) -> Any:
         overrides=_overrides(args.override),
         training=args.train,
         zero=args.zero,
+        lora_rank=args.lora_rank,
+        activations=args.activations,
+        recompute=args.recompute,
         tp=args.tp,
         pp=args.pp,
         dp=args.dp,

@@ -350,3 +350,90 @@ def test_roofline_bounds():
     moe = roofline(load_model("mixtral-8x7b"), "H100-SXM", context=1)
     assert moe.decode_bytes_per_step < 0.3 * 2 * 46_702_792_704  # a token reads 2 of 8 experts
     assert "Bounds, not predictions" in str(bound)
+
+
+def test_ggml_block_sizes_match_gguf_py():
+    gguf = pytest.importorskip("gguf")
+    from floatfmt.memory.gguf_mix import GGML_TYPES
+
+    for name, (block, block_bytes) in GGML_TYPES.items():
+        assert gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[name]] == (block, block_bytes)
+
+
+@pytest.mark.parametrize(
+    ("name", "published_gb", "counts"),
+    [
+        # file sizes of widely used Q4_K_M GGUFs (tensor data plus a few MB of tokenizer and metadata)
+        ("llama-3.1-8b", 4.92, {"Q4_K": 193, "Q6_K": 33, "F32": 65}),
+        ("llama-3.1-70b", 42.52, {"Q4_K": 441, "Q6_K": 81, "Q5_K": 40, "F32": 161}),
+        ("qwen2.5-7b", 4.68, {"Q4_K": 169, "Q6_K": 29, "F32": 141}),
+    ],
+)
+def test_q4_k_m_follows_llama_cpp(name, published_gb, counts):
+    from collections import Counter
+
+    from floatfmt.memory.gguf_mix import ggml_bytes, tensor_types
+
+    model = load_model(name)
+    types = tensor_types(model, "Q4_K_M")
+    assert Counter(types.values()) == counts
+    data = sum(ggml_bytes(t, types[t.name]) for t in model.tensors())
+    assert published_gb - 0.02 < data / 1e9 <= published_gb
+    assert footprint(model, weights="q4_k_m", context=0).total == data
+    layers = model.num_layers
+    bumped = [i for i in range(layers) if types[f"model.layers.{i}.mlp.down_proj.weight"] == "Q6_K"]
+    expected = [i for i in range(layers) if i < layers // 8 or i >= 7 * layers // 8 or (i - layers // 8) % 3 == 2]
+    assert bumped == expected  # llama.cpp's use_more_bits
+
+
+def test_k_quant_fallbacks_and_unknown_presets():
+    from floatfmt.memory.gguf_mix import tensor_types
+
+    odd = ModelSpec.from_config(
+        {"model_type": "llama", "vocab_size": 1000, "hidden_size": 96, "num_hidden_layers": 2,
+         "num_attention_heads": 2, "num_key_value_heads": 2, "intermediate_size": 200}
+    )  # fmt: skip
+    types = tensor_types(odd, "Q4_K_M")
+    assert types["model.layers.1.self_attn.q_proj.weight"] == "Q5_0"  # rows of 96: no 256-value super-blocks
+    assert types["model.layers.1.mlp.down_proj.weight"] == "F16"  # rows of 200: not even 32-value blocks
+    assert types["lm_head.weight"] == "Q8_0"
+    with pytest.raises(ValueError, match=r"unknown llama\.cpp file type"):
+        tensor_types(odd, "Q3_K_XL")
+
+
+def test_lora_and_qlora():
+    model = load_model("llama-3.1-8b")
+    rank = 16
+    matrices = [t for t in model.tensors() if len(t.shape) == 2 and t.component in ("attention", "mlp")]
+    adapters = sum(rank * (t.shape[0] + t.shape[1]) for t in matrices)
+    assert adapters == 41_943_040  # the figure PEFT prints for rank 16 on all linear layers of Llama 3.1 8B
+    keep = {"*embed_tokens*": "stored", "lm_head*": "stored"}  # bitsandbytes leaves them in BF16
+    qlora = footprint(model, weights="nf4", overrides=keep, training="adam", lora_rank=rank, context=2048)
+    assert qlora.line("LoRA adapters").bytes == 2 * adapters
+    assert qlora.line("gradients").bytes == 2 * adapters and qlora.line("optimizer states").bytes == 12 * adapters
+    assert not any(line.label.startswith("KV") for line in qlora.lines)  # a training step keeps no KV cache
+    nf4_matrices = sum(t.size // 2 + t.size // 64 * 4 for t in matrices)
+    base = sum(line.bytes for line in qlora.lines if line.label.startswith(("weights", "scales")))
+    assert base == nf4_matrices + 2 * (model.num_params - sum(t.size for t in matrices))
+    with pytest.raises(ValueError, match="lora_rank"):
+        footprint(model, training="adam", lora_rank=-1)
+
+
+def test_activation_estimates_show_their_formula():
+    model = load_model("llama-3.1-8b")
+    h, q, kv, inner = 4096, 4096, 1024, 14336
+    per_layer = 8 * h + 4 * q + 4 * kv + 6 * inner
+    tokens = 4096
+    logits = 4 * tokens * 128_256
+    none = footprint(model, training="adam", activations=True, context=tokens).line("activations")
+    assert none.estimate and none.bytes == tokens * per_layer * 32 + logits
+    assert "Korthikanti" in none.formula and "8h + 4q + 4kv + 6·MLP" in none.formula
+    selective = footprint(model, training="adam", activations=True, context=tokens, recompute="selective")
+    assert selective.line("activations").bytes == none.bytes  # FlashAttention already keeps no scores
+    full = footprint(model, training="adam", activations=True, context=tokens, recompute="full").line("activations")
+    assert full.bytes == tokens * 2 * h * 32 + tokens * per_layer + logits
+    inference = footprint(model, activations=True, context=tokens, batch=2).line("activations")
+    assert inference.bytes == 2 * tokens * 2 * (2 * h + 3 * inner) + 4 * 2 * 128_256
+    assert "(estimate)" in str(footprint(model, activations=True))
+    with pytest.raises(ValueError, match="recompute"):
+        footprint(model, training="adam", activations=True, recompute="some")

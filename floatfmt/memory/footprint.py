@@ -20,6 +20,7 @@ from typing import Any
 
 from floatfmt._display import format_bytes
 from floatfmt.formats import FloatFormat, IntFormat, get_format
+from floatfmt.memory.gguf_mix import ELEMENT_BITS, FILE_TYPES, ggml_bytes, tensor_types
 from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
 from floatfmt.quant.gguf import GGUF_TYPES
 from floatfmt.quant.schemes import Scheme, get_scheme, schemes
@@ -43,6 +44,11 @@ OPTIMIZERS = {
 }
 """Per parameter, in training: bytes of (BF16) gradients, bytes of optimizer states, and what the states are.
 With the 2-byte weights, mixed-precision Adam is the ZeRO paper's 2 + 2 + 12 = 16 bytes per parameter."""
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""The projections LoRA adapts by default (PEFT's ``target_modules="all-linear"`` for these models)."""
+
+RECOMPUTE = ("none", "selective", "full")
 
 KEEP = "stored"
 """An override value that keeps a tensor in the model's stored dtype."""
@@ -184,6 +190,10 @@ def footprint(
     stored_dtype: str | None = None,
     training: str | None = None,
     zero: int = 0,
+    lora_rank: int = 0,
+    lora_targets: tuple[str, ...] = LORA_TARGETS,
+    activations: bool = False,
+    recompute: str = "none",
     tp: int = 1,
     pp: int = 1,
     dp: int = 1,
@@ -194,6 +204,12 @@ def footprint(
 
     ``training`` adds gradients and optimizer states (a name from :data:`OPTIMIZERS`), partitioned over ``dp``
     data-parallel ranks by ZeRO stage ``zero`` (1: optimizer states, 2: and gradients, 3: and weights).
+    ``lora_rank`` trains LoRA adapters of that rank on the ``lora_targets`` projections instead of the whole
+    model: the base weights stay frozen in ``weights`` (``"nf4"`` makes it QLoRA) and only the adapters get
+    gradients and optimizer states. ``activations`` adds an estimate of activation memory: for inference the
+    peak of one layer's transients while prefilling ``batch × context`` tokens; for training the activations
+    kept for the backward pass (Korthikanti et al. 2022, adapted to SwiGLU, grouped-query attention and
+    FlashAttention; ``recompute`` ``"none"``, ``"selective"`` or ``"full"``). Both are labelled estimates.
     ``tp`` and ``pp`` give each GPU's share (``per_gpu``): weights and states split evenly (an estimate: norms
     and routers are in truth replicated); the KV cache split by layers over ``pp`` and by KV heads over ``tp``,
     each rank keeping at least one head (heads are replicated when ``tp`` exceeds them) and the whole MLA latent
@@ -210,6 +226,9 @@ def footprint(
         raise ValueError(f"unknown optimizer {training!r}; choose one of {', '.join(OPTIMIZERS)}")
     stored = stored_dtype or str(model.config.get("torch_dtype") or "bfloat16")
     chosen_name = weights.name if isinstance(weights, Scheme) else str(weights)
+    llama_cpp = None
+    if isinstance(weights, str) and weights.upper() in FILE_TYPES:
+        llama_cpp = tensor_types(model, weights)
     by_component: dict[str, list[int]] = {}
     for tensor in model.tensors():
         storage: Scheme | str = weights if len(tensor.shape) >= 2 and tensor.component != "router" else stored
@@ -217,6 +236,16 @@ def footprint(
             if fnmatch.fnmatchcase(tensor.name, pattern):
                 storage = stored if value == KEEP else value
                 break
+        else:
+            if llama_cpp is not None:
+                ggml_type = llama_cpp.get(tensor.name, "BF16")  # MTP layers: llama.cpp leaves them out
+                total = ggml_bytes(tensor, ggml_type)
+                elements = -(-tensor.size * ELEMENT_BITS[ggml_type] // 8)
+                sums = by_component.setdefault(tensor.component, [0, 0, 0])
+                sums[0] += elements
+                sums[1] += total - elements
+                sums[2] += tensor.size
+                continue
         elements, overhead = tensor_storage(tensor, storage)
         sums = by_component.setdefault(tensor.component, [0, 0, 0])
         sums[0] += elements
@@ -236,9 +265,19 @@ def footprint(
         if overhead:
             formula = f"{chosen_name} block scales, zero points, padding"
             lines.append(Line(f"scales: {component}", overhead, formula, per_gpu=share(overhead, weight_split)))
+    if recompute not in RECOMPUTE:
+        raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}, got {recompute!r}")
+    if lora_rank < 0:
+        raise ValueError(f"lora_rank must be non-negative, got {lora_rank}")
+    trainable = model.num_params
+    if lora_rank:
+        targets = [t for t in model.tensors() if len(t.shape) == 2 and any(f".{n}." in t.name for n in lora_targets)]
+        trainable = sum(lora_rank * (t.shape[0] + t.shape[1]) for t in targets)
+        adapter_formula = f"rank {lora_rank} × (in + out) over {len(targets)} matrices: {trainable:,} parameters, BF16"
+        lines.append(Line("LoRA adapters", 2 * trainable, adapter_formula, per_gpu=share(2 * trainable, model_split)))
     if training is not None:
         gradient_bytes, state_bytes, description = OPTIMIZERS[training]
-        params = model.num_params
+        params = trainable
         gradient_split = model_split * (dp if zero >= 2 else 1)
         state_split = model_split * (dp if zero >= 1 else 1)
         lines.append(
@@ -276,9 +315,52 @@ def footprint(
     else:
         heads_per_gpu = max(1, model.num_kv_heads // tp) / model.num_kv_heads
     kv_per_gpu = math.ceil(kv * heads_per_gpu * math.ceil(model.num_layers / pp) / model.num_layers)
-    lines.append(Line(f"KV cache ({kv_cache})", kv, formula, per_gpu=kv_per_gpu if tp * pp > 1 else None))
+    if training is None:  # a training step runs whole sequences: it keeps activations, not a KV cache
+        lines.append(Line(f"KV cache ({kv_cache})", kv, formula, per_gpu=kv_per_gpu if tp * pp > 1 else None))
+    if activations:
+        estimate, formula = _activations(model, context, batch, training is not None, recompute)
+        lines.append(Line("activations", estimate, formula, estimate=True, per_gpu=share(estimate, model_split)))
     layout = f", tp={tp} pp={pp} dp={dp}" if tp * pp * dp > 1 else ""
     return Footprint(f"{model.name} ({chosen_name} weights{layout})", lines, gpus=tp * pp * dp)
+
+
+def _activations(model: ModelSpec, context: int, batch: int, training: bool, recompute: str) -> tuple[int, str]:
+    """Activation bytes (16-bit) for ``batch × context`` tokens, and the formula used."""
+    h = model.hidden_size
+    if model.kv_lora_rank:
+        q = model.num_heads * (model.qk_nope_head_dim + model.qk_rope_head_dim)
+        kv = (q + model.num_heads * model.v_head_dim) // 2
+    else:
+        q, kv = model.num_heads * model.head_dim, model.num_kv_heads * model.head_dim
+    if model.num_experts:
+        inner = model.experts_per_token * model.moe_intermediate_size
+        inner += model.shared_expert_intermediate_size or model.shared_experts * model.moe_intermediate_size
+    else:
+        inner = model.intermediate_size
+    tokens = batch * context
+    logits = 4 * tokens * model.vocab_size  # float32 logits for the loss
+    if not training:
+        peak = tokens * 2 * (2 * h + 3 * inner)
+        formula = (
+            f"inference, one layer at a time: {tokens:,} tokens × 2 B × (2 × hidden {h} + 3 × MLP width {inner}) "
+            "(residual, normed input, gate, up, product; FlashAttention keeps no scores)"
+        )
+        return peak + 4 * batch * model.vocab_size, formula + f" + last-token logits {batch} × {model.vocab_size} × 4 B"
+    per_layer = 8 * h + 4 * q + 4 * kv + 6 * inner  # bytes per token per layer, 16-bit
+    if recompute == "full":
+        kept = tokens * 2 * h * model.num_layers + tokens * per_layer
+        formula = (
+            f"full recomputation: layer inputs {tokens:,} × 2 B × {h} × {model.num_layers} layers, plus one layer "
+            f"recomputed ({per_layer} B per token)"
+        )
+    else:
+        kept = tokens * per_layer * model.num_layers
+        formula = (
+            f"{tokens:,} tokens × {model.num_layers} layers × (8h + 4q + 4kv + 6·MLP) = {per_layer} B per token "
+            f"per layer (h={h}, q={q}, kv={kv}, MLP={inner}; Korthikanti et al. 2022 without dropout, with "
+            "FlashAttention, so selective recomputation saves nothing more)"
+        )
+    return kept + logits, formula + f"; + float32 logits {tokens:,} × {model.vocab_size} × 4 B"
 
 
 _COMPONENT_PATTERNS = [  # (substring of the tensor name, component); the first match wins

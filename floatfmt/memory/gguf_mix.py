@@ -1,0 +1,156 @@
+"""llama.cpp's GGUF types, K-quants included, and the per-tensor choices of its mixed presets (Q4_K_M, ...).
+
+The rules follow ``llama_tensor_get_type`` in llama.cpp ``src/llama-quant.cpp`` for the presets listed in
+:data:`FILE_TYPES`: the output (and tied embeddings) in Q6_K, the value projections and FFN down projections of
+the first and last eighth of the layers (and every third in between) one step up, Mixtral-style 8-expert models'
+attention in Q8_0 / Q5_K, and the fallbacks for rows that are not whole 256-value super-blocks. Tensors llama.cpp
+does not quantize (vectors, the MoE router) keep the converter's type: F32 for vectors, the model's dtype else.
+
+Example:
+    >>> from floatfmt.memory import load_model
+    >>> from floatfmt.memory.gguf_mix import tensor_types
+    >>> types = tensor_types(load_model("llama-3.1-8b"), "Q4_K_M")
+    >>> types["model.layers.0.self_attn.v_proj.weight"], types["model.layers.5.self_attn.v_proj.weight"]
+    ('Q6_K', 'Q4_K')
+    >>> types["lm_head.weight"], types["model.norm.weight"]
+    ('Q6_K', 'F32')
+"""
+
+from __future__ import annotations
+
+from floatfmt.memory.model import ModelSpec, Tensor
+
+__all__ = ["ELEMENT_BITS", "FILE_TYPES", "GGML_TYPES", "ggml_bytes", "tensor_types"]
+
+GGML_TYPES = {
+    "F32": (1, 4),
+    "F16": (1, 2),
+    "BF16": (1, 2),
+    "Q8_0": (32, 34),
+    "Q5_1": (32, 24),
+    "Q5_0": (32, 22),
+    "Q4_1": (32, 20),
+    "Q4_0": (32, 18),
+    "Q6_K": (256, 210),
+    "Q5_K": (256, 176),
+    "Q4_K": (256, 144),
+    "Q3_K": (256, 110),
+    "Q2_K": (256, 84),
+}
+"""Each GGML type: (values per block, bytes per block), as ``GGML_QUANT_SIZES`` in gguf-py."""
+
+FILE_TYPES = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q4_K_S": "Q4_K", "Q6_K": "Q6_K"}
+"""llama.cpp's K-quant file types (``llama-quantize`` presets) and the type most of their tensors get. (The
+lowercase floatfmt schemes ``q4_0`` ... ``q8_0`` apply one type to every matrix.)"""
+
+ELEMENT_BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8, "Q6_K": 6, "Q5_K": 5, "Q5_1": 5, "Q5_0": 5,
+                "Q4_K": 4, "Q4_1": 4, "Q4_0": 4, "Q3_K": 3, "Q2_K": 2}  # fmt: skip
+"""Bits of each value's own code; the rest of a block is its scales."""
+
+_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "Q3_K": "Q4_0", "Q2_K": "Q4_0"}
+
+
+def ggml_bytes(tensor: Tensor, ggml_type: str) -> int:
+    """Bytes of a tensor in a GGML type: whole blocks along each row."""
+    block, block_bytes = GGML_TYPES[ggml_type]
+    rows = tensor.size // tensor.shape[-1] if tensor.shape else 1
+    cols = tensor.shape[-1] if tensor.shape else 1
+    return rows * -(-cols // block) * block_bytes
+
+
+def _category(tensor: Tensor) -> str:
+    name = tensor.name
+    if name.endswith("embed_tokens.weight"):
+        return "token_embd"
+    if name == "lm_head.weight":
+        return "output"
+    for part, category in (
+        (".kv_b_proj.", "attn_v"),  # GGUF attn_kv_b: counted with the value projections
+        (".v_proj.", "attn_v"),
+        (".k_proj.", "attn_k"),
+        (".q_proj.", "attn_q"),
+        (".o_proj.", "attn_output"),
+        ("down_proj", "ffn_down"),
+        (".w2.", "ffn_down"),
+    ):
+        if part in name:
+            return category
+    return "other"
+
+
+def _quantizable(tensor: Tensor) -> bool:
+    return len(tensor.shape) >= 2 and tensor.component != "router" and tensor.name.endswith(("weight", "proj"))
+
+
+def tensor_types(model: ModelSpec, file_type: str) -> dict[str, str]:
+    """The GGML type of every tensor of ``model`` in a llama.cpp file type (MTP layers are left out).
+
+    Raises:
+        ValueError: for a file type not in :data:`FILE_TYPES`.
+    """
+    preset = file_type.upper()
+    if preset not in FILE_TYPES:
+        raise ValueError(f"unknown llama.cpp file type {file_type!r}; choose one of {', '.join(FILE_TYPES)}")
+    base = FILE_TYPES[preset]
+    tensors = [t for t in model.tensors() if t.component != "mtp"]
+    experts = model.num_experts
+    value_tensors = [t for t in tensors if _quantizable(t) and _category(t) == "attn_v"]
+    down_layers = _ffn_down_count(model)
+
+    def more_bits(index: int, count: int) -> bool:
+        return index < count // 8 or index >= 7 * count // 8 or (index - count // 8) % 3 == 2
+
+    types: dict[str, str] = {}
+    value_index = 0
+    down_index = 0
+    stored = "BF16" if str(model.config.get("torch_dtype", "bfloat16")) == "bfloat16" else "F16"
+    for tensor in tensors:
+        if not _quantizable(tensor):
+            types[tensor.name] = "F32" if len(tensor.shape) < 2 else stored
+            continue
+        category = _category(tensor)
+        chosen = base
+        if category == "output" or (category == "token_embd" and model.tie_embeddings):
+            chosen = "Q8_0" if tensor.shape[-1] % 256 else ("Q6_K" if base != "Q8_0" else "Q8_0")
+        elif category == "attn_v":
+            if preset in ("Q4_K_M", "Q5_K_M") and more_bits(value_index, len(value_tensors)):
+                chosen = "Q6_K"
+            elif preset == "Q4_K_S" and value_index < 4:
+                chosen = "Q5_K"
+            if model.architecture == "llama" and model.num_layers == 80 and chosen in ("Q3_K", "Q4_K"):
+                chosen = "Q5_K"  # llama.cpp's 70B rule: attn_v is 8x smaller than attn_q there
+            if experts == 8:
+                chosen = "Q8_0"
+            value_index += 1
+        elif category == "attn_k" and experts == 8:
+            chosen = "Q8_0"
+        elif category == "attn_output" and experts == 8 and preset in ("Q4_K_M", "Q4_K_S"):
+            chosen = "Q5_K"
+        elif category == "ffn_down":
+            # MoE models: the layer comes from the name (GGUF merges a layer's experts into one tensor)
+            layer = tensor.layer if experts > 1 and tensor.layer is not None else down_index
+            if preset in ("Q4_K_M", "Q5_K_M") and more_bits(layer, down_layers):
+                chosen = "Q6_K"
+            elif preset == "Q4_K_S" and layer < down_layers // 8:
+                chosen = "Q5_K"
+            down_index += 1
+        types[tensor.name] = _fit_row(chosen, tensor.shape[-1])
+    return types
+
+
+def _ffn_down_count(model: ModelSpec) -> int:
+    """FFN down tensors in the GGUF file: one per dense layer, and per MoE layer the merged experts plus the
+    shared expert."""
+    if not model.num_experts:
+        return model.num_layers
+    dense = min(model.first_dense_layers, model.num_layers)
+    return dense + (model.num_layers - dense) * (2 if model.shared_experts else 1)
+
+
+def _fit_row(ggml_type: str, cols: int) -> str:
+    """llama.cpp's fallback for rows that are not whole blocks of the chosen type."""
+    block, _ = GGML_TYPES[ggml_type]
+    if cols % block == 0:
+        return ggml_type
+    fallback = _FALLBACK.get(ggml_type, "F16")
+    return fallback if cols % GGML_TYPES[fallback][0] == 0 else "F16"
