@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     memory.add_argument("--activations", action="store_true", help="add an activation estimate (labelled as such)")
     memory.add_argument("--recompute", choices=["none", "selective", "full"], default="none")
+    memory.add_argument("--engine", choices=["none", "cuda", "llama.cpp"], default="none", help="runtime reservation")
     memory.add_argument("--gpu", help="also find the fewest of this GPU that hold it, and time bounds (e.g. H100-SXM)")
     for flag in ("--tp", "--pp", "--dp"):
         memory.add_argument(flag, type=int, default=1, help=f"{flag[2:]} degree (default 1)")
@@ -214,6 +215,7 @@ def _memory(args: argparse.Namespace) -> Any:
         lora_rank=args.lora_rank,
         activations=args.activations,
         recompute=args.recompute,
+        engine=args.engine,
         tp=args.tp,
         pp=args.pp,
         dp=args.dp,

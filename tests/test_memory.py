@@ -437,3 +437,15 @@ def test_activation_estimates_show_their_formula():
     assert "(estimate)" in str(footprint(model, activations=True))
     with pytest.raises(ValueError, match="recompute"):
         footprint(model, training="adam", activations=True, recompute="some")
+
+
+def test_engine_reservations_are_labelled_estimates():
+    model = load_model("llama-3.1-8b")
+    cuda = footprint(model, engine="cuda", tp=2).line("runtime")
+    assert cuda.estimate and cuda.per_gpu == 512 * 2**20 and cuda.bytes == 2 * 512 * 2**20
+    llama_cpp = footprint(model, weights="Q4_K_M", engine="llama.cpp").line("runtime")
+    assert llama_cpp.bytes == 512 * 2**20 + 512 * 4 * (128_256 + 2 * 4096 + 3 * 14_336)
+    assert "compute buffer" in llama_cpp.formula
+    assert not any(line.label.startswith("runtime") for line in footprint(model).lines)
+    with pytest.raises(ValueError, match="unknown engine"):
+        footprint(model, engine="tgi")
