@@ -94,7 +94,19 @@ KV_BYTES_PER_TOKEN_BF16 = {
     "deepseek-r1-distill-qwen-1.5b": 28 * 2 * 2 * 128 * 2,
     "deepseek-v3": 61 * (512 + 64) * 2,  # MLA: the latent and the shared rope key, not 128 heads
     "gpt-oss-120b": 36 * 2 * 8 * 64 * 2,
+    "gpt-oss-20b": 24 * 2 * 8 * 64 * 2,
+    "qwen2.5-32b": 64 * 2 * 8 * 128 * 2,
+    "deepseek-r1": 61 * (512 + 64) * 2,
+    "deepseek-r1-distill-qwen-7b": 28 * 2 * 4 * 128 * 2,
+    "deepseek-r1-distill-qwen-14b": 48 * 2 * 8 * 128 * 2,
+    "deepseek-r1-distill-qwen-32b": 64 * 2 * 8 * 128 * 2,
+    "deepseek-r1-distill-llama-8b": 32 * 2 * 8 * 128 * 2,
+    "deepseek-r1-distill-llama-70b": 80 * 2 * 8 * 128 * 2,
 }
+
+
+def test_every_preset_has_its_kv_figure():
+    assert set(KV_BYTES_PER_TOKEN_BF16) == set(presets())
 
 
 @pytest.mark.parametrize("name", list(KV_BYTES_PER_TOKEN_BF16))
@@ -449,3 +461,31 @@ def test_engine_reservations_are_labelled_estimates():
     assert not any(line.label.startswith("runtime") for line in footprint(model).lines)
     with pytest.raises(ValueError, match="unknown engine"):
         footprint(model, engine="tgi")
+
+
+@pytest.mark.parametrize(
+    ("config", "params"),
+    [
+        # Gemma 2 9B and 27B (four norms per layer, tied embeddings), LLaMA 65B (multi-head attention)
+        ({"model_type": "gemma2", "vocab_size": 256000, "hidden_size": 3584, "num_hidden_layers": 42,
+          "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256, "intermediate_size": 14336},
+         9_241_705_984),
+        ({"model_type": "gemma2", "vocab_size": 256000, "hidden_size": 4608, "num_hidden_layers": 46,
+          "num_attention_heads": 32, "num_key_value_heads": 16, "head_dim": 128, "intermediate_size": 36864},
+         27_227_128_320),
+        ({"model_type": "llama", "vocab_size": 32000, "hidden_size": 8192, "num_hidden_layers": 80,
+          "num_attention_heads": 64, "intermediate_size": 22016}, 65_285_660_672),
+    ],
+)  # fmt: skip
+def test_config_only_models(config, params):
+    assert ModelSpec.from_config(config).num_params == params
+
+
+def test_gemma3_sliding_window_pattern():
+    config = {"model_type": "gemma3_text", "vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 12,
+              "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16, "intermediate_size": 128,
+              "sliding_window": 512, "sliding_window_pattern": 6}  # fmt: skip
+    model = ModelSpec.from_config({"model_type": "gemma3", "text_config": config})
+    assert model.layer_types.count("full_attention") == 2 and model.qk_norm
+    per_layer = 2 * 1 * 16
+    assert model.kv_elements_per_token(8192) == per_layer * (2 * 8192 + 10 * 512) // 8192
