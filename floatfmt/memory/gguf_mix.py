@@ -4,7 +4,8 @@ The rules follow ``llama_tensor_get_type`` in llama.cpp ``src/llama-quant.cpp`` 
 :data:`FILE_TYPES`: the output (and tied embeddings) in Q6_K, the value projections and FFN down projections of
 the first and last eighth of the layers (and every third in between) one step up, Mixtral-style 8-expert models'
 attention in Q8_0 / Q5_K, and the fallbacks for rows that are not whole 256-value super-blocks. Tensors llama.cpp
-does not quantize (vectors, the MoE router) keep the converter's type: F32 for vectors, the model's dtype else.
+does not quantize keep the converter's type: F32 for vectors, norms and the MoE router (``ffn_gate_inp``), as
+``convert_hf_to_gguf.py`` writes them.
 
 Example:
     >>> from floatfmt.memory import load_model
@@ -106,7 +107,8 @@ def tensor_types(model: ModelSpec, file_type: str) -> dict[str, str]:
     stored = "BF16" if str(model.config.get("torch_dtype", "bfloat16")) == "bfloat16" else "F16"
     for tensor in tensors:
         if not _quantizable(tensor):
-            types[tensor.name] = "F32" if len(tensor.shape) < 2 else stored
+            # convert_hf_to_gguf.py writes vectors, norms and the MoE router (ffn_gate_inp) in F32
+            types[tensor.name] = "F32" if len(tensor.shape) < 2 or tensor.component == "router" else stored
             continue
         category = _category(tensor)
         chosen = base
