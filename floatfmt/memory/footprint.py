@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import html
 import json
 import math
@@ -20,7 +21,7 @@ from typing import Any
 
 from floatfmt._display import format_bytes
 from floatfmt.formats import FloatFormat, IntFormat, get_format
-from floatfmt.memory.gguf_mix import ELEMENT_BITS, FILE_TYPES, ggml_bytes, tensor_types
+from floatfmt.memory.gguf_mix import ELEMENT_BITS, FILE_TYPES, GGML_TYPES, ggml_bytes, tensor_types
 from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
 from floatfmt.quant.gguf import GGUF_TYPES
 from floatfmt.quant.schemes import Scheme, get_scheme, schemes
@@ -161,8 +162,12 @@ class Footprint:
 
 
 def tensor_storage(tensor: Tensor, storage: Scheme | str) -> tuple[int, int]:
-    """Bytes of a tensor in a scheme or a plain format: (element codes, overhead: scales, zero points, padding)."""
+    """Bytes of a tensor in a scheme, a GGML type (``Q4_K``, ``F32``, ...) or a plain format:
+    (element codes, overhead: scales, zero points, padding)."""
     if isinstance(storage, str) and storage.strip().lower() not in schemes():
+        if storage in GGML_TYPES:
+            elements = math.ceil(tensor.size * ELEMENT_BITS[storage] / 8)
+            return elements, ggml_bytes(tensor, storage) - elements
         fmt = get_format(storage)
         return math.ceil(tensor.size * fmt.bits / 8), 0
     scheme = get_scheme(storage)
@@ -173,6 +178,32 @@ def tensor_storage(tensor: Tensor, storage: Scheme | str) -> tuple[int, int]:
         bits = get_format(scheme.element).bits
     elements = math.ceil(tensor.size * bits / 8)
     return elements, total - elements
+
+
+@functools.lru_cache(maxsize=64)
+def _component_bytes(
+    model: ModelSpec, weights: Scheme | str, overrides: tuple[tuple[str, Scheme | str], ...], stored: str
+) -> tuple[tuple[str, int, int, int], ...]:
+    """Per component: (component, element bytes, overhead bytes, parameters). One pass over the model's tensors,
+    kept for the layouts ``fit`` tries and the lines ``footprint`` builds."""
+    llama_cpp = tensor_types(model, weights) if isinstance(weights, str) and weights.upper() in FILE_TYPES else None
+    sums: dict[str, list[int]] = {}
+    for tensor in model.tensors():
+        storage: Scheme | str
+        if llama_cpp is not None:
+            storage = llama_cpp.get(tensor.name, stored)  # MTP layers: llama.cpp leaves them out
+        else:
+            storage = weights if len(tensor.shape) >= 2 and tensor.component != "router" else stored
+        for pattern, value in overrides:
+            if fnmatch.fnmatchcase(tensor.name, pattern):
+                storage = stored if value == KEEP else value
+                break
+        elements, overhead = tensor_storage(tensor, storage)
+        component = sums.setdefault(tensor.component, [0, 0, 0])
+        component[0] += elements
+        component[1] += overhead
+        component[2] += tensor.size
+    return tuple((component, elements, overhead, params) for component, (elements, overhead, params) in sums.items())
 
 
 def cache_bytes(elements: int, dtype: str) -> float:
@@ -237,31 +268,7 @@ def footprint(
         raise ValueError(f"unknown optimizer {training!r}; choose one of {', '.join(OPTIMIZERS)}")
     stored = stored_dtype or str(model.config.get("torch_dtype") or "bfloat16")
     chosen_name = weights.name if isinstance(weights, Scheme) else str(weights)
-    llama_cpp = None
-    if isinstance(weights, str) and weights.upper() in FILE_TYPES:
-        llama_cpp = tensor_types(model, weights)
-    by_component: dict[str, list[int]] = {}
-    for tensor in model.tensors():
-        storage: Scheme | str = weights if len(tensor.shape) >= 2 and tensor.component != "router" else stored
-        for pattern, value in (overrides or {}).items():
-            if fnmatch.fnmatchcase(tensor.name, pattern):
-                storage = stored if value == KEEP else value
-                break
-        else:
-            if llama_cpp is not None:
-                ggml_type = llama_cpp.get(tensor.name, "BF16")  # MTP layers: llama.cpp leaves them out
-                total = ggml_bytes(tensor, ggml_type)
-                elements = -(-tensor.size * ELEMENT_BITS[ggml_type] // 8)
-                sums = by_component.setdefault(tensor.component, [0, 0, 0])
-                sums[0] += elements
-                sums[1] += total - elements
-                sums[2] += tensor.size
-                continue
-        elements, overhead = tensor_storage(tensor, storage)
-        sums = by_component.setdefault(tensor.component, [0, 0, 0])
-        sums[0] += elements
-        sums[1] += overhead
-        sums[2] += tensor.size
+    by_component = _component_bytes(model, weights, tuple((overrides or {}).items()), stored)
     model_split = tp * pp
     weight_split = model_split * (dp if training and zero == 3 else 1)
 
@@ -269,7 +276,7 @@ def footprint(
         return None if split == 1 else math.ceil(total / split)
 
     lines = []
-    for component, (elements, overhead, params) in by_component.items():
+    for component, elements, overhead, params in by_component:
         lines.append(
             Line(f"weights: {component}", elements, f"{params:,} parameters", per_gpu=share(elements, weight_split))
         )

@@ -20,6 +20,8 @@ Example:
 from __future__ import annotations
 
 from floatfmt.memory.model import ModelSpec, Tensor
+from floatfmt.quant.gguf import BLOCK as GGUF_BLOCK
+from floatfmt.quant.gguf import GGUF_TYPES
 
 __all__ = ["ELEMENT_BITS", "FILE_TYPES", "GGML_TYPES", "ggml_bytes", "tensor_types"]
 
@@ -27,11 +29,7 @@ GGML_TYPES = {
     "F32": (1, 4),
     "F16": (1, 2),
     "BF16": (1, 2),
-    "Q8_0": (32, 34),
-    "Q5_1": (32, 24),
-    "Q5_0": (32, 22),
-    "Q4_1": (32, 20),
-    "Q4_0": (32, 18),
+    **{name.upper(): (GGUF_BLOCK, kind.block_bytes) for name, kind in GGUF_TYPES.items()},
     "Q6_K": (256, 210),
     "Q5_K": (256, 176),
     "Q4_K": (256, 144),
@@ -44,8 +42,13 @@ FILE_TYPES = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q4_K_S": "Q4_K", "Q6_K": "Q6_
 """llama.cpp's K-quant file types (``llama-quantize`` presets) and the type most of their tensors get. (The
 lowercase floatfmt schemes ``q4_0`` ... ``q8_0`` apply one type to every matrix.)"""
 
-ELEMENT_BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8, "Q6_K": 6, "Q5_K": 5, "Q5_1": 5, "Q5_0": 5,
-                "Q4_K": 4, "Q4_1": 4, "Q4_0": 4, "Q3_K": 3, "Q2_K": 2}  # fmt: skip
+ELEMENT_BITS = {
+    "F32": 32,
+    "F16": 16,
+    "BF16": 16,
+    **{name.upper(): kind.bits for name, kind in GGUF_TYPES.items()},
+    **{f"Q{bits}_K": bits for bits in (6, 5, 4, 3, 2)},
+}
 """Bits of each value's own code; the rest of a block is its scales."""
 
 _FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "Q3_K": "Q4_0", "Q2_K": "Q4_0"}
