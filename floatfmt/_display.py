@@ -18,17 +18,18 @@ def _scaled(count: float, base: int, units: list[str]) -> str:
     return f"{count:.0f} B" if step == 0 else f"{count:.2f} {units[step]}"
 
 
-def format_bytes(count: int) -> str:
-    """``count`` bytes in decimal and binary units, always both so GB and GiB are never confused.
+def format_bytes(count: int, binary: bool = True) -> str:
+    """``count`` bytes in decimal and binary units, both so GB and GiB are never confused (``binary=False``
+    for a rate, where only the decimal one is shown).
 
     Example:
         >>> format_bytes(90_856_960)
         '90.86 MB (86.65 MiB)'
-        >>> format_bytes(512)
-        '512 B'
+        >>> format_bytes(512), format_bytes(90_856_960, binary=False)
+        ('512 B', '90.86 MB')
     """
     decimal = _scaled(count, 1000, _DECIMAL)
-    if abs(count) < 1000:
+    if abs(count) < 1000 or not binary:
         return decimal
     return f"{decimal} ({_scaled(count, 1024, _BINARY)})"
 

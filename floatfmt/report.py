@@ -626,7 +626,7 @@ class _Progress:
         remaining = (self.total_bytes - self.done_bytes) / rate if rate else 0.0
         minutes, seconds = divmod(int(remaining), 60)
         self.write(
-            f"\rtensors {self.done}/{self.tensors} · {format_bytes(int(rate)).split(' (')[0]}/s · "
+            f"\rtensors {self.done}/{self.tensors} · {format_bytes(int(rate), binary=False)}/s · "
             f"ETA {minutes}:{seconds:02d} "
         )
 
