@@ -343,6 +343,10 @@ def test_fit_picks_the_fewest_gpus_tensor_parallel_first():
     assert small.gpus == 1 and small.kv_tokens > 0
     with pytest.raises(ValueError, match="does not fit"):
         fit(r1, "L4", max_gpus=16, **options)
+    with pytest.raises(ValueError, match="memory_utilization"):
+        fit(r1, "H200", memory_utilization=1.5, **options)
+    with pytest.raises(ValueError, match="gpus_per_node"):
+        fit(r1, "H200", gpus_per_node=0, **options)
 
 
 def test_roofline_bounds():
@@ -362,6 +366,8 @@ def test_roofline_bounds():
     moe = roofline(load_model("mixtral-8x7b"), "H100-SXM", context=1)
     assert moe.decode_bytes_per_step < 0.3 * 2 * 46_702_792_704  # a token reads 2 of 8 experts
     assert "Bounds, not predictions" in str(bound)
+    with pytest.raises(ValueError, match="gpus must be at least 1"):
+        roofline(model, "H100-SXM", gpus=0)
 
 
 def test_ggml_block_sizes_match_gguf_py():

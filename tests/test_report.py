@@ -210,6 +210,10 @@ def test_bad_arguments(model_file):
         floatfmt.quant_report(model_file, "mxfp5")
     with pytest.raises(ValueError, match="appears twice"):
         floatfmt.quant_report(model_file, "mxfp4,mxfp4")
+    with pytest.raises(ValueError, match="fraction of rows"):
+        floatfmt.quant_report(model_file, "mxfp4", sample=0)
+    with pytest.raises(ValueError, match="chunk_elements must be positive"):
+        floatfmt.quant_report(model_file, "mxfp4", chunk_elements=0)
     with pytest.raises(ValueError, match="at least one scheme"):
         floatfmt.quant_report(model_file, "")
     with pytest.raises(FileNotFoundError):

@@ -136,6 +136,10 @@ def fit(
     Raises:
         ValueError: if no layout up to ``max_gpus`` holds the model.
     """
+    if not 0 < memory_utilization <= 1:
+        raise ValueError(f"memory_utilization is a share of each GPU's memory, in (0, 1]; got {memory_utilization}")
+    if gpus_per_node < 1 or max_gpus < 1:
+        raise ValueError(f"gpus_per_node and max_gpus must be at least 1, got {gpus_per_node} and {max_gpus}")
     chosen = get_gpu(gpu)
     usable = int(chosen.memory_bytes * memory_utilization)
     layouts = [(tp, 1) for tp in _powers_of_two(gpus_per_node)]
@@ -193,6 +197,8 @@ def roofline(
     reads every active weight once (the experts of one token; a larger batch touches more) and the whole KV
     cache. The peak is the GPU's dense throughput at the weights' element width.
     """
+    if gpus < 1:
+        raise ValueError(f"gpus must be at least 1, got {gpus}")
     chosen = get_gpu(gpu)
     fp = footprint(model, weights=weights, kv_cache=kv_cache, context=context, batch=batch, overrides=overrides)
     weight_bytes = sum(line.bytes for line in fp.lines if not line.label.startswith("KV"))
