@@ -2,6 +2,7 @@
 
     python benchmarks/bench_codec.py                  # every format, 10M values
     python benchmarks/bench_codec.py --formats e4m3,bf16 --size 1000000 --json out.json
+    python benchmarks/bench_codec.py --kernels numpy,numba   # the codec's loops in numpy, then compiled
 
 Each timing is the best of ``--repeat`` runs. "vs peer" is the peer's time
 divided by floatfmt's (above 1: floatfmt is faster); "x memcpy" is floatfmt's
@@ -24,6 +25,7 @@ import numpy as np
 from _timing import best_time
 
 import floatfmt
+from floatfmt import _kernels
 
 try:  # optional peer
     import torch
@@ -81,6 +83,7 @@ def run(formats: list[str], size: int, repeat: int, stochastic: list[str]) -> li
         row: dict[str, Any] = {
             "format": fmt.name,
             "rounding": rounding,
+            "kernels": _kernels.backend(),
             "values": size,
             "encode_Mvals_per_s": size / encode_time / 1e6,
             "decode_Mvals_per_s": size / decode_time / 1e6,
@@ -99,7 +102,7 @@ def run(formats: list[str], size: int, repeat: int, stochastic: list[str]) -> li
 
 
 HEADER = (
-    f"{'format':20s} {'rounding':13s} {'enc Mval/s':>10s} {'dec Mval/s':>10s} {'enc x memcpy':>12s} "
+    f"{'format':20s} {'rounding':13s} {'kernels':7s} {'enc Mval/s':>10s} {'dec Mval/s':>10s} {'enc x memcpy':>12s} "
     f"{'dec x memcpy':>12s}  peers (speed-up: peer time / floatfmt time)"
 )
 
@@ -107,10 +110,18 @@ HEADER = (
 def format_row(row: dict[str, Any]) -> str:
     peers = "  ".join(f"{key.replace('_vs_', ' vs ')} {value:.2f}x" for key, value in row.items() if "_vs_" in key)
     return (
-        f"{row['format']:20s} {row['rounding']:13s} "
+        f"{row['format']:20s} {row['rounding']:13s} {row['kernels']:7s} "
         f"{row['encode_Mvals_per_s']:10.0f} {row['decode_Mvals_per_s']:10.0f} "
         f"{row['encode_x_memcpy']:12.1f} {row['decode_x_memcpy']:12.1f}  {peers}"
     )
+
+
+def _numba_version() -> str:
+    try:
+        import numba
+    except ImportError:
+        return "not installed"
+    return str(numba.__version__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,17 +130,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stochastic", default="e4m3,e5m2,e2m1,bf16,int8", help="formats to time stochastic rounding")
     parser.add_argument("--size", type=int, default=10_000_000, help="values per array (default 10M)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per timing; the best is kept")
+    parser.add_argument(
+        "--kernels", default="auto", help="comma-separated loop backends to time in turn: auto, numpy, numba"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     args = parser.parse_args(argv)
     names = floatfmt.formats() if args.formats == "all" else args.formats.split(",")
     stochastic = [name for name in args.stochastic.split(",") if name]
     print(
         f"floatfmt {floatfmt.__version__}, numpy {np.__version__}, ml_dtypes {ml_dtypes.__version__}, "
-        f"torch {torch.__version__ if torch else 'not installed'}, {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__ if torch else 'not installed'}, numba {_numba_version()}, {platform.processor() or platform.machine()}, "
         f"{args.size:,} float32 values (standard normal x 100), best of {args.repeat}"
     )
     print(HEADER)
-    rows = run(names, args.size, args.repeat, stochastic)
+    rows = []
+    for kernels in args.kernels.split(","):
+        _kernels.set_backend(kernels)
+        rows += run(names, args.size, args.repeat, stochastic)
     if args.json:
         with open(args.json, "w") as file:
             json.dump({"python": sys.version, "numpy": np.__version__, "rows": rows}, file, indent=2)

@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from floatfmt import _kernels
+
 __all__ = [
     "Rounding",
     "Overflow",
@@ -86,13 +88,6 @@ def random_bits_array(seed: int, start: int, count: int) -> np.ndarray:
         index = start + done
         # A run never crosses a multiple of 2**32, so its key is one scalar.
         run = min(count - done, 2**32 - (index & 0xFFFFFFFF))
-        h = np.arange(index & 0xFFFFFFFF, (index & 0xFFFFFFFF) + run, dtype=np.uint32)
-        h ^= np.uint32(_key32(seed, index >> 32))
-        h ^= h >> np.uint32(16)
-        h *= np.uint32(0x85EBCA6B)
-        h ^= h >> np.uint32(13)
-        h *= np.uint32(0xC2B2AE35)
-        h ^= h >> np.uint32(16)
-        out[done : done + run] = h
+        _kernels.random_bits(_key32(seed, index >> 32), index & 0xFFFFFFFF, out[done : done + run])
         done += run
     return out

@@ -39,6 +39,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from floatfmt import _kernels
 from floatfmt._options import (
     EncodeError,
     NanPolicy,
@@ -315,7 +316,6 @@ def _forget_pool_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
-_thread_state = threading.local()
 
 
 def _threads() -> int:
@@ -351,16 +351,6 @@ def _per_thread(size: int) -> int:
     """A piece size that gives each thread one even-length piece (at least one chunk)."""
     piece = -(-size // _threads())
     return builtins.max(CHUNK, piece + piece % 2)
-
-
-def _scratch(slot: int, size: int, dtype: Any) -> np.ndarray:
-    """A per-thread buffer, reused across chunks so the hot loops allocate nothing."""
-    buffers: dict[tuple[int, np.dtype[Any]], np.ndarray] = _thread_state.__dict__.setdefault("buffers", {})
-    key = (slot, np.dtype(dtype))
-    buffer = buffers.get(key)
-    if buffer is None or buffer.size < size:
-        buffer = buffers[key] = np.empty(builtins.max(size, CHUNK), dtype=dtype)
-    return buffer[:size]
 
 
 # --- choosing an encode path ----------------------------------------------------------------------
@@ -460,25 +450,18 @@ def _encode_table(fmt: Format, rounding: str, overflow: str) -> tuple[np.ndarray
 
 def _table_kernel(fmt: Format, rounding: str, overflow: str) -> EncodeKernel:
     table, overflow_flags = _encode_table(fmt, rounding, overflow)
-    key_bits = _table_key_bits(fmt)
-    assert key_bits is not None
+    dropped = 31 - _key_bits(fmt)
 
     def kernel(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
-        index = _table_index(values.view(np.uint32), key_bits)
-        np.take(table, index, out=out)
-        return int(np.count_nonzero(overflow_flags.take(index))) if overflow_flags is not None else 0
+        return _kernels.table_encode(values.view(np.uint32), dropped, table, out, overflow_flags)
 
     return kernel
 
 
-def _table_index(bits: np.ndarray, key_bits: int) -> np.ndarray:
-    """``(top K bits << 1) | (other bits != 0)`` of float32 bits, in four passes over scratch buffers."""
-    dropped = 31 - key_bits  # the last dropped bit lands on the sticky position; OR in the rest
-    index = np.right_shift(bits, np.uint32(dropped), out=_scratch(1, bits.size, np.uint32))
-    low = np.bitwise_and(bits, np.uint32((1 << dropped) - 1), out=_scratch(2, bits.size, np.uint32))
-    np.minimum(low, np.uint32(1), out=low)
-    index |= low  # sticky: bit 15 or any lower bit
-    return index
+def _key_bits(fmt: Format) -> int:
+    key_bits = _table_key_bits(fmt)
+    assert key_bits is not None, f"{fmt.name} has no table path"
+    return key_bits
 
 
 def _stochastic_table_kernel(fmt: FloatFormat, overflow: str, nan: str) -> EncodeKernel:
@@ -492,30 +475,20 @@ def _stochastic_table_kernel(fmt: FloatFormat, overflow: str, nan: str) -> Encod
     go to the generic path.
     """
     table, overflow_flags = _encode_table(fmt, "stochastic", overflow)
-    key_bits = _table_key_bits(fmt)
-    assert key_bits is not None
-    noise_shift = np.uint32(9 + fmt.mantissa_bits)
+    dropped = 31 - _key_bits(fmt)
+    noise_shift = 9 + fmt.mantissa_bits
     regular_from = builtins.max(2.0 ** (fmt.minexp + (0 if fmt.subnormals else 1)), 2.0**-126)
-    low_bits = np.array(regular_from, dtype=np.float32).view(np.uint32)
+    low_bits = int(np.array(regular_from, dtype=np.float32).view(np.uint32))
     # Beyond the format's range every result is an overflow, so noise does no harm, unless it turns bits into NaN.
-    high_bits = np.uint32(0x7F800000 - (1 << (23 - fmt.mantissa_bits)))
+    high_bits = 0x7F800000 - (1 << (23 - fmt.mantissa_bits))
     generic = functools.partial(_encode_float_generic, fmt=fmt, rounding="stochastic", overflow=overflow, nan=nan)
 
     def kernel(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
         assert random is not None
-        bits = values.view(np.uint32)
-        perturbed = np.invert(random, out=_scratch(3, bits.size, np.uint32))
-        perturbed >>= noise_shift
-        perturbed += bits
-        index = _table_index(perturbed, key_bits)
-        np.take(table, index, out=out)
-        magnitude = np.bitwise_and(bits, np.uint32(0x7FFFFFFF), out=_scratch(3, bits.size, np.uint32))
-        irregular = (magnitude < low_bits) | (magnitude >= high_bits)
-        overflowed = 0
-        if overflow_flags is not None:
-            overflowed = int(np.count_nonzero(overflow_flags.take(index) & ~irregular))
-        if irregular.any():
-            where = np.flatnonzero(irregular)
+        overflowed, where = _kernels.stochastic_table_encode(
+            values.view(np.uint32), random, noise_shift, dropped, table, out, overflow_flags, (low_bits, high_bits)
+        )
+        if where.size:
             codes = np.empty(where.size, dtype=out.dtype)
             overflowed += generic(values[where], codes, random[where])
             out[where] = codes
@@ -615,7 +588,7 @@ def _split_and_round(
     fraction = scaled - steps
     if rounding == "stochastic":
         assert random is not None
-        return steps, fraction > np.ldexp(random.astype(np.float64), -32)
+        return steps, fraction > random * 2.0**-32  # uint32 to float64 and a power-of-two scaling: exact
     lower_is_even = np.fmod(steps, 2.0) == 0
     return steps, _round_away(rounding, fraction > 0.5, fraction == 0.5, fraction > 0, lower_is_even, negative)
 
@@ -737,7 +710,7 @@ def _encode_int_generic(
         magnitude[np.isnan(magnitude)] = 0  # NaN errors were counted before; this is nan="ml_dtypes"
     steps, away = _split_and_round(magnitude, negative, rounding, random)
     steps += away
-    result = np.where(negative, -steps, steps)
+    result = np.copysign(steps, x, out=steps)  # a negative zero becomes the integer 0
     overflowed_count = 0
     if overflow == "error" or overflow_flags is not None:
         overflowed = (result > fmt.max) | (result < fmt.min)
@@ -767,35 +740,17 @@ def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, boo
         shift = np.uint32(23 - fmt.mantissa_bits)  # tf32 and kin: the code is the top of a float32
         return (lambda codes, out: _assign(out, (codes.astype(np.uint32) << shift).view(np.float32))), True
     if fmt.bits <= 8:
-        return functools.partial(
-            _decode_byte_pairs, table=_decode_table(fmt, dtype), pairs=_pair_table(fmt, dtype)
-        ), True
+        table = _decode_table(fmt, dtype)
+        pairs = _pair_table(fmt, dtype) if _kernels.backend() == "numpy" else None  # numpy's two-at-a-time lookup
+        return (lambda codes, out: _kernels.gather(table, codes, out, pairs)), True
     if fmt.bits <= 16:
         table = _decode_table(fmt, dtype)
-
-        def look_up(codes: np.ndarray, out: np.ndarray) -> None:
-            np.take(table, codes, out=out)
-
-        return look_up, True
+        return (lambda codes, out: _kernels.gather(table, codes, out)), True
     return (lambda codes, out: _assign(out, _decode_generic(codes, fmt))), True  # type: ignore[arg-type]
 
 
 def _assign(out: np.ndarray, values: np.ndarray) -> None:
     out[...] = values
-
-
-def _decode_byte_pairs(codes: np.ndarray, out: np.ndarray, *, table: np.ndarray, pairs: np.ndarray) -> None:
-    """Decode byte codes two at a time: one lookup of a uint16 in a table of value pairs.
-
-    Half the lookups and index conversions of decoding one byte at a time; the
-    65536-pair table (512 KiB for float32) stays in L2.
-    """
-    codes = np.ascontiguousarray(codes)  # a strided chunk is copied: the pairs are adjacent bytes
-    even = codes.size - codes.size % 2
-    pair_out = out[:even].view(pairs.dtype) if pairs.ndim == 1 else out[:even].reshape(-1, 2)
-    np.take(pairs, codes[:even].view(np.uint16), axis=0, out=pair_out)
-    if even < codes.size:
-        out[even:] = table[codes[even:]]
 
 
 @functools.lru_cache(maxsize=64)

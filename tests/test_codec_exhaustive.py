@@ -21,6 +21,8 @@ from helpers import (
 import floatfmt
 from floatfmt._options import OVERFLOWS, ROUNDINGS
 
+pytestmark = pytest.mark.usefixtures("each_kernel_backend")  # numpy's loops and numba's
+
 SMALL_FLOATS = float_formats(max_bits=16)
 WITH_ML_DTYPE = [fmt for fmt in SMALL_FLOATS if fmt.ml_dtype is not None]
 MODES = [(rounding, overflow) for rounding in ROUNDINGS for overflow in OVERFLOWS if overflow != "wrap"]

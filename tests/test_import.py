@@ -18,6 +18,7 @@ def test_import_needs_only_numpy_and_ml_dtypes():
         "pytest",
         "gguf",
         "safetensors",
+        "numba",
     ]
     code = f"import sys, floatfmt; print(' '.join(m for m in {optional!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from helpers import float_formats, reference_encode, representable_inputs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,6 +11,8 @@ from hypothesis.extra import numpy as hnp
 
 import floatfmt
 from floatfmt._options import ROUNDINGS
+
+pytestmark = pytest.mark.usefixtures("each_kernel_backend")  # numpy's loops and numba's
 
 FORMATS = float_formats(max_bits=32) + [floatfmt.get_format(n) for n in ("int8", "uint8", "int4", "uint2")]
 DETERMINISTIC = [r for r in ROUNDINGS if r != "stochastic"]

@@ -9,6 +9,8 @@ import floatfmt
 from floatfmt import codec
 from floatfmt._options import random_bits, random_bits_array
 
+pytestmark = pytest.mark.usefixtures("each_kernel_backend")  # numpy's loops and numba's
+
 
 def test_vector_random_bits_equal_the_scalar_definition():
     for seed, start in [(0, 0), (12345, 2**32 - 5), (2**64 - 1, 7 * 2**32 + 3)]:

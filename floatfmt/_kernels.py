@@ -1,0 +1,171 @@
+"""The codec's innermost loops: each has one meaning and two implementations.
+
+numpy needs several passes over a chunk for what is one loop in a compiled
+language (a table key is a shift, a mask and an OR before the lookup; a hash
+is seven operations). When numba is installed (``pip install "floatfmt[fast]"``)
+each loop here is compiled once (cached on disk) into a single pass by
+``floatfmt._compiled``; otherwise the numpy version below runs. Both give the
+same bits: the test suite runs the codec's exactness tests under each.
+
+The environment variable ``FLOATFMT_KERNELS`` chooses: ``auto`` (default: numba
+if it imports), ``numpy``, or ``numba`` (an error if numba is missing). numba
+is imported on the first call, never by ``import floatfmt``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = ["backend", "set_backend", "table_encode", "stochastic_table_encode", "random_bits", "gather", "scratch"]
+
+BACKENDS = ("auto", "numpy", "numba")
+
+_lock = threading.Lock()
+_choice: str | None = None
+_compiled: ModuleType | None = None
+_thread_state = threading.local()
+
+
+def set_backend(name: str) -> str:
+    """Choose ``auto``, ``numpy`` or ``numba`` for this process; returns the backend now in use."""
+    global _choice, _compiled
+    if name not in BACKENDS:
+        raise ValueError(f"unknown kernel backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    with _lock:
+        _choice, _compiled = "numpy", None
+        if name != "numpy":
+            try:
+                from floatfmt import _compiled as compiled
+            except ImportError as error:
+                if name == "numba":
+                    raise ImportError(
+                        'FLOATFMT_KERNELS=numba needs numba: pip install "floatfmt[fast]" (or numba)'
+                    ) from error
+            else:
+                _choice, _compiled = "numba", compiled
+        return _choice
+
+
+def backend() -> str:
+    """``"numba"`` or ``"numpy"``: which implementation the codec's loops use."""
+    if _choice is None:
+        set_backend(os.environ.get("FLOATFMT_KERNELS", "auto").strip().lower() or "auto")
+    assert _choice is not None
+    return _choice
+
+
+def _fast() -> ModuleType | None:
+    return _compiled if backend() == "numba" else None
+
+
+def table_encode(bits: np.ndarray, dropped: int, table: np.ndarray, out: np.ndarray, flags: np.ndarray | None) -> int:
+    """``out = table[key]`` with ``key = (bits >> dropped) | (low dropped bits != 0)``, for uint32 ``bits``.
+
+    The key's last bit is thus a sticky bit: the first dropped bit or any below
+    it. Returns how many keys ``flags`` marks (0 without flags).
+    """
+    compiled = _fast()
+    if compiled is not None:
+        if flags is None:
+            compiled.table_encode(bits, dropped, table, out)
+            return 0
+        return int(compiled.table_encode_flagged(bits, dropped, table, flags, out))
+    key = _numpy_key(bits, dropped)
+    np.take(table, key, out=out)
+    return int(np.count_nonzero(flags.take(key))) if flags is not None else 0
+
+
+def stochastic_table_encode(
+    bits: np.ndarray,
+    random: np.ndarray,
+    noise_shift: int,
+    dropped: int,
+    table: np.ndarray,
+    out: np.ndarray,
+    flags: np.ndarray | None,
+    regular: tuple[int, int],
+) -> tuple[int, np.ndarray]:
+    """``table_encode`` of ``bits + (~random >> noise_shift)`` (wrapping at 2**32).
+
+    Returns the number of flagged keys among the regular elements (those whose
+    magnitude bits lie in ``[regular[0], regular[1])``) and the positions of the
+    irregular ones, which the caller encodes another way.
+    """
+    low, high = regular
+    compiled = _fast()
+    if compiled is not None:
+        no_flags = np.zeros(1, dtype=np.bool_) if flags is None else flags
+        flagged, where = compiled.stochastic_table_encode(
+            bits, random, noise_shift, dropped, table, out, no_flags, flags is not None, low, high
+        )
+        return int(flagged), where
+    perturbed = np.invert(random, out=scratch(3, bits.size, np.uint32))
+    perturbed >>= np.uint32(noise_shift)
+    perturbed += bits
+    key = _numpy_key(perturbed, dropped)
+    np.take(table, key, out=out)
+    magnitude = np.bitwise_and(bits, np.uint32(0x7FFFFFFF), out=perturbed)
+    irregular = (magnitude < np.uint32(low)) | (magnitude >= np.uint32(high))
+    flagged = int(np.count_nonzero(flags.take(key) & ~irregular)) if flags is not None else 0
+    return flagged, np.flatnonzero(irregular)
+
+
+def random_bits(key: int, first: int, out: np.ndarray) -> None:
+    """``out[i] = fmix32((first + i) mod 2**32 ^ key)``, MurmurHash3's 32-bit finalizer, as uint32."""
+    compiled = _fast()
+    if compiled is not None:
+        compiled.random_bits(key, first, out)
+        return
+    h = out  # in place; a run never crosses a multiple of 2**32 (the caller's contract)
+    h[...] = np.arange(first, first + out.size, dtype=np.uint32)
+    h ^= np.uint32(key)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+
+
+def gather(table: np.ndarray, codes: np.ndarray, out: np.ndarray, pairs: np.ndarray | None = None) -> None:
+    """``out = table[codes]`` for unsigned codes below ``table.size``.
+
+    ``pairs`` (byte codes only: entry ``i`` holds the values of the bytes of
+    the little-endian uint16 ``i``) lets numpy look up two codes at once.
+    """
+    compiled = _fast()
+    if compiled is not None:
+        compiled.gather(table, np.ascontiguousarray(codes), out)
+        return
+    if pairs is None:
+        np.take(table, codes, out=out)
+        return
+    codes = np.ascontiguousarray(codes)  # a strided chunk is copied: the pairs are adjacent bytes
+    even = codes.size - codes.size % 2
+    pair_out = out[:even].view(pairs.dtype) if pairs.ndim == 1 else out[:even].reshape(-1, 2)
+    np.take(pairs, codes[:even].view(np.uint16), axis=0, out=pair_out)
+    if even < codes.size:
+        out[even:] = table[codes[even:]]
+
+
+def scratch(slot: int, size: int, dtype: Any) -> np.ndarray:
+    """A per-thread buffer, reused across chunks so that numpy's passes allocate nothing."""
+    buffers: dict[tuple[int, np.dtype[Any]], np.ndarray] = _thread_state.__dict__.setdefault("buffers", {})
+    key = (slot, np.dtype(dtype))
+    buffer = buffers.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[key] = np.empty(max(size, 1 << 16), dtype=dtype)
+    return buffer[:size]
+
+
+def _numpy_key(bits: np.ndarray, dropped: int) -> Any:
+    """The table key in three passes; the first dropped bit lands on the sticky position, the rest is OR-ed in."""
+    key = np.right_shift(bits, np.uint32(dropped), out=scratch(1, bits.size, np.uint32))
+    low = np.bitwise_and(bits, np.uint32((1 << dropped) - 1), out=scratch(2, bits.size, np.uint32))
+    np.minimum(low, np.uint32(1), out=low)
+    key |= low
+    return key

@@ -1,0 +1,128 @@
+"""The codec's loops: numba's and numpy's give the same bits on hostile inputs; the backend choice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from floatfmt import _kernels
+
+pytest.importorskip("numba")
+
+RNG = np.random.default_rng(7)
+HOSTILE_BITS = np.concatenate(
+    [
+        RNG.integers(0, 2**32, 50_000, dtype=np.uint64).astype(np.uint32),
+        np.array([0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF, 0x7F7FFFFF, 0x7F800000, 0x7FC00000, 0xFFFFFFFF], np.uint32),
+    ]
+)
+
+
+def run_both(call):
+    results = {}
+    for name in ("numpy", "numba"):
+        previous = _kernels.backend()
+        _kernels.set_backend(name)
+        try:
+            results[name] = call()
+        finally:
+            _kernels.set_backend(previous)
+    return results["numpy"], results["numba"]
+
+
+@pytest.mark.parametrize("dropped", [14, 15])
+@pytest.mark.parametrize("flagged", [False, True])
+def test_table_encode_agrees(dropped, flagged):
+    table = RNG.integers(0, 2**16, 2 ** (33 - dropped), dtype=np.uint64).astype(np.uint16)
+    flags = RNG.random(table.size) < 0.3 if flagged else None
+
+    def call():
+        out = np.empty(HOSTILE_BITS.size, np.uint16)
+        count = _kernels.table_encode(HOSTILE_BITS, dropped, table, out, flags)
+        return out, count
+
+    (numpy_out, numpy_count), (numba_out, numba_count) = run_both(call)
+    np.testing.assert_array_equal(numba_out, numpy_out)
+    assert numba_count == numpy_count
+    assert (numpy_count > 0) == flagged
+
+
+@pytest.mark.parametrize("flagged", [False, True])
+def test_stochastic_table_encode_agrees_and_wraps_at_2_to_32(flagged):
+    table = RNG.integers(0, 256, 2**17, dtype=np.uint64).astype(np.uint8)
+    flags = RNG.random(table.size) < 0.3 if flagged else None
+    random = RNG.integers(0, 2**32, HOSTILE_BITS.size, dtype=np.uint64).astype(np.uint32)
+    random[-1] = 0  # ~0 >> shift added to 0xFFFFFFFF wraps around
+
+    def call():
+        out = np.empty(HOSTILE_BITS.size, np.uint8)
+        count, where = _kernels.stochastic_table_encode(
+            HOSTILE_BITS, random, 12, 15, table, out, flags, (0x00800000, 0x7F7F0000)
+        )
+        return out, count, where
+
+    (numpy_out, numpy_count, numpy_where), (numba_out, numba_count, numba_where) = run_both(call)
+    np.testing.assert_array_equal(numba_out, numpy_out)
+    np.testing.assert_array_equal(numba_where, numpy_where)
+    assert numba_count == numpy_count
+    assert numpy_where.size > 0
+
+
+@pytest.mark.parametrize("key, first", [(0, 0), (0xDEADBEEF, 2**32 - 40_000), (0xFFFFFFFF, 123)])
+def test_random_bits_agree(key, first):
+    def call():
+        out = np.empty(40_000, np.uint32)
+        _kernels.random_bits(key, first, out)
+        return out
+
+    numpy_bits, numba_bits = run_both(call)
+    np.testing.assert_array_equal(numba_bits, numpy_bits)
+
+
+@pytest.mark.parametrize("code_dtype, size", [(np.uint8, 256), (np.uint16, 2**16)])
+@pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
+def test_gather_agrees(code_dtype, size, value_dtype):
+    table = RNG.standard_normal(size).astype(value_dtype)
+    codes = RNG.integers(0, size, 10_001, dtype=np.uint64).astype(code_dtype)  # odd: numpy's pair path has a tail
+    pairs = _pairs_of(table) if code_dtype == np.uint8 else None
+
+    def call():
+        out = np.empty(codes.size, value_dtype)
+        _kernels.gather(table, codes[::-1], out, pairs)  # strided codes
+        return out
+
+    numpy_values, numba_values = run_both(call)
+    np.testing.assert_array_equal(numba_values, numpy_values)
+    np.testing.assert_array_equal(numpy_values, table[codes[::-1]])
+
+
+def _pairs_of(table):
+    """The values of both bytes of each uint16, laid out as the codec's numpy decoder wants them."""
+    index = np.arange(2**16)
+    pairs = np.stack([table[index & 0xFF], table[index >> 8]], axis=1)
+    pairs = np.ascontiguousarray(pairs[:, ::-1] if sys.byteorder == "big" else pairs)
+    return pairs.view(np.uint64).reshape(-1) if table.dtype == np.float32 else pairs
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="choose one of auto, numpy, numba"):
+        _kernels.set_backend("cython")
+
+
+def test_environment_chooses_and_a_missing_numba_is_explained():
+    code = "from floatfmt import _kernels; print(_kernels.backend())"
+    env = dict(os.environ, FLOATFMT_KERNELS="numpy")
+    assert (
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "numpy"
+    )
+    hide_numba = "import sys; sys.modules['numba'] = None; " + code
+    env["FLOATFMT_KERNELS"] = "auto"
+    result = subprocess.run([sys.executable, "-c", hide_numba], env=env, capture_output=True, text=True)
+    assert result.stdout.strip() == "numpy"
+    env["FLOATFMT_KERNELS"] = "numba"
+    result = subprocess.run([sys.executable, "-c", hide_numba], env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and 'pip install "floatfmt[fast]"' in result.stderr
