@@ -8,10 +8,23 @@ arithmetic is on int64 with values below 2**48, so nothing here can overflow.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
-__all__ = ["table_encode", "table_encode_flagged", "stochastic_table_encode", "random_bits", "gather"]
+__all__ = [
+    "table_encode",
+    "table_encode_flagged",
+    "stochastic_table_encode",
+    "random_bits",
+    "gather",
+    "row_max",
+    "row_min",
+    "row_absmax",
+    "row_strongest",
+    "gguf_blocks",
+]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 _M32 = 0xFFFFFFFF
@@ -77,3 +90,124 @@ def random_bits(key, first, out):  # type: ignore[no-untyped-def]
 def gather(table, codes, out):  # type: ignore[no-untyped-def]
     for i in range(codes.size):
         out[i] = table[codes[i]]
+
+
+# Row reductions: the first NaN of a row wins, as np.maximum and np.minimum propagate it.
+
+
+@_jit
+def row_max(rows, out):  # type: ignore[no-untyped-def]
+    for i in range(rows.shape[0]):
+        m = rows[i, 0]
+        for j in range(1, rows.shape[1]):
+            if m != m:
+                break
+            v = rows[i, j]
+            if v > m or v != v:
+                m = v
+        out[i] = m
+
+
+@_jit
+def row_min(rows, out):  # type: ignore[no-untyped-def]
+    for i in range(rows.shape[0]):
+        m = rows[i, 0]
+        for j in range(1, rows.shape[1]):
+            if m != m:
+                break
+            v = rows[i, j]
+            if v < m or v != v:
+                m = v
+        out[i] = m
+
+
+@_jit
+def row_absmax(rows, out):  # type: ignore[no-untyped-def]
+    for i in range(rows.shape[0]):
+        m = abs(rows[i, 0])
+        for j in range(1, rows.shape[1]):
+            if m != m:
+                break
+            v = abs(rows[i, j])
+            if v > m or v != v:
+                m = v
+        out[i] = m
+
+
+@_jit
+def row_strongest(rows, out):  # type: ignore[no-untyped-def]
+    for i in range(rows.shape[0]):
+        best = rows[i, 0]
+        for j in range(1, rows.shape[1]):
+            if best != best:
+                break
+            v = rows[i, j]
+            if abs(v) > abs(best) or v != v:
+                best = v
+        out[i] = best
+
+
+@_jit
+def _reciprocal_or_zero(d):  # type: ignore[no-untyped-def]
+    if d == 0:
+        return np.float32(0)
+    inverse = np.float32(1) / d
+    return inverse if abs(inverse) != np.inf else np.float32(0)
+
+
+@_jit
+def gguf_blocks(blocks, bits, asymmetric, codes, d_out, low_out, data, column):  # type: ignore[no-untyped-def]
+    """Flat indexing throughout (block i's weights at ``32 i ...``): numba vectorizes the code loops then."""
+    x, q, out = blocks.reshape(-1), codes.reshape(-1), data.reshape(-1)
+    top = (1 << bits) - 1
+    half = np.float32(1 << (bits - 1))
+    offset = half + np.float32(0.5)
+    width = data.shape[1]
+    for i in range(blocks.shape[0]):
+        first, at = 32 * i, width * i + column
+        high, low = x[first], x[first]
+        for j in range(first + 1, first + 32):
+            high = x[j] if x[j] > high else high
+            low = x[j] if x[j] < low else low
+        if bits == 8:
+            d = max(high, -low) / np.float32(127)
+            inverse = _reciprocal_or_zero(d)
+            for j in range(first, first + 32):
+                scaled = x[j] * inverse
+                magnitude = abs(scaled)
+                rounded = np.float32(math.floor(magnitude))
+                if magnitude - rounded >= np.float32(0.5):  # half away from zero, like roundf
+                    rounded += np.float32(1)
+                code = np.int32(rounded)
+                q[j] = (-code if scaled < 0 else code) & 0xFF
+            for j in range(32):
+                out[at + j] = q[first + j]
+            d_out[i] = d
+            continue
+        if asymmetric:
+            d = (high - low) / np.float32(top)
+            inverse = _reciprocal_or_zero(d)
+            for j in range(first, first + 32):
+                q[j] = min(np.int32((x[j] - low) * inverse + np.float32(0.5)), top)
+            low_out[i] = low
+        else:
+            strongest = high if high >= -low else low
+            if high == -low and high != 0:  # both signs reach the largest magnitude: the first one counts
+                for j in range(first, first + 32):
+                    if abs(x[j]) == high:
+                        strongest = x[j]
+                        break
+            d = strongest / -half
+            inverse = _reciprocal_or_zero(d)
+            for j in range(first, first + 32):
+                q[j] = min(np.int32(x[j] * inverse + offset), top)
+        d_out[i] = d
+        if bits == 5:  # the fifth bits of the 32 codes, a little-endian uint32
+            for k in range(4):
+                byte = 0
+                for b in range(8):
+                    byte |= (q[first + 8 * k + b] >> 4) << b
+                out[at + k] = byte
+            at += 4
+        for j in range(16):
+            out[at + j] = (q[first + j] & 15) | ((q[first + j + 16] & 15) << 4)

@@ -108,6 +108,27 @@ def _pairs_of(table):
     return pairs.view(np.uint64).reshape(-1) if table.dtype == np.float32 else pairs
 
 
+@pytest.mark.parametrize("name", ["row_max", "row_min", "row_absmax", "row_strongest"])
+@pytest.mark.parametrize("width", [16, 32, 48])
+def test_row_reductions_agree_and_propagate_nan(name, width):
+    rows = RNG.standard_normal((3, 50, width)).astype(np.float32)
+    rows[0, 0, 7] = np.nan
+    rows[0, 1, 0] = np.nan
+    rows[1, 2, :] = 0.0
+    rows[1, 3, 3], rows[1, 3, 9] = -9.0, 9.0  # a tie between signs: the first wins
+    rows[1, 4, 3], rows[1, 4, 9] = 9.0, -9.0
+    reduce = getattr(_kernels, name)
+    numpy_result, numba_result = run_both(lambda: reduce(rows))
+    assert numpy_result.shape == numba_result.shape == (3, 50, 1)
+    np.testing.assert_array_equal(numba_result, numpy_result)
+    assert np.isnan(numba_result[0, :2]).all()
+    if name == "row_strongest":
+        assert numba_result[1, 3, 0] == -9.0 and numba_result[1, 4, 0] == 9.0
+    expected = {"row_max": np.max, "row_min": np.min}.get(name)
+    if expected is not None:
+        np.testing.assert_array_equal(numba_result, expected(rows, axis=-1, keepdims=True))
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="choose one of auto, numpy, numba"):
         _kernels.set_backend("cython")

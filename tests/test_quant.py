@@ -16,6 +16,8 @@ import floatfmt
 from floatfmt.quant.schemes import DYNAMIC_CODEBOOK
 from floatfmt.quant.tensor import _block_shape, _bnb_search, needs_tensor_amax, row_block
 
+pytestmark = pytest.mark.usefixtures("each_kernel_backend")  # numpy's loops and numba's
+
 GGUF = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
 
 
@@ -46,6 +48,35 @@ def test_gguf_types_are_byte_identical_to_gguf_py(name):
         expected = gguf_quantize(w, qtype)
         assert q.to_bytes() == expected.tobytes()
         np.testing.assert_array_equal(q.dequantize(), gguf_dequantize(expected, qtype))
+
+
+@pytest.mark.parametrize("name", ["q4_0", "q5_0"])
+def test_gguf_strongest_value_is_the_first_on_ties_as_in_gguf_py(name):
+    gguf = pytest.importorskip("gguf")
+    from gguf.quants import quantize as gguf_quantize
+
+    w = np.zeros((4, 32), dtype=np.float32)
+    w[0, 5], w[0, 10] = -3.0, 3.0  # -3 first: d > 0
+    w[1, 5], w[1, 10] = 3.0, -3.0  # +3 first: d < 0
+    w[2, :] = np.linspace(-1, 1, 32, dtype=np.float32)
+    w[3, ::2], w[3, 1::2] = 0.5, -0.5
+    expected = gguf_quantize(w, getattr(gguf.GGMLQuantizationType, name.upper()))
+    assert floatfmt.quantize(w, name).to_bytes() == expected.tobytes()
+    scales = floatfmt.quantize(w, name).scales.reshape(-1)
+    assert scales[0] > 0 > scales[1]
+
+
+@pytest.mark.parametrize("name", GGUF)
+def test_gguf_blocks_too_small_for_a_float32_reciprocal_get_zero_codes(name):
+    """gguf-py casts infinity or NaN to integers there (platform-dependent bytes); the values are 0 either way."""
+    w = np.zeros((2, 32), dtype=np.float32)
+    w[0, :3] = [1e-38, -3e-39, 1e-45]  # 1 / d overflows float32
+    w[1, :] = 1.0
+    q = floatfmt.quantize(w, name)
+    zero_code = {"q8_0": 0, "q4_0": 8, "q5_0": 16, "q4_1": 0, "q5_1": 0}[name]
+    assert (q.codes.reshape(2, 32)[0] == zero_code).all()
+    np.testing.assert_array_equal(q.dequantize()[0], 0.0)
+    np.testing.assert_allclose(q.dequantize()[1], 1.0, rtol=1e-3)  # the other block is untouched
 
 
 def test_gguf_scales_beyond_float16_are_an_error():

@@ -3,7 +3,9 @@
 Blocks are 32 consecutive weights of a row. The arithmetic is gguf-py's
 (``gguf/quants.py``, itself matching ggml-quants.c): float32 throughout, the
 block scale ``d`` computed in float32 and stored as float16, elements from the
-float32 reciprocal of the unrounded ``d``. Layouts per block:
+float32 reciprocal of the unrounded ``d`` (``floatfmt._kernels.gguf_blocks``, where
+one deliberate difference is documented: blocks so small that ``1 / d``
+overflows). Layouts per block:
 
 * Q8_0 (34 bytes): ``d`` fp16, then 32 int8 ``round_half_away(x / d)``, ``d = amax / 127``.
 * Q4_0 (18 bytes): ``d`` fp16, 16 bytes of nibbles; ``d = m / -8`` where ``m`` is the
@@ -20,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from floatfmt import _kernels
 from floatfmt.codec import _map_chunks
-from floatfmt.quant._reduce import row_max, row_min, row_strongest
 
 __all__ = ["GGUF_TYPES", "GgufType", "quantize_blocks", "dequantize_blocks"]
 
@@ -85,44 +87,16 @@ def _quantize_run(
     scales: np.ndarray,
     minimums: np.ndarray | None,
 ) -> None:
-    x = blocks.astype(np.float32, copy=False)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if kind.name == "q8_0":
-            d = row_max(np.abs(x)) / np.float32(127)
-            inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
-            scaled = x * inverse
-            magnitude = np.abs(scaled)
-            rounded = np.floor(magnitude)
-            rounded += (magnitude - rounded) >= np.float32(0.5)  # half away from zero, like roundf
-            codes[...] = np.copysign(rounded, scaled).astype(np.int8).view(np.uint8)
-            scales[...] = _fp16(d)
-            data[:, :2] = scales.view(np.uint8)
-            data[:, 2:] = codes
-            return
-        levels = 2**kind.bits  # 16 or 32
-        if kind.asymmetric:
-            low = row_min(x)
-            d = (row_max(x) - low) / np.float32(levels - 1)
-            inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
-            q = np.trunc((x - low) * inverse + np.float32(0.5))
-        else:
-            d = row_strongest(x) / np.float32(-(levels // 2))
-            inverse = np.where(d == 0, np.float32(0), np.float32(1) / d)
-            q = np.trunc(x * inverse + np.float32(levels // 2 + 0.5))
-    # q >= 0 always (x / d lies in [-levels/2, levels/2] or (x - min) / d in [0, levels - 1]), so only the top clips
-    np.minimum(q, np.float32(levels - 1), out=q)
-    codes[...] = q
+    column = 4 if minimums is not None else 2  # the element bytes follow the fp16 scale (and minimum)
+    d, low = _kernels.gguf_blocks(
+        blocks.astype(np.float32, copy=False), kind.bits, kind.asymmetric, codes, data, column
+    )
     scales[...] = _fp16(d)
     data[:, 0:2] = scales.view(np.uint8)
-    column = 2
     if minimums is not None:
+        assert low is not None
         minimums[...] = _fp16(low)
         data[:, 2:4] = minimums.view(np.uint8)
-        column = 4
-    if kind.bits == 5:
-        data[:, column : column + 4] = np.packbits(codes >> np.uint8(4), axis=1, bitorder="little")
-        column += 4
-    data[:, column:] = (codes[:, :16] & np.uint8(0x0F)) | (codes[:, 16:] << np.uint8(4))
 
 
 def dequantize_blocks(codes: np.ndarray, scales: np.ndarray, minimums: np.ndarray | None, kind: GgufType) -> np.ndarray:

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from floatfmt._kernels import row_absmax, row_max, row_min
 from floatfmt.codec import _FLOAT32_EXACT_INPUTS, _map_chunks, code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, IntFormat, get_format
 from floatfmt.packing import pack
 from floatfmt.quant import gguf
-from floatfmt.quant._reduce import row_max, row_min
 from floatfmt.quant.schemes import Scheme, get_scheme
 
 __all__ = ["QuantizedTensor", "needs_tensor_amax", "quantize", "row_block"]
@@ -454,12 +454,10 @@ def _block_reduce(
     rows, cols = padded.shape
     column_blocks = cols // block_cols
     per_row = np.empty((rows, column_blocks), dtype=np.float32)
-    row_reduce = row_max if reduce is np.max else row_min
+    row_reduce = row_absmax if absolute else row_max if reduce is np.max else row_min
 
     def work(start: int, stop: int) -> None:
         part = padded[start:stop]
-        if absolute:
-            part = np.abs(part)
         per_row[start:stop] = row_reduce(part.reshape(stop - start, column_blocks, block_cols))[..., 0]
 
     _map_chunks(work, rows, chunk=_row_chunk(cols))
