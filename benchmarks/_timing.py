@@ -16,3 +16,12 @@ def best_time(function: Callable[[], Any], repeat: int) -> float:
         function()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def numba_version() -> str:
+    """numba's version, or "not installed" (then floatfmt's loops run in numpy)."""
+    try:
+        import numba
+    except ImportError:
+        return "not installed"
+    return str(numba.__version__)

@@ -22,7 +22,7 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
-from _timing import best_time
+from _timing import best_time, numba_version
 
 import floatfmt
 from floatfmt import _kernels
@@ -116,14 +116,6 @@ def format_row(row: dict[str, Any]) -> str:
     )
 
 
-def _numba_version() -> str:
-    try:
-        import numba
-    except ImportError:
-        return "not installed"
-    return str(numba.__version__)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--formats", default="all", help="comma-separated format names, or 'all'")
@@ -139,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     stochastic = [name for name in args.stochastic.split(",") if name]
     print(
         f"floatfmt {floatfmt.__version__}, numpy {np.__version__}, ml_dtypes {ml_dtypes.__version__}, "
-        f"torch {torch.__version__ if torch else 'not installed'}, numba {_numba_version()}, {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__ if torch else 'not installed'}, numba {numba_version()}, "
+        f"{platform.processor() or platform.machine()}, "
         f"{args.size:,} float32 values (standard normal x 100), best of {args.repeat}"
     )
     print(HEADER)

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_quant.py
     python benchmarks/bench_quant.py --schemes q4_0,mxfp4 --size 1024 --json out.json
+    python benchmarks/bench_quant.py --kernels numpy,numba   # numpy's loops, then the compiled ones
 
 Each timing is the best of ``--repeat`` runs after one warm-up (which builds
 the codec's tables). "vs gguf-py" is gguf-py's time divided by floatfmt's for
@@ -15,9 +16,10 @@ import json
 from typing import Any
 
 import numpy as np
-from _timing import best_time
+from _timing import best_time, numba_version
 
 import floatfmt
+from floatfmt import _kernels
 
 try:  # optional peer
     import gguf
@@ -37,6 +39,7 @@ def run(names: list[str], size: int, repeat: int) -> list[dict[str, Any]]:
         stats = floatfmt.error_stats(w, q.dequantize())
         row: dict[str, Any] = {
             "scheme": name,
+            "kernels": _kernels.backend(),
             "bits_per_weight": q.bits_per_weight,
             "sqnr_db": stats.sqnr_db,
             "quantize_Mw_per_s": w.size / quantize_time / 1e6,
@@ -61,7 +64,7 @@ def format_row(row: dict[str, Any]) -> str:
             f"  vs gguf-py: quantize {row['quantize_vs_gguf_py']:.2f}x, dequantize {row['dequantize_vs_gguf_py']:.2f}x"
         )
     return (
-        f"{row['scheme']:24s} {row['bits_per_weight']:7.3f} {row['sqnr_db']:8.2f} "
+        f"{row['scheme']:24s} {row['kernels']:7s} {row['bits_per_weight']:7.3f} {row['sqnr_db']:8.2f} "
         f"{row['quantize_Mw_per_s']:10.0f} {row['dequantize_Mw_per_s']:10.0f}{versus}"
     )
 
@@ -71,15 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schemes", default="all", help="comma-separated scheme names, or 'all'")
     parser.add_argument("--size", type=int, default=4096, help="the matrix is size x size (default 4096)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--kernels", default="auto", help="comma-separated loop backends to time in turn: auto, numpy, numba"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     args = parser.parse_args(argv)
     names = floatfmt.schemes() if args.schemes == "all" else args.schemes.split(",")
     print(
         f"floatfmt {floatfmt.__version__}, {args.size}x{args.size} float32 (normal x 0.02), best of {args.repeat}; "
-        f"gguf-py {'installed' if gguf else 'not installed'}"
+        f"gguf-py {'installed' if gguf else 'not installed'}, numba {numba_version()}"
     )
-    print(f"{'scheme':24s} {'bits/w':>7s} {'SQNR dB':>8s} {'quant Mw/s':>10s} {'deq Mw/s':>10s}")
-    rows = run(names, args.size, args.repeat)
+    print(f"{'scheme':24s} {'kernels':7s} {'bits/w':>7s} {'SQNR dB':>8s} {'quant Mw/s':>10s} {'deq Mw/s':>10s}")
+    rows = []
+    for kernels in args.kernels.split(","):
+        _kernels.set_backend(kernels)
+        rows += run(names, args.size, args.repeat)
     if args.json:
         with open(args.json, "w") as file:
             json.dump({"size": args.size, "rows": rows}, file, indent=2)
