@@ -92,7 +92,8 @@ def gather(table, codes, out):  # type: ignore[no-untyped-def]
         out[i] = table[codes[i]]
 
 
-# Row reductions: the first NaN of a row wins, as np.maximum and np.minimum propagate it.
+# Row reductions: a NaN wins, as np.maximum and np.minimum propagate it; of equal values (zeros of both
+# signs) the first.
 
 
 @_jit
@@ -123,14 +124,26 @@ def row_min(rows, out):  # type: ignore[no-untyped-def]
 
 @_jit
 def row_absmax(rows, out):  # type: ignore[no-untyped-def]
+    """Eight running maxima per row, so that the compares do not wait on each other; zeros are all +0 here."""
+    width = rows.shape[1]
+    x = rows.reshape(-1)
+    lanes = min(8, width)
+    running = np.empty(8, dtype=rows.dtype)
     for i in range(rows.shape[0]):
-        m = abs(rows[i, 0])
-        for j in range(1, rows.shape[1]):
-            if m != m:
-                break
-            v = abs(rows[i, j])
-            if v > m or v != v:
-                m = v
+        first = i * width
+        for lane in range(lanes):
+            running[lane] = abs(x[first + lane])
+        for j in range(first + lanes, first + width - width % lanes, lanes):
+            for lane in range(lanes):
+                v, m = abs(x[j + lane]), running[lane]
+                running[lane] = v if (v > m) | (v != v) else m
+        m = running[0]
+        for lane in range(1, lanes):
+            v = running[lane]
+            m = v if (v > m) | (v != v) else m
+        for j in range(first + width - width % lanes, first + width):
+            v = abs(x[j])
+            m = v if (v > m) | (v != v) else m
         out[i] = m
 
 
@@ -170,7 +183,7 @@ def gguf_blocks(blocks, bits, asymmetric, codes, d_out, low_out, data, column): 
             high = x[j] if x[j] > high else high
             low = x[j] if x[j] < low else low
         if bits == 8:
-            d = max(high, -low) / np.float32(127)
+            d = max(abs(high), abs(low)) / np.float32(127)  # abs: an all-zero block has +0, whatever its signs
             inverse = _reciprocal_or_zero(d)
             for j in range(first, first + 32):
                 scaled = x[j] * inverse

@@ -171,13 +171,13 @@ def gather(table: np.ndarray, codes: np.ndarray, out: np.ndarray, pairs: np.ndar
 
 
 def row_max(rows: np.ndarray) -> np.ndarray:
-    """``rows.max(axis=-1, keepdims=True)``."""
-    return _reduce_rows("row_max", rows, lambda r: _halve(r, np.maximum))
+    """``rows.max(axis=-1, keepdims=True)``; of zeros of both signs, the first (as gguf-py's ``np.max`` gives)."""
+    return _reduce_rows("row_max", rows, lambda r: _first_zero(r, _halve(r, np.maximum)))
 
 
 def row_min(rows: np.ndarray) -> np.ndarray:
-    """``rows.min(axis=-1, keepdims=True)``."""
-    return _reduce_rows("row_min", rows, lambda r: _halve(r, np.minimum))
+    """``rows.min(axis=-1, keepdims=True)``; of zeros of both signs, the first."""
+    return _reduce_rows("row_min", rows, lambda r: _first_zero(r, _halve(r, np.minimum)))
 
 
 def row_absmax(rows: np.ndarray) -> np.ndarray:
@@ -203,6 +203,15 @@ def row_strongest(rows: np.ndarray) -> np.ndarray:
         return strongest
 
     return _reduce_rows("row_strongest", rows, by_halving)
+
+
+def _first_zero(rows: np.ndarray, extreme: np.ndarray) -> np.ndarray:
+    """Where a 2-D row's extreme is zero, the row's first zero: halving's pairing decides the sign otherwise."""
+    zero = np.flatnonzero(extreme[:, 0] == 0)
+    if zero.size:
+        candidates = rows[zero]
+        extreme[zero, 0] = candidates[np.arange(zero.size), (candidates == 0).argmax(axis=-1)]
+    return extreme
 
 
 def _halve(rows: np.ndarray, pick: np.ufunc) -> np.ndarray:

@@ -147,3 +147,15 @@ def test_environment_chooses_and_a_missing_numba_is_explained():
     env["FLOATFMT_KERNELS"] = "numba"
     result = subprocess.run([sys.executable, "-c", hide_numba], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and 'pip install "floatfmt[fast]"' in result.stderr
+
+
+@pytest.mark.parametrize("name", ["row_max", "row_min"])
+def test_zeros_of_both_signs_reduce_to_the_first_one(name):
+    rows = np.array([[0.0, -0.0, 1.0, 2.0], [-0.0, 0.0, 1.0, 2.0], [1.0, 2.0, -0.0, 0.0], [0.0] * 3 + [-0.0]])
+    rows = rows.astype(np.float32)
+    if name == "row_max":
+        rows = -rows[:, ::-1].copy()  # the same ties, mirrored
+    numpy_result, numba_result = run_both(lambda: getattr(_kernels, name)(rows))
+    first_zero = [row[list(row).index(0.0)] for row in rows]
+    for result in (numpy_result, numba_result):
+        np.testing.assert_array_equal(np.signbit(result[:, 0]), np.signbit(first_zero))

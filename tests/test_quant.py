@@ -67,6 +67,22 @@ def test_gguf_strongest_value_is_the_first_on_ties_as_in_gguf_py(name):
 
 
 @pytest.mark.parametrize("name", GGUF)
+def test_gguf_blocks_with_zeros_of_both_signs_match_gguf_py(name):
+    """The stored minimum (or scale) of a block whose extreme is a zero of either sign is its first zero."""
+    gguf = pytest.importorskip("gguf")
+    from gguf.quants import quantize as gguf_quantize
+
+    w = np.abs(np.random.default_rng(3).standard_normal((4, 32))).astype(np.float32)
+    w[0, 3], w[0, 9] = 0.0, -0.0
+    w[1, 3], w[1, 9] = -0.0, 0.0
+    w[2, :], w[2, 5] = 0.0, -0.0
+    w[3, :], w[3, 5] = -0.0, 0.0
+    qtype = getattr(gguf.GGMLQuantizationType, name.upper())
+    for signed in (w, -w):
+        assert floatfmt.quantize(signed, name).to_bytes() == gguf_quantize(signed, qtype).tobytes()
+
+
+@pytest.mark.parametrize("name", GGUF)
 def test_gguf_blocks_too_small_for_a_float32_reciprocal_get_zero_codes(name):
     """gguf-py casts infinity or NaN to integers there (platform-dependent bytes); the values are 0 either way."""
     w = np.zeros((2, 32), dtype=np.float32)

@@ -169,15 +169,14 @@ def quantize(w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, 
         return QuantizedTensor(chosen, shape, codes, None)
     block_rows, block_cols = _block_shape(chosen, rows, cols)
     padded = _pad(matrix, block_rows, block_cols)
-    amax = _block_reduce(padded, block_rows, block_cols, np.max, absolute=True)
     rule = chosen.scale_rule
-    if tensor_amax is not None:
-        if not needs_tensor_amax(chosen):
-            raise ValueError(f"{chosen.name} has no per-tensor scale for tensor_amax to set")
-        if chosen.block == (0, 0):
-            amax = np.full_like(amax, np.float32(tensor_amax))
+    if tensor_amax is not None and not needs_tensor_amax(chosen):
+        raise ValueError(f"{chosen.name} has no per-tensor scale for tensor_amax to set")
     if rule == "minmax":
         return _quantize_minmax(padded, shape, chosen, block_rows, block_cols)
+    amax = _block_reduce(padded, block_rows, block_cols, np.max, absolute=True)
+    if tensor_amax is not None and chosen.block == (0, 0):
+        amax = np.full_like(amax, np.float32(tensor_amax))
     if rule == "codebook":
         return _quantize_codebook(padded, amax, shape, chosen, block_rows, block_cols)
     tensor_scale = None
