@@ -342,7 +342,21 @@ def _double_quantize(scale: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, byt
 def _bnb_search(x: np.ndarray, book: np.ndarray) -> np.ndarray:
     """bitsandbytes ``dQuantize<0>`` (csrc/kernels.cu) over arrays: a binary search of the 256-entry map in
     seven halving steps from entry 127, then the nearer of the last two entries by their float32 midpoint.
-    It is not always the nearest entry, and a NaN lands on entry 0, exactly as in the kernel."""
+    It is not always the nearest entry, and a NaN lands on entry 0, exactly as in the kernel.
+
+    Runs over cache-sized pieces on the codec's threads: its dozens of temporaries would otherwise each be
+    as large as ``x``."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    codes = np.empty(flat.size, dtype=np.uint8)
+
+    def work(start: int, stop: int) -> None:
+        codes[start:stop] = _bnb_search_piece(flat[start:stop], book)
+
+    _map_chunks(work, flat.size, chunk=1 << 14)
+    return codes.reshape(np.shape(x))
+
+
+def _bnb_search_piece(x: np.ndarray, book: np.ndarray) -> np.ndarray:
     pivot = np.full(x.shape, 127, dtype=np.intp)
     lower_pivot, upper_pivot = np.zeros_like(pivot), np.full_like(pivot, 255)
     lower, upper = np.full(x.shape, -1, np.float32), np.ones(x.shape, np.float32)
