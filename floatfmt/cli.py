@@ -22,6 +22,7 @@ import numpy as np
 import floatfmt
 from floatfmt._display import json_float
 from floatfmt._options import NAN_POLICIES, OVERFLOWS, ROUNDINGS
+from floatfmt.memory.engines import ENGINES
 
 __all__ = ["main", "main_entry"]
 
@@ -107,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     memory.add_argument("--activations", action="store_true", help="add an activation estimate (labelled as such)")
     memory.add_argument("--recompute", choices=["none", "selective", "full"], default="none")
-    memory.add_argument("--engine", choices=["none", "cuda", "llama.cpp"], default="none", help="runtime reservation")
+    memory.add_argument(
+        "--engine", choices=list(ENGINES), default="none", help="runtime reservation per GPU (an estimate)"
+    )
     memory.add_argument("--gpu", help="also find the fewest of this GPU that hold it, and time bounds (e.g. H100-SXM)")
     for flag in ("--tp", "--pp", "--dp"):
         memory.add_argument(flag, type=int, default=1, help=f"{flag[2:]} degree (default 1)")

@@ -469,6 +469,44 @@ def test_engine_reservations_are_labelled_estimates():
         footprint(model, engine="tgi")
 
 
+def test_ollama_reservation_is_its_own_estimate():
+    """457 MiB kept free per GPU plus Ollama's graph size (fs/ggml/ggml.go GraphSize, llm/memory.go)."""
+    llama = load_model("llama-3.1-8b")  # h 4096, 32 heads, vocab 128256
+    runtime = footprint(llama, weights="Q4_K_M", context=8192, engine="ollama").line("runtime")
+    b, c = 512, 8192
+    assert runtime.estimate
+    assert runtime.bytes == 457 * 2**20 + max(4 * b * (1 + 4 * 4096 + c * (1 + 32)), 4 * b * (4096 + 128_256))
+    # the vocabulary graph wins at a short context, whose micro-batch is the whole context
+    short = footprint(llama, weights="Q4_K_M", context=256, engine="ollama").line("runtime")
+    assert short.bytes == 457 * 2**20 + 4 * 256 * (4096 + 128_256)
+    # parallel sequences multiply the cached tokens, not the micro-batch
+    parallel = footprint(llama, weights="Q4_K_M", context=8192, batch=4, engine="ollama").line("runtime")
+    assert parallel.bytes == 457 * 2**20 + 4 * b * (1 + 4 * 4096 + 4 * c * (1 + 32))
+    qwen2 = load_model("qwen2.5-7b")  # h 3584, 28 heads, vocab 152064
+    assert footprint(qwen2, context=c, engine="ollama").line("runtime").bytes == 457 * 2**20 + 4 * b * (
+        1 + 2 * 3584 + c + c * 28
+    )
+    gpt_oss = load_model("gpt-oss-20b")  # flash attention: Ollama's rough figure
+    assert footprint(gpt_oss, context=c, engine="ollama").line("runtime").bytes == (457 + 4 + 8 + 110) * 2**20
+    # an architecture without a formula: (heads / KV heads) x Ollama's KV estimate / 6
+    qwen3 = ModelSpec.from_config(
+        {
+            "model_type": "qwen3",
+            "vocab_size": 1000,
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 32,
+            "intermediate_size": 96,
+        }
+    )
+    for cache, per_element in (("f16", 2), ("q8_0", 1), ("q4_0", 0.5)):
+        kv = int(c * 2 * 32 * 2 * 2 * per_element)
+        graph = footprint(qwen3, context=c, kv_cache=cache, engine="ollama").line("runtime").bytes - 457 * 2**20
+        assert graph == 2 * kv // 6
+
+
 @pytest.mark.parametrize(
     ("config", "params"),
     [

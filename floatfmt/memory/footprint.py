@@ -21,6 +21,7 @@ from typing import Any
 
 from floatfmt._display import format_bytes
 from floatfmt.formats import FloatFormat, IntFormat, get_format
+from floatfmt.memory.engines import ENGINES, runtime_bytes
 from floatfmt.memory.gguf_mix import ELEMENT_BITS, FILE_TYPES, GGML_TYPES, ggml_bytes, tensor_types
 from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
 from floatfmt.quant.gguf import GGUF_TYPES
@@ -51,13 +52,6 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 """The projections LoRA adapts by default (PEFT's ``target_modules="all-linear"`` for these models)."""
 
 RECOMPUTE = ("none", "selective", "full")
-
-ENGINES = {
-    "none": (0, "nothing reserved"),
-    "cuda": (512 * 2**20, "CUDA context and cuBLAS workspace: typically 0.3 to 0.6 GiB per GPU with recent drivers"),
-    "llama.cpp": (512 * 2**20, "CUDA context (typical, 0.5 GiB)"),
-}
-"""Runtime reservations per GPU by engine: typical figures, not measurements of your system."""
 
 KEEP = "stored"
 """An override value that keeps a tensor in the model's stored dtype."""
@@ -250,7 +244,7 @@ def footprint(
     peak of one layer's transients while prefilling ``batch × context`` tokens; for training the activations
     kept for the backward pass (Korthikanti et al. 2022, adapted to SwiGLU, grouped-query attention and
     FlashAttention; ``recompute`` ``"none"``, ``"selective"`` or ``"full"``). Both are labelled estimates.
-    ``engine`` adds that engine's runtime reservation on every GPU (:data:`ENGINES`; typical figures, labelled
+    ``engine`` adds that engine's runtime reservation on every GPU (:mod:`floatfmt.memory.engines`; labelled
     as estimates: measure yours). vLLM's ``gpu_memory_utilization`` is a share, not a size: see :func:`fit`.
     ``tp`` and ``pp`` give each GPU's share (``per_gpu``): weights and states split evenly (an estimate: norms
     and routers are in truth replicated); the KV cache split by layers over ``pp`` and by KV heads over ``tp``,
@@ -335,15 +329,8 @@ def footprint(
     kv_per_gpu = math.ceil(kv * heads_per_gpu * math.ceil(model.num_layers / pp) / model.num_layers)
     if training is None:  # a training step runs whole sequences: it keeps activations, not a KV cache
         lines.append(Line(f"KV cache ({kv_cache})", kv, formula, per_gpu=kv_per_gpu if tp * pp > 1 else None))
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine != "none":
-        reserved, note = ENGINES[engine]
-        if engine == "llama.cpp":  # its compute buffer: float32 activations and logits of one 512-token micro-batch
-            width = model.intermediate_size or model.experts_per_token * model.moe_intermediate_size
-            buffer = 512 * 4 * (model.vocab_size + 2 * model.hidden_size + 3 * width)
-            note += f"; compute buffer 512 tokens × 4 B × (vocab {model.vocab_size} + 2h + 3·MLP) = {buffer:,} B"
-            reserved += buffer
+        reserved, note = runtime_bytes(engine, model, context=context, batch=batch, kv_cache=kv_cache)
         gpus = tp * pp * dp
         lines.append(
             Line(

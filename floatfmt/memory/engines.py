@@ -1,0 +1,84 @@
+"""What an inference engine holds on each GPU beside the weights and the KV cache: typical figures, as estimates.
+
+* ``cuda``: the CUDA context and cuBLAS workspace, about 0.5 GiB with recent drivers (it varies with the
+  driver, the GPU and the libraries loaded: measure yours).
+* ``llama.cpp``: that, plus its compute buffer: float32 activations and logits of one 512-token micro-batch.
+* ``ollama``: the estimate Ollama itself makes before it places a model on a GPU: the 457 MiB it leaves free on
+  every CUDA GPU (``cudaMinimumMemory``, ``discover/gpu.go``) and its compute-graph size for a full offload
+  (``GGML.GraphSize``, ``fs/ggml/ggml.go``), which depends on the architecture, the context and the number of
+  parallel sequences. Architectures it has no formula for get ``(heads / KV heads) × KV cache / 6``
+  (``llm/memory.go``), with its KV cache estimate of 2, 1 or 0.5 bytes per element for f16, q8_0 and q4_0.
+
+vLLM's ``gpu_memory_utilization`` is a share of the GPU rather than a size, and is applied by
+:func:`floatfmt.memory.fit`.
+"""
+
+from __future__ import annotations
+
+from floatfmt.memory.model import ModelSpec
+
+__all__ = ["ENGINES", "runtime_bytes"]
+
+ENGINES = {
+    "none": "nothing reserved",
+    "cuda": "CUDA context and cuBLAS workspace: typically 0.3 to 0.6 GiB per GPU with recent drivers",
+    "llama.cpp": "CUDA context (typical, 0.5 GiB) and llama.cpp's compute buffer",
+    "ollama": "Ollama's own estimate: 457 MiB kept free per GPU and its compute-graph size",
+}
+"""The engines whose runtime reservation :func:`runtime_bytes` knows, and what it counts."""
+
+CUDA_CONTEXT = 512 * 2**20
+OLLAMA_MINIMUM_FREE = 457 * 2**20
+OLLAMA_BATCH = 512
+"""Ollama's default ``num_batch``; the graph is sized for ``min(num_ctx, num_batch)`` tokens at a time."""
+_OLLAMA_KV_BYTES = {"f16": 2.0, "bf16": 2.0, "fp16": 2.0, "float16": 2.0, "q8_0": 1.0, "q4_0": 0.5}
+
+
+def runtime_bytes(engine: str, model: ModelSpec, *, context: int, batch: int, kv_cache: str) -> tuple[int, str]:
+    """Bytes ``engine`` reserves on each GPU for ``model``, and how they were computed.
+
+    ``context`` tokens for each of ``batch`` sequences (Ollama's ``num_ctx`` and ``OLLAMA_NUM_PARALLEL``).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "none":
+        return 0, ENGINES[engine]
+    if engine == "cuda":
+        return CUDA_CONTEXT, ENGINES[engine]
+    if engine == "llama.cpp":
+        width = model.intermediate_size or model.experts_per_token * model.moe_intermediate_size
+        buffer = OLLAMA_BATCH * 4 * (model.vocab_size + 2 * model.hidden_size + 3 * width)
+        return CUDA_CONTEXT + buffer, (
+            f"CUDA context (typical, 0.5 GiB); compute buffer 512 tokens × 4 B × "
+            f"(vocab {model.vocab_size} + 2h + 3·MLP) = {buffer:,} B"
+        )
+    graph, formula = _ollama_graph(model, context, max(batch, 1), kv_cache)
+    return OLLAMA_MINIMUM_FREE + graph, f"457 MiB kept free + compute graph {formula} = {graph:,} B"
+
+
+def _ollama_graph(model: ModelSpec, context: int, parallel: int, kv_cache: str) -> tuple[int, str]:
+    """Ollama's full-offload graph size for ``parallel`` sequences of ``context`` tokens."""
+    c, b = context * parallel, min(context, OLLAMA_BATCH)
+    h, v, heads, kv_heads = model.hidden_size, model.vocab_size, model.num_heads, model.num_kv_heads
+    vocab_graph = 4 * b * (h + v)
+    architecture = model.architecture
+    if architecture in ("llama", "mistral", "mixtral"):
+        attention = 4 * b * (1 + 4 * h + c * (1 + heads))
+        return max(attention, vocab_graph), f"max(4b(1+4h+c(1+H)), 4b(h+V)) with b={b}, c={c}"
+    if architecture == "qwen2":
+        attention = 4 * b * (1 + 2 * h + c + c * heads)
+        return max(attention, vocab_graph), f"max(4b(1+2h+c+cH), 4b(h+V)) with b={b}, c={c}"
+    if architecture.startswith("gemma"):
+        attention = 4 * b * (2 + c + c * heads + 2 * h + 2 * model.head_dim * heads)
+        return max(attention, vocab_graph), f"max(4b(h+V), 4b(2+c+cH+2h+2·dk·H)) with b={b}, c={c}"
+    if architecture == "deepseek_v3":  # GGUFs converted before MLA caching list as many KV heads as heads
+        key = model.qk_nope_head_dim + model.qk_rope_head_dim
+        attention = 4 * b * (3 * h + 2 + c * (1 + heads) + 2 * key * heads)
+        return max(4 * b * (3 * h + v), attention), f"max(4b(3h+V), 4b(3h+2+c(1+H)+2·dk·H)) with b={b}, c={c}"
+    if architecture == "gpt_oss":  # flash attention is on for gpt-oss: Ollama's rough figure
+        graph = (4 * parallel + (c >> 10) + 110) * 2**20
+        return graph, f"(4·parallel + c/1024 + 110) MiB with c={c}"
+    bytes_per_element = _OLLAMA_KV_BYTES.get(kv_cache.lower(), 2.0)
+    kv_total = int(c * 2 * model.head_dim * kv_heads * model.num_layers * bytes_per_element)
+    graph = heads // max(kv_heads, 1) * kv_total // 6
+    return graph, f"(H/Hkv) × KV {kv_total:,} B / 6 (Ollama's rule for architectures without a formula)"
