@@ -24,6 +24,7 @@ __all__ = [
     "row_absmax",
     "row_strongest",
     "gguf_blocks",
+    "codebook_encode",
 ]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -224,3 +225,10 @@ def gguf_blocks(blocks, bits, asymmetric, codes, d_out, low_out, data, column): 
             at += 4
         for j in range(16):
             out[at + j] = (q[first + j] & 15) | ((q[first + j + 16] & 15) << 4)
+
+
+@_jit
+def codebook_encode(bits, values, base, threshold, out):  # type: ignore[no-untyped-def]
+    for i in range(values.size):
+        key = bits[i] >> 16
+        out[i] = base[key] + (1 if values[i] > threshold[key] else 0)

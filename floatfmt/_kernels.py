@@ -33,6 +33,7 @@ __all__ = [
     "row_absmax",
     "row_strongest",
     "gguf_blocks",
+    "codebook_encode",
     "scratch",
 ]
 
@@ -294,6 +295,21 @@ def gguf_blocks(
         column += 4
     data[:, column:] = (codes[:, :16] & np.uint8(0x0F)) | (codes[:, 16:] << np.uint8(4))
     return d, low
+
+
+def codebook_encode(values: np.ndarray, base: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Codes of float32 ``values`` from per-key tables: ``base[k] + (x > threshold[k])``, ``k`` the top 16 bits.
+
+    ``base`` (uint8) and ``threshold`` (float32) have 2**16 entries; a NaN compares false.
+    """
+    compiled = _fast()
+    if compiled is not None:
+        flat = np.ascontiguousarray(values).reshape(-1)
+        out = np.empty(flat.size, dtype=np.uint8)
+        compiled.codebook_encode(flat.view(np.uint32), flat, base, threshold, out)
+        return out.reshape(values.shape)
+    key = values.view(np.uint32) >> np.uint32(16)
+    return np.asarray(base.take(key) + (values > threshold.take(key)), dtype=np.uint8)
 
 
 def scratch(slot: int, size: int, dtype: Any) -> np.ndarray:

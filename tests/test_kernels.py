@@ -159,3 +159,25 @@ def test_zeros_of_both_signs_reduce_to_the_first_one(name):
     first_zero = [row[list(row).index(0.0)] for row in rows]
     for result in (numpy_result, numba_result):
         np.testing.assert_array_equal(np.signbit(result[:, 0]), np.signbit(first_zero))
+
+
+def test_codebook_encode_agrees_on_midpoints_and_nan():
+    import floatfmt
+    from floatfmt.quant.tensor import _codebook_tables
+
+    book = floatfmt.get_scheme("nf4").codebook
+    base, threshold = _codebook_tables(book)
+    midpoints = ((np.asarray(book[1:], np.float64) + np.asarray(book[:-1], np.float64)) / 2).astype(np.float32)
+    values = np.concatenate(
+        [
+            RNG.uniform(-1, 1, (40, 64)).astype(np.float32).reshape(-1),
+            midpoints,
+            np.nextafter(midpoints, np.float32(2)),
+            np.array([np.nan, -1.0, 1.0, 0.0, -0.0], np.float32),
+        ]
+    ).reshape(-1, 1)
+    numpy_codes, numba_codes = run_both(lambda: _kernels.codebook_encode(values, base, threshold))
+    np.testing.assert_array_equal(numba_codes, numpy_codes)
+    nearest_below = np.searchsorted(midpoints, values[:, 0], side="left")  # on a midpoint: the lower entry
+    finite = ~np.isnan(values[:, 0])
+    np.testing.assert_array_equal(numpy_codes[finite, 0], nearest_below[finite])

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from floatfmt import _kernels
 from floatfmt._kernels import row_absmax, row_max, row_min
 from floatfmt.codec import _FLOAT32_EXACT_INPUTS, _map_chunks, code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, IntFormat, get_format
@@ -300,8 +301,7 @@ def _quantize_codebook(
     scale = amax.astype(np.float32)
 
     def to_codes(normalized: np.ndarray, rows: slice) -> np.ndarray:
-        key = normalized.view(np.uint32) >> np.uint32(16)
-        return base.take(key) + (normalized > threshold.take(key))
+        return _kernels.codebook_encode(normalized, base, threshold)
 
     codes = _scale_and_encode(padded, scale, block_rows, block_cols, True, to_codes, get_format(scheme.element))
     zero_code = int(np.searchsorted(scheme.codebook, 0.0))
