@@ -469,6 +469,27 @@ def test_engine_reservations_are_labelled_estimates():
         footprint(model, engine="tgi")
 
 
+def test_mixture_of_experts_k_quants_match_published_files():
+    """Mixtral 8x22B quantized with llama.cpp b2636 (merged expert tensors): Q4_K_M 85.58, Q4_K_S 80.47, Q5_K_M
+    99.96 GB as listed with the files."""
+    mixtral = ModelSpec.from_config(
+        {
+            "model_type": "mixtral",
+            "vocab_size": 32000,
+            "hidden_size": 6144,
+            "intermediate_size": 16384,
+            "num_hidden_layers": 56,
+            "num_attention_heads": 48,
+            "num_key_value_heads": 8,
+            "num_local_experts": 8,
+            "num_experts_per_tok": 2,
+            "tie_word_embeddings": False,
+        }
+    )
+    for preset, published_gb in (("Q4_K_M", 85.58), ("Q4_K_S", 80.47), ("Q5_K_M", 99.96)):
+        assert abs(footprint(mixtral, weights=preset, context=0).total / 1e9 - published_gb) < 0.02
+
+
 def test_ollama_reservation_is_its_own_estimate():
     """457 MiB kept free per GPU plus Ollama's graph size (fs/ggml/ggml.go GraphSize, llm/memory.go)."""
     llama = load_model("llama-3.1-8b")  # h 4096, 32 heads, vocab 128256
