@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 
@@ -69,6 +70,23 @@ def test_deepseek_v3_mla_moe_and_mtp():
     assert "model.layers.0.mlp.gate_proj.weight" in names and "model.layers.3.mlp.experts.255.down_proj.weight" in names
     assert "model.layers.61.shared_head.head.weight" in names and "model.layers.61.eh_proj.weight" in names
     assert load_model("deepseek-r1").params_by_component() == counts
+
+
+def test_deepseek_r1_fp8_checkpoint_byte_for_byte():
+    """The published DeepSeek-R1 (163 shards): 91,991 tensors holding 684,531,386,000 values in 688,574,839,360
+    bytes, as a listing of its safetensors headers gives them (FP8 128 x 128 tiles with float32 scale_inv;
+    embeddings, heads, eh_proj, norms and routers in BF16; the router correction bias in float32)."""
+    model = load_model("deepseek-r1")
+    keep = {"*embed_tokens*": "stored", "lm_head*": "stored", "*shared_head.head*": "stored", "*eh_proj*": "stored"}
+    assert footprint(model, weights="fp8_e4m3_block128", context=0, overrides=keep).total == 688_574_839_360
+    fp8 = [
+        t
+        for t in model.tensors()
+        if len(t.shape) == 2 and t.part != "router" and not any(fnmatch.fnmatch(t.name, k) for k in keep)
+    ]
+    scale_values = sum(-(-t.shape[0] // 128) * -(-t.shape[1] // 128) for t in fp8)
+    assert len(list(model.tensors())) + len(fp8) == 91_991
+    assert model.num_params + scale_values == 684_531_386_000
 
 
 def test_gpt_oss_and_mixtral_active_parameters():
@@ -157,7 +175,7 @@ def test_overrides_keep_deepseek_embeddings_and_head_in_bf16():
     quantized = footprint(model, weights="nvfp4", context=0)
     assert quantized.line("weights: embedding").bytes == 129_280 * 7168 // 2
     # routers stay in the model's dtype; NVFP4 scales: one E4M3 byte per 16 weights and an fp32 per tensor
-    assert fp.line("weights: router").bytes == 2 * 58 * 256 * 7168 + 2 * 58 * 256
+    assert fp.line("weights: router").bytes == 2 * 58 * 256 * 7168 + 4 * 58 * 256  # the correction bias is fp32
     experts = [t for t in model.tensors() if t.component == "experts"]
     assert fp.line("scales: experts").bytes == sum(t.size // 16 + 4 for t in experts)
 
@@ -328,7 +346,7 @@ def test_gpu_catalog():
 def test_fit_picks_the_fewest_gpus_tensor_parallel_first():
     from floatfmt.memory import fit
 
-    keep = {"*embed_tokens*": "stored", "lm_head*": "stored", "*shared_head.head*": "stored"}
+    keep = {"*embed_tokens*": "stored", "lm_head*": "stored", "*shared_head.head*": "stored", "*eh_proj*": "stored"}
     r1 = load_model("deepseek-r1")
     options = {"weights": "fp8_e4m3_block128", "context": 131_072, "overrides": keep}
     on_h100 = fit(r1, "H100-SXM", **options)

@@ -464,3 +464,15 @@ def test_nf4_dq_storage_and_error():
     assert np.all(error <= np.repeat(group_max, 256) * step / 2 * (1 + 1e-6) + 1e-9)
     stats = floatfmt.error_stats(w, double.dequantize())
     assert abs(stats.sqnr_db - floatfmt.error_stats(w, plain.dequantize()).sqnr_db) < 0.1
+
+
+def test_deepseek_tiles_store_the_weight_unpadded_with_a_scale_per_started_tile():
+    """DeepSeek's checkpoint keeps kv_a_proj_with_mqa at 576 x 7168 (FP8) with 5 x 56 float32 scale_inv."""
+    w = np.random.default_rng(4).standard_normal((576, 7168)).astype(np.float32)
+    q = floatfmt.quantize(w, "fp8_e4m3_block128")
+    assert q.scales.shape == (5, 56)
+    assert q.nbytes == len(q.to_bytes()) == 576 * 7168 + 5 * 56 * 4
+    assert floatfmt.get_scheme("fp8_e4m3_block128").storage_bytes((576, 7168)) == q.nbytes
+    assert floatfmt.get_scheme("fp8_e4m3_block128").storage_bytes((100, 200)) == 100 * 200 + 1 * 2 * 4
+    # blocks along a row are stored padded, as microxcaling pads them
+    assert floatfmt.get_scheme("mxfp4").storage_bytes((3, 40)) == 3 * 64 // 2 + 3 * 2

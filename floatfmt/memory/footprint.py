@@ -184,13 +184,14 @@ def _component_bytes(
     sums: dict[str, list[int]] = {}
     for tensor in model.tensors():
         storage: Scheme | str
+        own = tensor.dtype or stored
         if llama_cpp is not None:
-            storage = llama_cpp.get(tensor.name, stored)  # MTP layers: llama.cpp leaves them out
+            storage = llama_cpp.get(tensor.name, own)  # MTP layers: llama.cpp leaves them out
         else:
-            storage = weights if len(tensor.shape) >= 2 and tensor.component != "router" else stored
+            storage = weights if len(tensor.shape) >= 2 and tensor.part != "router" else own
         for pattern, value in overrides:
             if fnmatch.fnmatchcase(tensor.name, pattern):
-                storage = stored if value == KEEP else value
+                storage = own if value == KEEP else value
                 break
         elements, overhead = tensor_storage(tensor, storage)
         component = sums.setdefault(tensor.component, [0, 0, 0])

@@ -83,7 +83,7 @@ def _category(tensor: Tensor) -> str:
 
 
 def _quantizable(tensor: Tensor) -> bool:
-    return len(tensor.shape) >= 2 and tensor.component != "router" and tensor.name.endswith(("weight", "proj"))
+    return len(tensor.shape) >= 2 and tensor.part != "router" and tensor.name.endswith(("weight", "proj"))
 
 
 def tensor_types(model: ModelSpec, file_type: str) -> dict[str, str]:
@@ -111,7 +111,7 @@ def tensor_types(model: ModelSpec, file_type: str) -> dict[str, str]:
     for tensor in tensors:
         if not _quantizable(tensor):
             # convert_hf_to_gguf.py writes vectors, norms and the MoE router (ffn_gate_inp) in F32
-            types[tensor.name] = "F32" if len(tensor.shape) < 2 or tensor.component == "router" else stored
+            types[tensor.name] = "F32" if len(tensor.shape) < 2 or tensor.part == "router" else stored
             continue
         category = _category(tensor)
         chosen = base

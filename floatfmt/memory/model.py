@@ -30,12 +30,24 @@ class UnsupportedModelError(ValueError):
 
 @dataclass(frozen=True)
 class Tensor:
-    """One weight: its checkpoint name, shape, and the component it belongs to."""
+    """One weight: its checkpoint name, shape, and the component it is counted in.
+
+    ``role`` is the component it would be in a main layer, for the MTP layer's tensors (whose router stays
+    unquantized like any router); ``dtype`` the checkpoint's own dtype where it differs from the model's
+    (DeepSeek's router correction bias is float32 in a bfloat16 model).
+    """
 
     name: str
     shape: tuple[int, ...]
     component: str
     layer: int | None = None
+    role: str | None = None
+    dtype: str | None = None
+
+    @property
+    def part(self) -> str:
+        """What the tensor does: its ``role`` if it has one, else its component."""
+        return self.role or self.component
 
     @property
     def size(self) -> int:
@@ -130,7 +142,7 @@ class ModelSpec:
             layer = self.num_layers + extra
             prefix = f"model.layers.{layer}."
             for tensor in self._layer(layer, prefix):
-                yield replace(tensor, component="mtp")
+                yield replace(tensor, component="mtp", role=tensor.component)
             for part, shape in [
                 ("embed_tokens.weight", (self.vocab_size, h)),
                 ("enorm.weight", (h,)),
@@ -193,7 +205,7 @@ class ModelSpec:
         if self.router_bias:
             yield Tensor(names["router"] + ".bias", (experts,), "router")
         if self.architecture == "deepseek_v3":
-            yield Tensor("mlp.gate.e_score_correction_bias", (experts,), "router")
+            yield Tensor("mlp.gate.e_score_correction_bias", (experts,), "router", dtype="float32")
         if self.fused_experts:  # gpt-oss stores each layer's experts as two stacked tensors
             yield Tensor("mlp.experts.gate_up_proj", (experts, h, 2 * m), "experts")
             yield Tensor("mlp.experts.down_proj", (experts, m, h), "experts")

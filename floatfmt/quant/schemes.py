@@ -97,12 +97,18 @@ class Scheme:
         """A copy with some fields changed, e.g. ``rounding="nearest_away"``."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def tiles(self) -> bool:
+        """Whether blocks span several rows (DeepSeek's 128 × 128): such checkpoints keep the weight's own shape,
+        with one scale per started tile, so the padding of a partial tile is not stored."""
+        return self.block[0] > 1
+
     def storage_bytes(self, shape: tuple[int, ...]) -> int:
         """The bytes a tensor of ``shape`` takes in this scheme, from its shape alone.
 
         This is what ``quantize(w, scheme).nbytes`` gives for such a tensor:
-        element codes of the padded blocks, packed; one scale (and zero point)
-        per block, packed; and the per-tensor scale.
+        element codes of the padded blocks (of the tensor itself for ``tiles``),
+        packed; one scale (and zero point) per block, packed; and the per-tensor scale.
 
         Example:
             >>> import floatfmt
@@ -123,7 +129,8 @@ class Scheme:
         block_rows, block_cols = self.block[0] or max(rows, 1), self.block[1] or max(cols, 1)
         row_blocks, col_blocks = -(-rows // block_rows), -(-cols // block_cols)
         blocks = row_blocks * col_blocks
-        total = math.ceil(blocks * block_rows * block_cols * element_bits / 8)
+        stored = rows * cols if self.tiles else blocks * block_rows * block_cols
+        total = math.ceil(stored * element_bits / 8)
         if self.scale_group:  # 8-bit scale codes, a float32 per group of them, and the float32 mean
             total += blocks + 4 * -(-blocks // self.scale_group) + 4
         else:

@@ -36,8 +36,9 @@ class QuantizedTensor:
     """A tensor stored as codes and scales.
 
     ``codes`` has the padded 2-D shape (rows, columns rounded up to whole
-    blocks); ``scales`` (and ``zero_points``) have one entry per block, as the
-    values the stored format holds. ``data`` is the serialized bytes of GGUF
+    blocks; the stored bytes leave out the padding of 2-D tiles); ``scales``
+    (and ``zero_points``) have one entry per block, as the values the stored
+    format holds. ``data`` is the serialized bytes of GGUF
     blocks. ``scale_storage`` is the serialized scales when they are themselves
     quantized (``nf4_dq``); ``scales`` are then the values they dequantize to.
     """
@@ -61,7 +62,7 @@ class QuantizedTensor:
         if self.data is not None:
             return int(self.data.nbytes)
         element_bits = get_format(self.scheme.element).bits
-        total = math.ceil(self.codes.size * element_bits / 8)
+        total = math.ceil(self._stored_codes().size * element_bits / 8)
         if self.scale_storage is not None:
             total += len(self.scale_storage)
         elif self.scales is not None:
@@ -88,8 +89,15 @@ class QuantizedTensor:
             parts.append(_serialize(self.scales, self.scheme.scale_format))
         if self.zero_points is not None and self.scheme.zero_point is not None:
             parts.append(_serialize(self.zero_points, self.scheme.zero_point, already_codes=True))
-        parts.append(_serialize(self.codes, self.scheme.element, already_codes=True))
+        parts.append(_serialize(self._stored_codes(), self.scheme.element, already_codes=True))
         return b"".join(parts)
+
+    def _stored_codes(self) -> np.ndarray:
+        """The codes as stored: tiles keep the weight's own shape (see ``Scheme.tiles``), other blocks are padded."""
+        if not self.scheme.tiles:
+            return self.codes
+        rows, cols = _rows_cols(self.shape)
+        return self.codes[:rows, :cols]
 
     @property
     def bits_per_weight(self) -> float:
