@@ -89,6 +89,21 @@ def test_deepseek_r1_fp8_checkpoint_byte_for_byte():
     assert model.num_params + scale_values == 684_531_386_000
 
 
+@pytest.mark.parametrize(
+    ("name", "total_size", "tensors"),
+    [("gpt-oss-20b", 13_761_264_768, 459), ("gpt-oss-120b", 65_248_815_744, None)],
+)
+def test_gpt_oss_mxfp4_checkpoints_byte_for_byte(name, total_size, tensors):
+    """openai/gpt-oss: experts in MXFP4 (stored as _blocks and _scales), everything else BF16; the index's
+    total_size (and the 20b's 459 tensors)."""
+    model = load_model(name)
+    experts = {"*mlp.experts.gate_up_proj": "mxfp4", "*mlp.experts.down_proj": "mxfp4"}
+    assert footprint(model, weights="bf16", context=0, overrides=experts).total == total_size
+    if tensors is not None:
+        packed = [t for t in model.tensors() if any(fnmatch.fnmatch(t.name, k) for k in experts)]
+        assert len(list(model.tensors())) + len(packed) == tensors  # each packed tensor is _blocks + _scales
+
+
 def test_gpt_oss_and_mixtral_active_parameters():
     for name, total, active_without_embedding in [
         ("gpt-oss-120b", 116_829_156_672, 5.13e9),
