@@ -98,29 +98,26 @@ def gather(table, codes, out):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def row_max(rows, out):  # type: ignore[no-untyped-def]
+def _row_extreme(rows, out, largest):  # type: ignore[no-untyped-def]
     for i in range(rows.shape[0]):
         m = rows[i, 0]
         for j in range(1, rows.shape[1]):
             if m != m:
                 break
             v = rows[i, j]
-            if v > m or v != v:
+            if (v > m if largest else v < m) or v != v:
                 m = v
         out[i] = m
 
 
 @_jit
+def row_max(rows, out):  # type: ignore[no-untyped-def]
+    _row_extreme(rows, out, True)
+
+
+@_jit
 def row_min(rows, out):  # type: ignore[no-untyped-def]
-    for i in range(rows.shape[0]):
-        m = rows[i, 0]
-        for j in range(1, rows.shape[1]):
-            if m != m:
-                break
-            v = rows[i, j]
-            if v < m or v != v:
-                m = v
-        out[i] = m
+    _row_extreme(rows, out, False)
 
 
 @_jit

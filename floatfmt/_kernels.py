@@ -9,13 +9,15 @@ same bits: the test suite runs the codec's exactness tests under each.
 
 The environment variable ``FLOATFMT_KERNELS`` chooses: ``auto`` (default: numba
 if it imports), ``numpy``, or ``numba`` (an error if numba is missing). numba
-is imported on the first call, never by ``import floatfmt``.
+is imported by the first call on at least ``COMPILED_MIN_SIZE`` elements, never
+by ``import floatfmt``.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -39,6 +41,10 @@ __all__ = [
 
 BACKENDS = ("auto", "numpy", "numba")
 
+COMPILED_MIN_SIZE = 1 << 14
+"""Calls on fewer elements run numpy's loops: they take microseconds either way, and a script that encodes a
+few values never pays for importing numba (about half a second)."""
+
 _lock = threading.Lock()
 _choice: str | None = None
 _compiled: ModuleType | None = None
@@ -46,35 +52,53 @@ _thread_state = threading.local()
 
 
 def set_backend(name: str) -> str:
-    """Choose ``auto``, ``numpy`` or ``numba`` for this process; returns the backend now in use."""
+    """Choose ``auto``, ``numpy`` or ``numba`` for this process; returns the backend now in use.
+
+    Raises:
+        ValueError: for another name.
+        ImportError: for ``numba`` when numba is missing, saying how to install it.
+    """
     global _choice, _compiled
     if name not in BACKENDS:
         raise ValueError(f"unknown kernel backend {name!r}; choose one of {', '.join(BACKENDS)}")
     with _lock:
-        _choice, _compiled = "numpy", None
-        if name != "numpy":
-            try:
-                from floatfmt import _compiled as compiled
-            except ImportError as error:
-                if name == "numba":
-                    raise ImportError(
-                        'FLOATFMT_KERNELS=numba needs numba: pip install "floatfmt[fast]" (or numba)'
-                    ) from error
-            else:
-                _choice, _compiled = "numba", compiled
-        return _choice
+        _choice, _compiled = name, None
+    return backend()
 
 
 def backend() -> str:
-    """``"numba"`` or ``"numpy"``: which implementation the codec's loops use."""
+    """``"numba"`` or ``"numpy"``: which implementation runs the loops of large calls (imports numba if needed)."""
+    return "numba" if _load() is not None else "numpy"
+
+
+def _load() -> ModuleType | None:
+    """The compiled loops if the chosen backend has them; imported on first use."""
+    global _choice, _compiled
     if _choice is None:
-        set_backend(os.environ.get("FLOATFMT_KERNELS", "auto").strip().lower() or "auto")
-    assert _choice is not None
-    return _choice
+        _choice = os.environ.get("FLOATFMT_KERNELS", "auto").strip().lower() or "auto"
+        if _choice not in BACKENDS:
+            raise ValueError(f"FLOATFMT_KERNELS={_choice!r} is not one of {', '.join(BACKENDS)}")
+    if _choice == "numpy" or _compiled is not None:
+        return _compiled
+    with _lock:
+        if _compiled is None and _choice != "numpy":
+            try:
+                from floatfmt import _compiled as compiled
+            except (ImportError, RuntimeError) as error:  # RuntimeError: numba found nowhere to cache
+                if _choice == "numba":
+                    raise ImportError(
+                        f'FLOATFMT_KERNELS=numba needs numba: pip install "floatfmt[fast]" ({error})'
+                    ) from error
+                if not isinstance(error, ImportError):
+                    warnings.warn(f"floatfmt runs numpy's loops: numba failed ({error})", RuntimeWarning, stacklevel=3)
+                _choice = "numpy"
+            else:
+                _compiled = compiled
+    return _compiled
 
 
-def _fast() -> ModuleType | None:
-    return _compiled if backend() == "numba" else None
+def _fast(size: int) -> ModuleType | None:
+    return _load() if size >= COMPILED_MIN_SIZE else None
 
 
 def table_encode(bits: np.ndarray, dropped: int, table: np.ndarray, out: np.ndarray, flags: np.ndarray | None) -> int:
@@ -83,7 +107,7 @@ def table_encode(bits: np.ndarray, dropped: int, table: np.ndarray, out: np.ndar
     The key's last bit is thus a sticky bit: the first dropped bit or any below
     it. Returns how many keys ``flags`` marks (0 without flags).
     """
-    compiled = _fast()
+    compiled = _fast(bits.size)
     if compiled is not None:
         if flags is None:
             compiled.table_encode(bits, dropped, table, out)
@@ -111,7 +135,7 @@ def stochastic_table_encode(
     irregular ones, which the caller encodes another way.
     """
     low, high = regular
-    compiled = _fast()
+    compiled = _fast(bits.size)
     if compiled is not None:
         no_flags = np.zeros(1, dtype=np.bool_) if flags is None else flags
         flagged, where = compiled.stochastic_table_encode(
@@ -131,7 +155,7 @@ def stochastic_table_encode(
 
 def random_bits(key: int, first: int, out: np.ndarray) -> None:
     """``out[i] = fmix32((first + i) mod 2**32 ^ key)``, MurmurHash3's 32-bit finalizer, as uint32."""
-    compiled = _fast()
+    compiled = _fast(out.size)
     if compiled is not None:
         compiled.random_bits(key, first, out)
         return
@@ -151,7 +175,7 @@ def gather(table: np.ndarray, codes: np.ndarray, out: np.ndarray, pairs: np.ndar
     ``pairs`` (byte codes only: entry ``i`` holds the values of the bytes of
     the little-endian uint16 ``i``) lets numpy look up two codes at once.
     """
-    compiled = _fast()
+    compiled = _fast(codes.size)
     if compiled is not None:
         compiled.gather(table, np.ascontiguousarray(codes), out)
         return
@@ -224,7 +248,7 @@ def _halve(rows: np.ndarray, pick: np.ufunc) -> np.ndarray:
 def _reduce_rows(name: str, rows: np.ndarray, numpy_version: Any) -> np.ndarray:
     """Reduce the last axis of ``rows`` (seen as 2-D) with the compiled ``name`` or with ``numpy_version``."""
     shape = (*rows.shape[:-1], 1)
-    compiled = _fast()
+    compiled = _fast(rows.size)
     if compiled is None or rows.shape[-1] == 0:
         return np.asarray(numpy_version(rows.reshape(-1, rows.shape[-1]))).reshape(shape)
     flat = np.ascontiguousarray(rows).reshape(-1, rows.shape[-1])
@@ -256,7 +280,7 @@ def gguf_blocks(
     Codes of 4 and 5 bits are capped at ``2**bits - 1``.
     """
     n = blocks.shape[0]
-    compiled = _fast()
+    compiled = _fast(blocks.size)
     if compiled is not None:
         d, minimums = np.empty((n, 1), np.float32), np.empty((n, 1), np.float32)
         compiled.gguf_blocks(
@@ -302,7 +326,7 @@ def codebook_encode(values: np.ndarray, base: np.ndarray, threshold: np.ndarray)
 
     ``base`` (uint8) and ``threshold`` (float32) have 2**16 entries; a NaN compares false.
     """
-    compiled = _fast()
+    compiled = _fast(values.size)
     if compiled is not None:
         flat = np.ascontiguousarray(values).reshape(-1)
         out = np.empty(flat.size, dtype=np.uint8)

@@ -741,7 +741,7 @@ def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, boo
         return (lambda codes, out: _assign(out, (codes.astype(np.uint32) << shift).view(np.float32))), True
     if fmt.bits <= 8:
         table = _decode_table(fmt, dtype)
-        pairs = _pair_table(fmt, dtype) if _kernels.backend() == "numpy" else None  # numpy's two-at-a-time lookup
+        pairs = _pair_table(fmt, dtype)  # for numpy's loops: two codes per lookup
         return (lambda codes, out: _kernels.gather(table, codes, out, pairs)), True
     if fmt.bits <= 16:
         table = _decode_table(fmt, dtype)

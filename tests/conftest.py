@@ -12,7 +12,9 @@ def each_kernel_backend(request):
     """Run a module's tests once with numpy's loops and once with numba's (skipped without numba)."""
     if request.param == "numba":
         pytest.importorskip("numba")
-    previous = _kernels.backend()
+    previous, smallest = _kernels.backend(), _kernels.COMPILED_MIN_SIZE
     _kernels.set_backend(request.param)
+    _kernels.COMPILED_MIN_SIZE = 0  # compiled loops for the small arrays of the property tests too
     yield request.param
     _kernels.set_backend(previous)
+    _kernels.COMPILED_MIN_SIZE = smallest

@@ -23,14 +23,17 @@ HOSTILE_BITS = np.concatenate(
 
 
 def run_both(call):
+    """``call()`` with numpy's loops, then with numba's (for inputs of every size)."""
     results = {}
-    for name in ("numpy", "numba"):
-        previous = _kernels.backend()
-        _kernels.set_backend(name)
-        try:
+    previous, smallest = _kernels.backend(), _kernels.COMPILED_MIN_SIZE
+    _kernels.COMPILED_MIN_SIZE = 0
+    try:
+        for name in ("numpy", "numba"):
+            _kernels.set_backend(name)
             results[name] = call()
-        finally:
-            _kernels.set_backend(previous)
+    finally:
+        _kernels.set_backend(previous)
+        _kernels.COMPILED_MIN_SIZE = smallest
     return results["numpy"], results["numba"]
 
 
@@ -127,6 +130,17 @@ def test_row_reductions_agree_and_propagate_nan(name, width):
     expected = {"row_max": np.max, "row_min": np.min}.get(name)
     if expected is not None:
         np.testing.assert_array_equal(numba_result, expected(rows, axis=-1, keepdims=True))
+
+
+def test_small_calls_never_import_numba():
+    code = (
+        "import sys, numpy as np, floatfmt; floatfmt.encode(np.ones({n}, np.float32), 'e4m3'); "
+        "print('numba' in sys.modules)"
+    )
+    env = dict(os.environ, FLOATFMT_KERNELS="auto")
+    for size, imported in ((10, "False"), (_kernels.COMPILED_MIN_SIZE, "True")):
+        result = subprocess.run([sys.executable, "-c", code.format(n=size)], env=env, capture_output=True, text=True)
+        assert result.stdout.strip() == imported, result.stderr
 
 
 def test_unknown_backend_is_refused():

@@ -206,18 +206,21 @@ def test_gguf_and_format_storage():
     assert sum(line.bytes for line in fp.lines) == matrices // 32 * 18 + 2 * (model.num_params - matrices)
 
 
+TINY_QWEN3 = {
+    "model_type": "qwen3",
+    "vocab_size": 1000,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 32,
+    "intermediate_size": 96,
+    "tie_word_embeddings": True,
+}
+
+
 def test_configs_from_files_and_directories(tmp_path):
-    config = {
-        "model_type": "qwen3",
-        "vocab_size": 1000,
-        "hidden_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 32,
-        "intermediate_size": 96,
-        "tie_word_embeddings": True,
-    }
+    config = TINY_QWEN3
     (tmp_path / "config.json").write_text(json.dumps(config))
     model = load_model(tmp_path)
     assert load_model(tmp_path / "config.json") == model
@@ -543,18 +546,7 @@ def test_ollama_reservation_is_its_own_estimate():
     gpt_oss = load_model("gpt-oss-20b")  # flash attention: Ollama's rough figure
     assert footprint(gpt_oss, context=c, engine="ollama").line("runtime").bytes == (457 + 4 + 8 + 110) * 2**20
     # an architecture without a formula: (heads / KV heads) x Ollama's KV estimate / 6
-    qwen3 = ModelSpec.from_config(
-        {
-            "model_type": "qwen3",
-            "vocab_size": 1000,
-            "hidden_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 32,
-            "intermediate_size": 96,
-        }
-    )
+    qwen3 = ModelSpec.from_config(TINY_QWEN3)  # 2 layers of 2 KV heads of 32
     for cache, per_element in (("f16", 2), ("q8_0", 1), ("q4_0", 0.5)):
         kv = int(c * 2 * 32 * 2 * 2 * per_element)
         graph = footprint(qwen3, context=c, kv_cache=cache, engine="ollama").line("runtime").bytes - 457 * 2**20
