@@ -143,6 +143,13 @@ def test_small_calls_never_import_numba():
         assert result.stdout.strip() == imported, result.stderr
 
 
+def test_an_unknown_backend_in_the_environment_is_refused_clearly():
+    code = "import numpy as np, floatfmt; floatfmt.encode(np.ones(1 << 15, np.float32), 'e4m3')"
+    env = dict(os.environ, FLOATFMT_KERNELS="cuda")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "FLOATFMT_KERNELS='cuda' is not one of auto, numpy, numba" in result.stderr
+
+
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="choose one of auto, numpy, numba"):
         _kernels.set_backend("cython")

@@ -29,9 +29,11 @@ ENGINES = {
 
 CUDA_CONTEXT = 512 * 2**20
 OLLAMA_MINIMUM_FREE = 457 * 2**20
-OLLAMA_BATCH = 512
-"""Ollama's default ``num_batch``; the graph is sized for ``min(num_ctx, num_batch)`` tokens at a time."""
-_OLLAMA_KV_BYTES = {"f16": 2.0, "bf16": 2.0, "fp16": 2.0, "float16": 2.0, "q8_0": 1.0, "q4_0": 0.5}
+MICRO_BATCH = 512
+"""Tokens computed at a time: llama.cpp's default ``n_ubatch`` and Ollama's ``num_batch`` (Ollama sizes its graph
+for ``min(num_ctx, num_batch)``)."""
+_OLLAMA_QUANTIZED_KV_BYTES = {"q8_0": 1.0, "q4_0": 0.5}
+"""Ollama's bytes per cached value for its quantized caches; any other cache it counts as f16 (2 bytes)."""
 
 
 def runtime_bytes(engine: str, model: ModelSpec, *, context: int, batch: int, kv_cache: str) -> tuple[int, str]:
@@ -47,9 +49,9 @@ def runtime_bytes(engine: str, model: ModelSpec, *, context: int, batch: int, kv
         return CUDA_CONTEXT, ENGINES[engine]
     if engine == "llama.cpp":
         width = model.intermediate_size or model.experts_per_token * model.moe_intermediate_size
-        buffer = OLLAMA_BATCH * 4 * (model.vocab_size + 2 * model.hidden_size + 3 * width)
+        buffer = MICRO_BATCH * 4 * (model.vocab_size + 2 * model.hidden_size + 3 * width)
         return CUDA_CONTEXT + buffer, (
-            f"CUDA context (typical, 0.5 GiB); compute buffer 512 tokens × 4 B × "
+            f"CUDA context (typical, 0.5 GiB); compute buffer {MICRO_BATCH} tokens × 4 B × "
             f"(vocab {model.vocab_size} + 2h + 3·MLP) = {buffer:,} B"
         )
     graph, formula = _ollama_graph(model, context, max(batch, 1), kv_cache)
@@ -58,7 +60,7 @@ def runtime_bytes(engine: str, model: ModelSpec, *, context: int, batch: int, kv
 
 def _ollama_graph(model: ModelSpec, context: int, parallel: int, kv_cache: str) -> tuple[int, str]:
     """Ollama's full-offload graph size for ``parallel`` sequences of ``context`` tokens."""
-    c, b = context * parallel, min(context, OLLAMA_BATCH)
+    c, b = context * parallel, min(context, MICRO_BATCH)
     h, v, heads, kv_heads = model.hidden_size, model.vocab_size, model.num_heads, model.num_kv_heads
     vocab_graph = 4 * b * (h + v)
     architecture = model.architecture
@@ -78,7 +80,7 @@ def _ollama_graph(model: ModelSpec, context: int, parallel: int, kv_cache: str) 
     if architecture == "gpt_oss":  # flash attention is on for gpt-oss: Ollama's rough figure
         graph = (4 * parallel + (c >> 10) + 110) * 2**20
         return graph, f"(4·parallel + c/1024 + 110) MiB with c={c}"
-    bytes_per_element = _OLLAMA_KV_BYTES.get(kv_cache.lower(), 2.0)
+    bytes_per_element = _OLLAMA_QUANTIZED_KV_BYTES.get(kv_cache.lower(), 2.0)
     kv_total = int(c * 2 * model.head_dim * kv_heads * model.num_layers * bytes_per_element)
     graph = heads // max(kv_heads, 1) * kv_total // 6
     return graph, f"(H/Hkv) × KV {kv_total:,} B / 6 (Ollama's rule for architectures without a formula)"
