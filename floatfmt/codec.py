@@ -48,7 +48,7 @@ from floatfmt._options import (
     check_options,
     random_bits_array,
 )
-from floatfmt.formats import FloatFormat, Format, IntFormat, get_format
+from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
 
 __all__ = ["encode", "decode", "round", "code_dtype", "EncodeError"]
 
@@ -63,23 +63,11 @@ _FLOAT32 = get_format("float32")
 _FLOAT16 = get_format("float16")
 _BFLOAT16 = get_format("bfloat16")
 _FLOAT32_EXACT_INPUTS = tuple(
-    np.dtype(t)
-    for t in (
-        np.float16,
-        ml_dtypes.bfloat16,
-        ml_dtypes.float8_e4m3fn,
-        ml_dtypes.float8_e4m3,
-        ml_dtypes.float8_e4m3fnuz,
-        ml_dtypes.float8_e4m3b11fnuz,
-        ml_dtypes.float8_e5m2,
-        ml_dtypes.float8_e5m2fnuz,
-        ml_dtypes.float8_e3m4,
-        ml_dtypes.float8_e8m0fnu,
-        ml_dtypes.float6_e2m3fn,
-        ml_dtypes.float6_e3m2fn,
-        ml_dtypes.float4_e2m1fn,
-    )
+    fmt.ml_dtype
+    for fmt in map(get_format, formats())
+    if isinstance(fmt, FloatFormat) and fmt.ml_dtype is not None and fmt.bits <= 16
 )
+"""float16, bfloat16 and every ml_dtypes float of the installed release: each of their values is a float32."""
 _DIRECTED_TO_INFINITY = ("nearest_even", "nearest_away", "stochastic")
 
 
@@ -127,7 +115,8 @@ def encode(
             (clamp to the largest finite value, infinities too), ``error``
             (raise ``EncodeError`` saying how many values overflowed), or, for
             integer formats only, ``wrap`` (two's-complement wrap-around, as
-            ml_dtypes' integer casts do).
+            numpy's and ml_dtypes' integer-to-integer casts do, and ml_dtypes'
+            float casts did before 0.7.0; see ``floatfmt.compat``).
         nan: what a NaN becomes in a format without NaN: ``error`` (default)
             raises ``EncodeError``; ``ml_dtypes`` gives what ml_dtypes gives
             (a zero of the opposite sign for floats, 0 for integers).

@@ -223,8 +223,10 @@ class FloatFormat:
 
     @property
     def min(self) -> float:
-        """Most negative finite value (the smallest value for unsigned formats)."""
-        return -self.max if self.signed else self.smallest_subnormal
+        """Most negative finite value (for unsigned formats the smallest: 0, or the smallest positive value)."""
+        if self.signed:
+            return -self.max
+        return 0.0 if self.zero else self.smallest_subnormal
 
     @property
     def eps(self) -> float:
@@ -452,13 +454,17 @@ def _register_builtins() -> None:
             FloatFormat("float8_e8m0fnu", 8, 0, signed=False, subnormals=False, zero=False, **finite),  # type: ignore[arg-type]
             ("e8m0", "e8m0fnu", "ue8m0", "fp8_e8m0"),
         ),
+        (
+            FloatFormat("float8_e5m3fnu", 5, 3, signed=False, **finite),  # type: ignore[arg-type]
+            ("e5m3fnu", "ue5m3", "fp8_e5m3fnu"),
+        ),
         (FloatFormat("float6_e2m3fn", 2, 3, **no_specials), ("e2m3", "e2m3fn", "fp6_e2m3")),  # type: ignore[arg-type]
         (FloatFormat("float6_e3m2fn", 3, 2, **no_specials), ("e3m2", "e3m2fn", "fp6_e3m2", "fp6")),  # type: ignore[arg-type]
         (FloatFormat("float4_e2m1fn", 2, 1, **no_specials), ("e2m1", "e2m1fn", "fp4", "fp4_e2m1")),  # type: ignore[arg-type]
     ]
     for fmt, names in table:
         register_format(fmt, *names)
-    for bits in (8, 4, 2):
+    for bits in (8, 4, 2, 1):
         register_format(IntFormat(f"int{bits}", bits, signed=True))
         register_format(IntFormat(f"uint{bits}", bits, signed=False))
 
@@ -470,11 +476,10 @@ for _fmt in list(_REGISTRY.values()):
     _dtype_type = getattr(ml_dtypes, _fmt.name, None) or getattr(np, _fmt.name, None)
     if isinstance(_fmt, FloatFormat) and _dtype_type is not None:
         _ML_FLOAT_DTYPES[_fmt.layout] = np.dtype(_dtype_type)
+# ml_dtypes 0.6 added int1/uint1 and 0.7 float8_e5m3fnu: a format whose dtype the installed release lacks has none.
 _ML_INT_DTYPES: dict[tuple[int, bool], np.dtype[Any]] = {
-    (8, True): np.dtype(np.int8),
-    (8, False): np.dtype(np.uint8),
-    (4, True): np.dtype(ml_dtypes.int4),
-    (4, False): np.dtype(ml_dtypes.uint4),
-    (2, True): np.dtype(ml_dtypes.int2),
-    (2, False): np.dtype(ml_dtypes.uint2),
+    (bits, signed): np.dtype(getattr(np, name, None) or getattr(ml_dtypes, name))
+    for bits in (8, 4, 2, 1)
+    for signed, name in ((True, f"int{bits}"), (False, f"uint{bits}"))
+    if hasattr(np, name) or hasattr(ml_dtypes, name)
 }

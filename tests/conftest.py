@@ -6,6 +6,15 @@ import pytest
 
 from floatfmt import _kernels
 
+SLOW_DOCUMENTS = ("memory.md", "report.md")
+"""Docs whose examples read real checkpoints' worth of tensors (seconds each): left out of ``-m "not slow"``."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_DOCUMENTS and item.path.parent.name == "docs":
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="module", params=["numpy", "numba"])
 def each_kernel_backend(request):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+import pytest
 
 import floatfmt
 from floatfmt import _reference
@@ -86,3 +91,29 @@ def int_formats() -> list[floatfmt.IntFormat]:
 
 def ulp_above(value: float) -> float:
     return math.nextafter(value, math.inf) - value
+
+
+def is_e8m0_tie(values: np.ndarray) -> np.ndarray:
+    """Which values, as float32, lie halfway between two powers of two (1.5 × 2**k, normal float32s)."""
+    bits = np.asarray(values, dtype=np.float32).view(np.uint32) & np.uint32(0x7FFFFFFF)
+    return ((bits & np.uint32(0x7FFFFF)) == np.uint32(0x400000)) & (bits >= np.uint32(0x800000))
+
+
+@contextlib.contextmanager
+def occupied_port(port: int) -> Iterator[None]:
+    """Hold ``port`` on every interface for the duration (if another process holds it already, so much the better)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("0.0.0.0", port))
+        listener.listen()
+    except OSError:
+        pass  # taken already
+    try:
+        yield
+    finally:
+        listener.close()
+
+
+def slow_if_wide(fmt: floatfmt.Format) -> Any:
+    """A test parameter, marked ``slow`` for 16-bit formats (their exhaustive checks take seconds each)."""
+    return pytest.param(fmt, marks=pytest.mark.slow) if fmt.bits > 8 else fmt

@@ -75,6 +75,7 @@ def test_usage_errors(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_installed_entry_points():
     for command in (["floatfmt"], [sys.executable, "-m", "floatfmt"]):
         done = subprocess.run([*command, "explain", "0x5B", "e4m3"], capture_output=True, text=True)

@@ -12,13 +12,16 @@ from helpers import (
     boundary_values,
     float_formats,
     int_formats,
+    is_e8m0_tie,
     reference_decode,
     reference_encode,
     representable_inputs,
     same_floats,
+    slow_if_wide,
 )
 
 import floatfmt
+from floatfmt import compat
 from floatfmt._options import OVERFLOWS, ROUNDINGS
 
 pytestmark = pytest.mark.usefixtures("each_kernel_backend")  # numpy's loops and numba's
@@ -54,10 +57,12 @@ def test_decode_every_code_matches_ml_dtypes(fmt):
 
 
 def without_ml_dtypes_quirks(values: np.ndarray, fmt: floatfmt.FloatFormat) -> np.ndarray:
-    """Drop the inputs where ml_dtypes is known to be wrong (listed in docs/codec.md)."""
-    if fmt.name == "float8_e8m0fnu":
-        # ml_dtypes 0.6 rounds inexact float32 subnormals up to 2**-126 even where 2**-127 is nearer.
+    """Drop the inputs where the installed ml_dtypes differs on purpose (floatfmt.compat; tested in test_compat)."""
+    known = {difference.key for difference in compat.ml_dtypes_differences()}
+    if fmt.name == "float8_e8m0fnu" and "e8m0_subnormals_round_up" in known:
         values = values[~((np.abs(values) < np.finfo(np.float32).tiny) & (values != 0))]
+    if fmt.name == "float8_e8m0fnu" and "e8m0_ties_to_even_code" in known:
+        values = values[~is_e8m0_tie(values)]
     return values[~np.isnan(values)] if not fmt.has_nan else values
 
 
@@ -74,7 +79,7 @@ def sample(values: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rounding, overflow", MODES)
-@pytest.mark.parametrize("fmt", SMALL_FLOATS, ids=ids(SMALL_FLOATS))
+@pytest.mark.parametrize("fmt", [slow_if_wide(fmt) for fmt in SMALL_FLOATS], ids=ids(SMALL_FLOATS))
 def test_encode_matches_reference_on_boundaries(fmt, rounding, overflow):
     # 8-bit formats: the whole boundary set; 16-bit formats: a seeded sample of it.
     values = representable_inputs(sample(boundary_values(fmt), 2500), fmt)
@@ -116,11 +121,11 @@ def test_int_encode_matches_reference(fmt, rounding, overflow):
 
 
 @pytest.mark.parametrize("fmt", [f for f in int_formats() if f.ml_dtype is not None], ids=str)
-def test_int_wrap_and_truncate_reproduce_ml_dtypes(fmt):
-    values = np.linspace(-300, 300, 2401, dtype=np.float32)
+def test_int_wrap_is_what_integer_casts_do(fmt):
+    # numpy's and ml_dtypes' integer-to-integer casts wrap around, in every release.
+    values = np.arange(-300, 301, dtype=np.int32)
     codes = floatfmt.encode(values, fmt, rounding="toward_zero", overflow="wrap")
-    expected = values.astype(fmt.ml_dtype).astype(np.int64) % 2**fmt.bits
-    np.testing.assert_array_equal(codes, expected)
+    np.testing.assert_array_equal(codes, values.astype(fmt.ml_dtype).astype(np.int64) % 2**fmt.bits)
 
 
 @pytest.mark.parametrize("fmt", SMALL_FLOATS, ids=ids(SMALL_FLOATS))
@@ -136,6 +141,7 @@ def test_float64_input_rounds_once(fmt):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tf32", "float32", "e6m9", "e8m12", "e5m20"])
 @pytest.mark.parametrize("rounding", ROUNDINGS)
 def test_wide_formats_match_reference(name, rounding):
@@ -184,7 +190,7 @@ def test_nan_into_format_without_nan_raises_unless_asked(fmt):
 
 
 def test_e8m0_zero_and_negatives_become_nan_like_ml_dtypes():
-    values = np.array([0.0, -0.0, -1.0, 1.0, 3.0], dtype=np.float32)
+    values = np.array([0.0, -0.0, -1.0, 1.0, 5.0], dtype=np.float32)
     codes = floatfmt.encode(values, "e8m0")
     np.testing.assert_array_equal(codes, ml_dtypes_cast(values, floatfmt.get_format("e8m0")))
     assert codes.tolist() == [255, 255, 255, 127, 129]

@@ -132,6 +132,7 @@ def test_row_reductions_agree_and_propagate_nan(name, width):
         np.testing.assert_array_equal(numba_result, expected(rows, axis=-1, keepdims=True))
 
 
+@pytest.mark.slow
 def test_small_calls_never_import_numba():
     code = (
         "import sys, numpy as np, floatfmt; floatfmt.encode(np.ones({n}, np.float32), 'e4m3'); "
@@ -143,6 +144,7 @@ def test_small_calls_never_import_numba():
         assert result.stdout.strip() == imported, result.stderr
 
 
+@pytest.mark.slow
 def test_an_unknown_backend_in_the_environment_is_refused_clearly():
     code = "import numpy as np, floatfmt; floatfmt.encode(np.ones(1 << 15, np.float32), 'e4m3')"
     env = dict(os.environ, FLOATFMT_KERNELS="cuda")
@@ -155,6 +157,7 @@ def test_unknown_backend_is_refused():
         _kernels.set_backend("cython")
 
 
+@pytest.mark.slow
 def test_environment_chooses_and_a_missing_numba_is_explained():
     code = "from floatfmt import _kernels; print(_kernels.backend())"
     env = dict(os.environ, FLOATFMT_KERNELS="numpy")

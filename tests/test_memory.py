@@ -58,6 +58,7 @@ def test_every_listed_model_has_a_preset():
     assert listed <= set(presets())
 
 
+@pytest.mark.slow
 def test_deepseek_v3_mla_moe_and_mtp():
     model = load_model("deepseek-v3")
     counts = model.params_by_component()
@@ -72,6 +73,7 @@ def test_deepseek_v3_mla_moe_and_mtp():
     assert load_model("deepseek-r1").params_by_component() == counts
 
 
+@pytest.mark.slow
 def test_deepseek_r1_fp8_checkpoint_byte_for_byte():
     """The published DeepSeek-R1 (163 shards): 91,991 tensors holding 684,531,386,000 values in 688,574,839,360
     bytes, as a listing of its safetensors headers gives them (FP8 128 x 128 tiles with float32 scale_inv;
@@ -181,6 +183,7 @@ def test_footprint_against_hand_arithmetic():
     assert list(fp.to_pandas()["bytes"]) == [line.bytes for line in fp.lines]
 
 
+@pytest.mark.slow
 def test_overrides_keep_deepseek_embeddings_and_head_in_bf16():
     model = load_model("deepseek-v3")
     keep = {"*embed_tokens*": "stored", "lm_head*": "stored", "*shared_head.head*": "stored"}
@@ -288,6 +291,7 @@ def test_training_states_and_zero_stages():
         footprint(model, training="adam", zero=4)
 
 
+@pytest.mark.slow
 def test_tensor_and_pipeline_parallel_kv_sharding():
     llama = load_model("llama-3.1-8b")  # 8 KV heads
     whole = footprint(llama, context=8192).line("KV cache").bytes
@@ -361,6 +365,7 @@ def test_gpu_catalog():
         get_gpu("H100-SMX")
 
 
+@pytest.mark.slow
 def test_fit_picks_the_fewest_gpus_tensor_parallel_first():
     from floatfmt.memory import fit
 

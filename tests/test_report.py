@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 import ml_dtypes
 import numpy as np
 import pytest
+from helpers import occupied_port
 
 import floatfmt
 from floatfmt.io import save_safetensors
@@ -147,11 +148,20 @@ def test_a_process_pool_gives_the_serial_report(tmp_path):
     assert parallel.rows == serial.rows and parallel.summary == serial.summary
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_gives_the_serial_report(model_file):
     distributed = pytest.importorskip("distributed")
     serial = floatfmt.quant_report(model_file, ["mxfp4", "nvfp4"], sample=0.5, progress=False)
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        occupied_port(8787),  # dask's default dashboard port, taken as on a machine running another cluster
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            scheduler_port=0,
+            dashboard_address=None,  # no dashboard; its HTTP server still listens, on a port the OS picks
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        ) as cluster,
         distributed.Client(cluster) as client,
     ):
         parallel = floatfmt.quant_report(
@@ -247,6 +257,7 @@ BETTER_THAN = [
 ]
 
 
+@pytest.mark.slow
 def test_minilm_bytes_match_its_header_and_errors_follow_the_bits(minilm):
     weights = floatfmt.open_weights(minilm)
     assert weights.num_params == 22_713_728 and weights.bytes_by_dtype() == {"F32": 90_852_864, "I64": 4_096}
@@ -281,6 +292,7 @@ print(len(report.rows))
 """
 
 
+@pytest.mark.slow
 def test_forked_workers_do_not_wait_on_the_parents_codec_threads():
     """A forked worker inherits the codec's thread pool without its threads; it must start its own."""
     done = subprocess.run([sys.executable, "-c", FORKED_WORKERS], capture_output=True, text=True, timeout=120)
