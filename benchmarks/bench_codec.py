@@ -25,7 +25,6 @@ import numpy as np
 from _timing import best_time, numba_version
 
 import floatfmt
-from floatfmt import _kernels
 
 try:  # optional peer
     import torch
@@ -83,7 +82,7 @@ def run(formats: list[str], size: int, repeat: int, stochastic: list[str]) -> li
         row: dict[str, Any] = {
             "format": fmt.name,
             "rounding": rounding,
-            "kernels": _kernels.backend(),
+            "kernels": floatfmt.backend(),
             "values": size,
             "encode_Mvals_per_s": size / encode_time / 1e6,
             "decode_Mvals_per_s": size / decode_time / 1e6,
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER)
     rows = []
     for kernels in args.kernels.split(","):
-        _kernels.set_backend(kernels)
+        floatfmt.set_backend(kernels)
         rows += run(names, args.size, args.repeat, stochastic)
     if args.json:
         with open(args.json, "w") as file:

@@ -19,7 +19,6 @@ import numpy as np
 from _timing import best_time, numba_version
 
 import floatfmt
-from floatfmt import _kernels
 
 try:  # optional peer
     import gguf
@@ -39,7 +38,7 @@ def run(names: list[str], size: int, repeat: int) -> list[dict[str, Any]]:
         stats = floatfmt.error_stats(w, q.dequantize())
         row: dict[str, Any] = {
             "scheme": name,
-            "kernels": _kernels.backend(),
+            "kernels": floatfmt.backend(),
             "bits_per_weight": q.bits_per_weight,
             "sqnr_db": stats.sqnr_db,
             "quantize_Mw_per_s": w.size / quantize_time / 1e6,
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'scheme':24s} {'kernels':7s} {'bits/w':>7s} {'SQNR dB':>8s} {'quant Mw/s':>10s} {'deq Mw/s':>10s}")
     rows = []
     for kernels in args.kernels.split(","):
-        _kernels.set_backend(kernels)
+        floatfmt.set_backend(kernels)
         rows += run(names, args.size, args.repeat)
     if args.json:
         with open(args.json, "w") as file:

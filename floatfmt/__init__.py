@@ -6,15 +6,18 @@ Example:
     np.float32(22.0)
 """
 
+from floatfmt._backend import backend, set_backend, using_backend
 from floatfmt._options import EncodeError
-from floatfmt.bits import Decoded, Fields, FormatInfo, Rounding, ValueTable, bits, explain, fields, info, table
-from floatfmt.codec import code_dtype, decode, encode, round
+from floatfmt.bits import Decoded, bits, explain, fields, info, table
+from floatfmt.codec import code_dtype, decode, encode
+from floatfmt.codec import round as round  # public, but not in __all__ (see below)
 from floatfmt.formats import (
     FloatFormat,
     Format,
     IntFormat,
     UnknownFormatError,
     aliases,
+    finfo,
     formats,
     get_format,
     register_format,
@@ -35,46 +38,46 @@ from floatfmt.report import QuantReport, quant_report
 
 __version__ = "0.1.0"
 
+# `round` is floatfmt.round, like numpy's: left out of `from floatfmt import *`, which would shadow the builtin.
 __all__ = [
     "Decoded",
-    "TensorInfo",
-    "Weights",
-    "WeightsError",
-    "open_weights",
-    "QuantReport",
-    "quant_report",
     "EncodeError",
     "ErrorStats",
-    "QuantizedTensor",
-    "Scheme",
-    "error_stats",
-    "get_scheme",
-    "quantize",
-    "register_scheme",
-    "schemes",
-    "Fields",
-    "FormatInfo",
-    "Rounding",
-    "ValueTable",
-    "bits",
-    "explain",
-    "fields",
-    "info",
-    "pack",
-    "packed_nbytes",
-    "unpack",
-    "table",
     "FloatFormat",
     "Format",
     "IntFormat",
+    "QuantReport",
+    "QuantizedTensor",
+    "Scheme",
+    "TensorInfo",
     "UnknownFormatError",
+    "Weights",
+    "WeightsError",
     "__version__",
     "aliases",
+    "backend",
+    "bits",
     "code_dtype",
     "decode",
     "encode",
+    "error_stats",
+    "explain",
+    "fields",
+    "finfo",
     "formats",
     "get_format",
+    "get_scheme",
+    "info",
+    "open_weights",
+    "pack",
+    "packed_nbytes",
+    "quant_report",
+    "quantize",
     "register_format",
-    "round",
+    "register_scheme",
+    "schemes",
+    "set_backend",
+    "table",
+    "unpack",
+    "using_backend",
 ]

@@ -15,8 +15,8 @@ import numpy as np
 from floatfmt import _kernels
 
 __all__ = [
-    "Rounding",
-    "Overflow",
+    "RoundingMode",
+    "OverflowPolicy",
     "NanPolicy",
     "ROUNDINGS",
     "OVERFLOWS",
@@ -27,8 +27,8 @@ __all__ = [
     "random_bits_array",
 ]
 
-Rounding = Literal["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic"]
-Overflow = Literal["ieee", "saturate", "error", "wrap"]
+RoundingMode = Literal["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic"]
+OverflowPolicy = Literal["ieee", "saturate", "error", "wrap"]
 NanPolicy = Literal["error", "ml_dtypes"]
 ROUNDINGS: tuple[str, ...] = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
 OVERFLOWS: tuple[str, ...] = ("ieee", "saturate", "error", "wrap")

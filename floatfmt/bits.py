@@ -22,16 +22,27 @@ import numpy as np
 from floatfmt import _reference
 from floatfmt._display import json_float
 from floatfmt._options import check_options, random_bits
-from floatfmt.codec import _as_code_array, code_dtype, decode, encode
+from floatfmt.codec import as_codes, code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
 
-__all__ = ["Decoded", "Rounding", "Fields", "ValueTable", "FormatInfo", "explain", "bits", "fields", "table", "info"]
+__all__ = [
+    "Decoded",
+    "RoundingDetail",
+    "Fields",
+    "ValueTable",
+    "FormatSummary",
+    "explain",
+    "bits",
+    "fields",
+    "table",
+    "info",
+]
 
 KINDS = ("zero", "subnormal", "normal", "inf", "nan", "integer")
 
 
 @dataclass(frozen=True)
-class Rounding:
+class RoundingDetail:
     """How a real value became a code: its neighbours, the choice, and the error."""
 
     value: Fraction | float
@@ -74,7 +85,7 @@ class Decoded:
     kind: str
     value: float
     exact: Fraction | None
-    rounding: Rounding | None = field(default=None)
+    rounding: RoundingDetail | None = field(default=None)
 
     @property
     def hex(self) -> str:
@@ -223,7 +234,7 @@ def bits(value: Any, fmt: Format | str, **options: Any) -> str:
 # --- arrays and tables -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fields:
     """Field values of many codes at once (arrays of the codes' shape)."""
 
@@ -243,7 +254,7 @@ def fields(codes: Any, fmt: Format | str) -> Fields:
         ([11, 0, 15, 0], [3, 1, 7, 0], ['normal', 'subnormal', 'nan', 'zero'])
     """
     fmt = get_format(fmt)
-    code_array = _as_code_array(codes, fmt).astype(np.uint64)
+    code_array = as_codes(codes, fmt).astype(np.uint64)
     if isinstance(fmt, IntFormat):
         sign = (code_array >> np.uint64(fmt.bits - 1)) & np.uint64(fmt.signed)
         zeros = np.zeros_like(code_array)
@@ -349,7 +360,7 @@ def table(fmt: Format | str) -> ValueTable:
 
 
 @dataclass(frozen=True)
-class FormatInfo:
+class FormatSummary:
     """A summary of a format: layout, range, precision and special values."""
 
     format: Format
@@ -369,7 +380,7 @@ class FormatInfo:
         return f"<table><caption>{html.escape(self.format.name)}</caption>{rows}</table>"
 
 
-def info(fmt: Format | str) -> FormatInfo:
+def info(fmt: Format | str) -> FormatSummary:
     """What a format can hold, and how its special values are encoded.
 
     Example:
@@ -397,7 +408,7 @@ def info(fmt: Format | str) -> FormatInfo:
             "max": fmt.max,
             "finite_values": 2**fmt.bits,
         }
-        return FormatInfo(fmt, facts)
+        return FormatSummary(fmt, facts)
     sign_codes = 2 if fmt.signed else 1
     finite_codes = sign_codes * (fmt.max_code + 1) - (1 if fmt.nan == "negative_zero" else 0)
     nan_codes = sign_codes * fmt.top_nan_count + (1 if fmt.nan == "negative_zero" else 0)
@@ -417,7 +428,7 @@ def info(fmt: Format | str) -> FormatInfo:
         "finite_codes": finite_codes,
         "finite_values": finite_codes - (1 if fmt.has_negative_zero else 0),
     }
-    return FormatInfo(fmt, facts)
+    return FormatSummary(fmt, facts)
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -496,7 +507,7 @@ def _field_widths(fmt: FloatFormat) -> list[int]:
 # --- building Decoded ---------------------------------------------------------------------------
 
 
-def _decoded(code: int, fmt: Format, rounding: Rounding | None = None) -> Decoded:
+def _decoded(code: int, fmt: Format, rounding: RoundingDetail | None = None) -> Decoded:
     value = _reference.decode(code, fmt)
     exact = value if isinstance(value, Fraction) else (Fraction(0) if value == 0 else None)
     one = fields(np.array([code]), fmt)
@@ -520,7 +531,7 @@ def _explain_value(value: float | Fraction, fmt: Format, rounding: str, overflow
     result = _reference.decode(code, fmt)
     finite_input = isinstance(value, Fraction) or math.isfinite(value)
     if not finite_input:
-        info_ = Rounding(
+        info_ = RoundingDetail(
             value, None, None, rounding, "exact" if value == result else "special", False, None, 0.0, 0.0, False, False
         )
         return _decoded(code, fmt, info_)
@@ -565,7 +576,7 @@ def _explain_value(value: float | Fraction, fmt: Format, rounding: str, overflow
         and magnitude < Fraction(fmt.smallest_normal)
         and direction != "exact"
     )
-    info_ = Rounding(
+    info_ = RoundingDetail(
         exact_value,
         lower,
         upper,

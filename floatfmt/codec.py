@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import builtins
 import functools
-import os
 import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ml_dtypes
@@ -43,26 +40,21 @@ from floatfmt import _kernels
 from floatfmt._options import (
     EncodeError,
     NanPolicy,
-    Overflow,
-    Rounding,
+    OverflowPolicy,
+    RoundingMode,
     check_options,
     random_bits_array,
 )
+from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks, per_thread_chunk
 from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
 
-__all__ = ["encode", "decode", "round", "code_dtype", "EncodeError"]
-
-CHUNK = 1 << 16
-"""Elements per chunk: a float32 chunk and its few temporaries stay inside L2 (measured in benchmarks/)."""
-
-_PARALLEL_MIN = 1 << 18
-"""Below this many elements threads cost more than they save."""
+__all__ = ["FLOAT32_EXACT_DTYPES", "EncodeError", "as_codes", "code_dtype", "decode", "encode", "round"]
 
 _FLOAT64 = get_format("float64")
 _FLOAT32 = get_format("float32")
 _FLOAT16 = get_format("float16")
 _BFLOAT16 = get_format("bfloat16")
-_FLOAT32_EXACT_INPUTS = tuple(
+FLOAT32_EXACT_DTYPES = tuple(
     fmt.ml_dtype
     for fmt in map(get_format, formats())
     if isinstance(fmt, FloatFormat) and fmt.ml_dtype is not None and fmt.bits <= 16
@@ -93,8 +85,8 @@ def encode(
     x: Any,
     fmt: Format | str,
     *,
-    rounding: Rounding = "nearest_even",
-    overflow: Overflow = "ieee",
+    rounding: RoundingMode = "nearest_even",
+    overflow: OverflowPolicy = "ieee",
     nan: NanPolicy = "error",
     seed: int | None = None,
 ) -> np.ndarray:
@@ -158,7 +150,8 @@ def encode(
         overflowed = kernel(chunk, target[start:stop], random)
         return rejected, overflowed
 
-    results = _map_chunks(encode_chunk, source.size, chunk=_per_thread(source.size) if whole_array else CHUNK)
+    chunk = per_thread_chunk(source.size) if whole_array else CHUNK_ELEMENTS
+    results = map_chunks(encode_chunk, source.size, chunk)
     rejected, overflowed = map(sum, zip(*results, strict=True)) if results else (0, 0)
     if rejected:
         raise EncodeError(_rejected_message(fmt, rejected, values.size))
@@ -188,14 +181,14 @@ def decode(codes: Any, fmt: Format | str, *, dtype: Any = np.float32) -> np.ndar
     out_dtype = np.dtype(dtype)
     if out_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"decode dtype must be float32 or float64, got {out_dtype}")
-    code_array = _as_code_array(codes, fmt)
+    code_array = as_codes(codes, fmt)
     out = np.empty(code_array.shape, dtype=out_dtype)
     kernel, chunked = _decode_kernel(fmt, out_dtype)
     source, target = code_array.reshape(-1), out.reshape(-1)
-    _map_chunks(
+    map_chunks(
         lambda start, stop: kernel(source[start:stop], target[start:stop]),
         source.size,
-        chunk=CHUNK if chunked else _per_thread(source.size),
+        CHUNK_ELEMENTS if chunked else per_thread_chunk(source.size),
     )
     return out if code_array.ndim else out[()]
 
@@ -204,8 +197,8 @@ def round(
     x: Any,
     fmt: Format | str,
     *,
-    rounding: Rounding = "nearest_even",
-    overflow: Overflow = "ieee",
+    rounding: RoundingMode = "nearest_even",
+    overflow: OverflowPolicy = "ieee",
     nan: NanPolicy = "error",
     seed: int | None = None,
 ) -> np.ndarray:
@@ -231,7 +224,7 @@ def round(
 def _as_real_array(x: Any) -> np.ndarray:
     array = np.asarray(x)
     dtype = array.dtype
-    if dtype in (np.dtype(np.float32), np.dtype(np.float64)) or dtype in _FLOAT32_EXACT_INPUTS:
+    if dtype in (np.dtype(np.float32), np.dtype(np.float64)) or dtype in FLOAT32_EXACT_DTYPES:
         return array
     if dtype.kind in "iu":
         as_float = array.astype(np.float64)
@@ -245,7 +238,8 @@ def _as_real_array(x: Any) -> np.ndarray:
     raise TypeError(f"expected real numbers, got an array of dtype {dtype}")
 
 
-def _as_code_array(codes: Any, fmt: Format) -> np.ndarray:
+def as_codes(codes: Any, fmt: Format) -> np.ndarray:
+    """``codes`` as an array of ``code_dtype(fmt)``, refusing non-integers and codes outside the format's width."""
     array = np.asarray(codes)
     if array.dtype.kind not in "iu":
         if array.dtype.kind == "O" or array.size == 0:
@@ -288,58 +282,6 @@ def _rejected_message(fmt: Format, count: int, total: int) -> str:
         f"{count} of {total} values are {what}, which {fmt.name} cannot represent; "
         "pass nan='ml_dtypes' to convert NaN the way ml_dtypes does, or clean the input first"
     )
-
-
-# --- chunks and threads ------------------------------------------------------------------------
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool_after_fork() -> None:
-    """A forked child (a process pool's worker) inherits the pool object but none of its threads: work
-    submitted to it would wait forever. The child starts its own when it first needs one."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _threads() -> int:
-    return builtins.max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def _map_chunks(work: Callable[[int, int], Any], size: int, chunk: int = CHUNK) -> list[Any]:
-    """Run ``work(start, stop)`` over ``chunk``-sized pieces of ``range(size)``, threads taking contiguous runs.
-
-    NaN, infinity and overflow are the codec's policies, not accidents, so
-    numpy's floating-point warnings are off inside.
-    """
-    chunk = builtins.max(chunk, 1)
-    chunks = (size + chunk - 1) // chunk
-    threads = builtins.min(_threads(), chunks)
-
-    def run(first: int, last: int) -> list[Any]:
-        with np.errstate(invalid="ignore", over="ignore"):
-            return [work(i * chunk, builtins.min((i + 1) * chunk, size)) for i in range(first, last)]
-
-    if size < _PARALLEL_MIN or threads <= 1:
-        return run(0, chunks)
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(_threads(), thread_name_prefix="floatfmt")
-    per_thread = (chunks + threads - 1) // threads
-    parts = _pool.map(lambda first: run(first, builtins.min(first + per_thread, chunks)), range(0, chunks, per_thread))
-    return [result for part in parts for result in part]
-
-
-def _per_thread(size: int) -> int:
-    """A piece size that gives each thread one even-length piece (at least one chunk)."""
-    piece = -(-size // _threads())
-    return builtins.max(CHUNK, piece + piece % 2)
 
 
 # --- choosing an encode path ----------------------------------------------------------------------
@@ -475,7 +417,7 @@ def _stochastic_table_kernel(fmt: FloatFormat, overflow: str, nan: str) -> Encod
     def kernel(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
         assert random is not None
         overflowed, where = _kernels.stochastic_table_encode(
-            values.view(np.uint32), random, noise_shift, dropped, table, out, overflow_flags, (low_bits, high_bits)
+            values.view(np.uint32), random, noise_shift, dropped, table, out, overflow_flags, low_bits, high_bits
         )
         if where.size:
             codes = np.empty(where.size, dtype=out.dtype)
@@ -734,7 +676,7 @@ def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, boo
         return (lambda codes, out: _kernels.gather(table, codes, out, pairs)), True
     if fmt.bits <= 16:
         table = _decode_table(fmt, dtype)
-        return (lambda codes, out: _kernels.gather(table, codes, out)), True
+        return (lambda codes, out: _kernels.gather(table, codes, out, None)), True
     return (lambda codes, out: _assign(out, _decode_generic(codes, fmt))), True  # type: ignore[arg-type]
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,9 +31,12 @@ import ml_dtypes
 import numpy as np
 
 __all__ = [
+    "FInfo",
     "FloatFormat",
+    "IInfo",
     "IntFormat",
     "Format",
+    "finfo",
     "NanEncoding",
     "UnknownFormatError",
     "formats",
@@ -337,6 +341,121 @@ def floor_log2(value: Fraction) -> int:
     """``floor(log2(value))`` of a positive fraction, exactly."""
     exponent = value.numerator.bit_length() - value.denominator.bit_length()
     return exponent - 1 if _pow2(exponent) > value else exponent
+
+
+# --- numpy's finfo surface --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FInfo:
+    """numpy's ``finfo`` for any float format: every attribute numpy's has, with numpy's definitions.
+
+    ``eps = 2**machep`` is the gap above 1, ``epsneg = 2**negep`` the gap below it; ``tiny`` is the smallest
+    normal value; ``precision`` is numpy's ``int(-log10(eps))`` (ml_dtypes hand-picks 1 for its FP8 types, where
+    this formula gives 0) and ``resolution`` is ``10**-precision``; ``dtype`` is the ml_dtypes/numpy dtype or
+    ``None``. Values are Python floats (exact: every one is a float64).
+    """
+
+    format: FloatFormat
+    bits: int
+    dtype: np.dtype[Any] | None
+    eps: float
+    epsneg: float
+    iexp: int
+    machep: int
+    max: float
+    maxexp: int
+    min: float
+    minexp: int
+    negep: int
+    nexp: int
+    nmant: int
+    precision: int
+    resolution: float
+    smallest_normal: float
+    smallest_subnormal: float
+    tiny: float
+
+    def __str__(self) -> str:
+        rows = [f"Machine parameters for {self.format.name}", "-" * 60]
+        pairs = [
+            ("precision", self.precision, "resolution", self.resolution),
+            ("machep", self.machep, "eps", self.eps),
+            ("negep", self.negep, "epsneg", self.epsneg),
+            ("minexp", self.minexp, "tiny", self.tiny),
+            ("maxexp", self.maxexp, "max", self.max),
+            ("nexp", self.nexp, "min", self.min),
+        ]
+        rows += [f"{a} = {x:>4}   {b} = {y:.6g}" for a, x, b, y in pairs]
+        rows.append(
+            f"smallest_normal = {self.smallest_normal:.6g}   smallest_subnormal = {self.smallest_subnormal:.6g}"
+        )
+        return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class IInfo:
+    """numpy's ``iinfo`` for an integer format."""
+
+    format: IntFormat
+    bits: int
+    dtype: np.dtype[Any] | None
+    kind: str
+    min: int
+    max: int
+
+    def __str__(self) -> str:
+        return f"Machine parameters for {self.format.name}: {self.bits} bits, min = {self.min}, max = {self.max}"
+
+
+def finfo(fmt: Format | str | Any) -> FInfo | IInfo:
+    """numpy's ``finfo`` (or ``iinfo``, for integers) of any format.
+
+    Example:
+        >>> import floatfmt
+        >>> info = floatfmt.finfo("e4m3")
+        >>> info.eps, info.epsneg, info.tiny, info.max, info.precision, info.dtype
+        (0.125, 0.0625, 0.015625, 448.0, 0, dtype(float8_e4m3fn))
+        >>> floatfmt.finfo("int4").min, floatfmt.finfo("int4").max
+        (-8, 7)
+    """
+    found = get_format(fmt)
+    if isinstance(found, IntFormat):
+        return IInfo(found, found.bits, found.ml_dtype, "i" if found.signed else "u", found.min, found.max)
+    eps = found.eps
+    below_one = found.magnitude_value(_magnitude_code_of_one(found) - 1)
+    epsneg = 1 - below_one
+    negep = floor_log2(epsneg)
+    precision = int(-math.log10(eps))
+    return FInfo(
+        format=found,
+        bits=found.bits,
+        dtype=found.ml_dtype,
+        eps=eps,
+        epsneg=float(epsneg),
+        iexp=found.nexp,
+        machep=-found.mantissa_bits,
+        max=found.max,
+        maxexp=found.maxexp,
+        min=found.min,
+        minexp=found.minexp,
+        negep=negep,
+        nexp=found.nexp,
+        nmant=found.nmant,
+        precision=precision,
+        resolution=10.0**-precision,
+        smallest_normal=found.smallest_normal,
+        smallest_subnormal=found.smallest_subnormal,
+        tiny=found.smallest_normal,
+    )
+
+
+def _magnitude_code_of_one(fmt: FloatFormat) -> int:
+    """The magnitude code of 1.0 (every registered and eXmY format has one; custom biases may not)."""
+    code = fmt.bias << fmt.mantissa_bits  # 1.0 is 2**(E - bias) with E = bias and no fraction
+    if not 0 < code <= fmt.max_code or fmt.magnitude_value(code) != 1:
+        raise ValueError(f"{fmt.name} cannot hold 1.0, so its eps and epsneg are undefined")
+    return code
 
 
 # --- the registry ----------------------------------------------------------------------

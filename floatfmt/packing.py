@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt.codec import _as_code_array
+from floatfmt.codec import as_codes
 from floatfmt.formats import Format, get_format
 
 __all__ = ["pack", "unpack", "packed_nbytes"]
@@ -45,7 +45,7 @@ def pack(codes: Any, fmt: Format | str) -> np.ndarray:
     """
     fmt = get_format(fmt)
     width = _width(fmt)
-    flat = _as_code_array(codes, fmt).reshape(-1)
+    flat = as_codes(codes, fmt).reshape(-1)
     if width == 8:
         return flat.astype(np.uint8)
     per_group, group_bytes = _group(width)

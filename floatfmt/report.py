@@ -40,7 +40,8 @@ import numpy as np
 from floatfmt._display import format_bytes, json_float
 from floatfmt.io import ArrayWeights, Weights, open_weights
 from floatfmt.quant.metrics import ErrorAccumulator, ErrorStats
-from floatfmt.quant.schemes import Scheme, get_scheme
+from floatfmt.quant.scheme import Scheme
+from floatfmt.quant.storage import resolve_scheme
 from floatfmt.quant.tensor import needs_tensor_amax, quantize, row_block
 
 __all__ = ["STORED", "QuantReport", "ReportRow", "SchemeSummary", "quant_report"]
@@ -568,7 +569,7 @@ def _report(
 
 def _columns(schemes: str | Iterable[str | Scheme]) -> list[Scheme]:
     items = [s.strip() for s in schemes.split(",") if s.strip()] if isinstance(schemes, str) else list(schemes)
-    columns = [get_scheme(item) for item in items]
+    columns = [resolve_scheme(item) for item in items]
     if not columns:
         raise ValueError("name at least one scheme; floatfmt.schemes() lists them")
     names = [column.name for column in columns]
@@ -578,7 +579,7 @@ def _columns(schemes: str | Iterable[str | Scheme]) -> list[Scheme]:
 
 
 def _override(value: str | Scheme | None) -> Scheme | None:
-    return None if value is None or value == STORED else get_scheme(value)
+    return None if value is None or value == STORED else resolve_scheme(value)
 
 
 def _summarize(scheme: str, rows: list[ReportRow]) -> SchemeSummary:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from floatfmt import _kernels
+from floatfmt import _backend
 
 SLOW_DOCUMENTS = ("memory.md", "report.md")
 """Docs whose examples read real checkpoints' worth of tensors (seconds each): left out of ``-m "not slow"``."""
@@ -21,9 +21,9 @@ def each_kernel_backend(request):
     """Run a module's tests once with numpy's loops and once with numba's (skipped without numba)."""
     if request.param == "numba":
         pytest.importorskip("numba")
-    previous, smallest = _kernels.backend(), _kernels.COMPILED_MIN_SIZE
-    _kernels.set_backend(request.param)
-    _kernels.COMPILED_MIN_SIZE = 0  # compiled loops for the small arrays of the property tests too
+    previous, smallest = _backend.backend(), _backend.COMPILED_MIN_SIZE
+    _backend.set_backend(request.param)
+    _backend.COMPILED_MIN_SIZE = 0  # compiled loops for the small arrays of the property tests too
     yield request.param
-    _kernels.set_backend(previous)
-    _kernels.COMPILED_MIN_SIZE = smallest
+    _backend.set_backend(previous)
+    _backend.COMPILED_MIN_SIZE = smallest

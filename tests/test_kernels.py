@@ -1,7 +1,8 @@
-"""The codec's loops: numba's and numpy's give the same bits on hostile inputs; the backend choice."""
+"""Every loop's numpy and numba twins: one signature, the same bits on hostile inputs; the backend choice."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -9,9 +10,19 @@ import sys
 import numpy as np
 import pytest
 
-from floatfmt import _kernels
+import floatfmt
+from floatfmt import _backend, _kernels
+from floatfmt.quant import _kernels as quant_kernels
+from floatfmt.quant.rules.bitsandbytes import codebook_tables
 
 pytest.importorskip("numba")
+
+TWINS = [
+    getattr(module, name)
+    for module in (_kernels, quant_kernels)
+    for name in module.__all__
+    if hasattr(getattr(module, name), "compiled")
+]
 
 RNG = np.random.default_rng(7)
 HOSTILE_BITS = np.concatenate(
@@ -25,16 +36,29 @@ HOSTILE_BITS = np.concatenate(
 def run_both(call):
     """``call()`` with numpy's loops, then with numba's (for inputs of every size)."""
     results = {}
-    previous, smallest = _kernels.backend(), _kernels.COMPILED_MIN_SIZE
-    _kernels.COMPILED_MIN_SIZE = 0
+    smallest = _backend.COMPILED_MIN_SIZE
+    _backend.COMPILED_MIN_SIZE = 0
     try:
         for name in ("numpy", "numba"):
-            _kernels.set_backend(name)
-            results[name] = call()
+            with floatfmt.using_backend(name):
+                results[name] = call()
     finally:
-        _kernels.set_backend(previous)
-        _kernels.COMPILED_MIN_SIZE = smallest
+        _backend.COMPILED_MIN_SIZE = smallest
     return results["numpy"], results["numba"]
+
+
+@pytest.mark.parametrize("twin", TWINS, ids=lambda twin: twin.__name__)
+def test_twins_share_one_signature(twin):
+    compiled = twin.compiled()
+    assert compiled is not None, f"{twin.compiled_module} has no {twin.__name__}"
+    numpy_parameters = list(inspect.signature(twin.numpy).parameters)
+    assert list(inspect.signature(compiled.py_func).parameters) == numpy_parameters
+
+
+def test_every_loop_has_a_twin():
+    names = {twin.__name__ for twin in TWINS}
+    assert names == {"table_encode", "stochastic_table_encode", "random_bits", "gather", "rows_max", "rows_min",
+                     "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode"}  # fmt: skip
 
 
 @pytest.mark.parametrize("dropped", [14, 15])
@@ -64,7 +88,7 @@ def test_stochastic_table_encode_agrees_and_wraps_at_2_to_32(flagged):
     def call():
         out = np.empty(HOSTILE_BITS.size, np.uint8)
         count, where = _kernels.stochastic_table_encode(
-            HOSTILE_BITS, random, 12, 15, table, out, flags, (0x00800000, 0x7F7F0000)
+            HOSTILE_BITS, random, 12, 15, table, out, flags, 0x00800000, 0x7F7F0000
         )
         return out, count, where
 
@@ -120,7 +144,7 @@ def test_row_reductions_agree_and_propagate_nan(name, width):
     rows[1, 2, :] = 0.0
     rows[1, 3, 3], rows[1, 3, 9] = -9.0, 9.0  # a tie between signs: the first wins
     rows[1, 4, 3], rows[1, 4, 9] = 9.0, -9.0
-    reduce = getattr(_kernels, name)
+    reduce = getattr(quant_kernels, name)
     numpy_result, numba_result = run_both(lambda: reduce(rows))
     assert numpy_result.shape == numba_result.shape == (3, 50, 1)
     np.testing.assert_array_equal(numba_result, numpy_result)
@@ -139,7 +163,7 @@ def test_small_calls_never_import_numba():
         "print('numba' in sys.modules)"
     )
     env = dict(os.environ, FLOATFMT_KERNELS="auto")
-    for size, imported in ((10, "False"), (_kernels.COMPILED_MIN_SIZE, "True")):
+    for size, imported in ((10, "False"), (_backend.COMPILED_MIN_SIZE, "True")):
         result = subprocess.run([sys.executable, "-c", code.format(n=size)], env=env, capture_output=True, text=True)
         assert result.stdout.strip() == imported, result.stderr
 
@@ -154,12 +178,12 @@ def test_an_unknown_backend_in_the_environment_is_refused_clearly():
 
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="choose one of auto, numpy, numba"):
-        _kernels.set_backend("cython")
+        floatfmt.set_backend("cython")
 
 
 @pytest.mark.slow
 def test_environment_chooses_and_a_missing_numba_is_explained():
-    code = "from floatfmt import _kernels; print(_kernels.backend())"
+    code = "import floatfmt; print(floatfmt.backend())"
     env = dict(os.environ, FLOATFMT_KERNELS="numpy")
     assert (
         subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "numpy"
@@ -179,18 +203,15 @@ def test_zeros_of_both_signs_reduce_to_the_first_one(name):
     rows = rows.astype(np.float32)
     if name == "row_max":
         rows = -rows[:, ::-1].copy()  # the same ties, mirrored
-    numpy_result, numba_result = run_both(lambda: getattr(_kernels, name)(rows))
+    numpy_result, numba_result = run_both(lambda: getattr(quant_kernels, name)(rows))
     first_zero = [row[list(row).index(0.0)] for row in rows]
     for result in (numpy_result, numba_result):
         np.testing.assert_array_equal(np.signbit(result[:, 0]), np.signbit(first_zero))
 
 
 def test_codebook_encode_agrees_on_midpoints_and_nan():
-    import floatfmt
-    from floatfmt.quant.tensor import _codebook_tables
-
     book = floatfmt.get_scheme("nf4").codebook
-    base, threshold = _codebook_tables(book)
+    base, threshold = codebook_tables(book)
     midpoints = ((np.asarray(book[1:], np.float64) + np.asarray(book[:-1], np.float64)) / 2).astype(np.float32)
     values = np.concatenate(
         [
@@ -199,9 +220,15 @@ def test_codebook_encode_agrees_on_midpoints_and_nan():
             np.nextafter(midpoints, np.float32(2)),
             np.array([np.nan, -1.0, 1.0, 0.0, -0.0], np.float32),
         ]
-    ).reshape(-1, 1)
-    numpy_codes, numba_codes = run_both(lambda: _kernels.codebook_encode(values, base, threshold))
+    )
+
+    def call():
+        out = np.empty(values.size, np.uint8)
+        quant_kernels.codebook_encode(values, base, threshold, out)
+        return out
+
+    numpy_codes, numba_codes = run_both(call)
     np.testing.assert_array_equal(numba_codes, numpy_codes)
-    nearest_below = np.searchsorted(midpoints, values[:, 0], side="left")  # on a midpoint: the lower entry
-    finite = ~np.isnan(values[:, 0])
-    np.testing.assert_array_equal(numpy_codes[finite, 0], nearest_below[finite])
+    nearest_below = np.searchsorted(midpoints, values, side="left")  # on a midpoint: the lower entry
+    finite = ~np.isnan(values)
+    np.testing.assert_array_equal(numpy_codes[finite], nearest_below[finite])

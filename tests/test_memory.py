@@ -413,10 +413,11 @@ def test_roofline_bounds():
 
 def test_ggml_block_sizes_match_gguf_py():
     gguf = pytest.importorskip("gguf")
-    from floatfmt.memory.gguf_mix import GGML_TYPES
+    from floatfmt.quant.rules.gguf import GGML_TYPES
 
-    for name, (block, block_bytes) in GGML_TYPES.items():
-        assert gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[name]] == (block, block_bytes)
+    for name, kind in GGML_TYPES.items():
+        qtype = gguf.GGMLQuantizationType[name.upper()]
+        assert gguf.GGML_QUANT_SIZES[qtype] == (kind.block_size, kind.block_bytes) and qtype.value == kind.type_id
 
 
 @pytest.mark.parametrize(
@@ -431,12 +432,13 @@ def test_ggml_block_sizes_match_gguf_py():
 def test_q4_k_m_follows_llama_cpp(name, published_gb, counts):
     from collections import Counter
 
-    from floatfmt.memory.gguf_mix import ggml_bytes, tensor_types
+    from floatfmt.quant.filetypes import tensor_types
+    from floatfmt.quant.storage import ggml_scheme
 
     model = load_model(name)
     types = tensor_types(model, "Q4_K_M")
     assert Counter(types.values()) == counts
-    data = sum(ggml_bytes(t, types[t.name]) for t in model.tensors())
+    data = sum(ggml_scheme(types[t.name]).storage_bytes(t.shape) for t in model.tensors())
     assert published_gb - 0.02 < data / 1e9 <= published_gb
     assert footprint(model, weights="q4_k_m", context=0).total == data
     layers = model.num_layers
@@ -446,7 +448,7 @@ def test_q4_k_m_follows_llama_cpp(name, published_gb, counts):
 
 
 def test_k_quant_fallbacks_and_unknown_presets():
-    from floatfmt.memory.gguf_mix import tensor_types
+    from floatfmt.quant.filetypes import tensor_types
 
     odd = ModelSpec.from_config(
         {"model_type": "llama", "vocab_size": 1000, "hidden_size": 96, "num_hidden_layers": 2,

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import floatfmt
-from floatfmt.quant.schemes import DYNAMIC_CODEBOOK
-from floatfmt.quant.tensor import _block_shape, _bnb_search, needs_tensor_amax, row_block
+from floatfmt.quant.rules._blocks import block_shape
+from floatfmt.quant.rules.bitsandbytes import DYNAMIC_CODEBOOK, NF4_CODEBOOK, codebook_tables, dynamic_map_search
+from floatfmt.quant.tensor import needs_tensor_amax, row_block
 
 pytestmark = pytest.mark.usefixtures("each_kernel_backend")  # numpy's loops and numba's
 
@@ -121,7 +122,7 @@ def test_blocks_that_do_not_divide_are_zero_padded(name):
     w = np.random.default_rng(2).standard_normal((131, 257)).astype(np.float32)
     q = floatfmt.quantize(w, name)
     scheme = floatfmt.get_scheme(name)
-    block_rows, block_cols = _block_shape(scheme, 131, 257)
+    block_rows, block_cols = block_shape(scheme, 131, 257)
     if scheme.scale_rule != "cast":
         assert q.codes.shape == (-(-131 // block_rows) * block_rows, -(-257 // block_cols) * block_cols)
     assert floatfmt.error_stats(w, q.dequantize()).nan == 0
@@ -265,7 +266,7 @@ def element_step(scheme: floatfmt.Scheme) -> float:
 def test_error_is_within_one_element_step_of_the_block_scale(w, name):
     scheme = floatfmt.get_scheme(name)
     q = floatfmt.quantize(w, scheme)
-    block_rows, block_cols = _block_shape(scheme, 4, 256)
+    block_rows, block_cols = block_shape(scheme, 4, 256)
     scale = np.repeat(np.repeat(q.scales, block_rows, axis=0), block_cols, axis=1)[:4, :256]
     scale = scale * (q.tensor_scale or 1.0)
     error = np.abs(q.dequantize().astype(np.float64) - w)
@@ -336,8 +337,6 @@ def test_empty_integer_and_nd_inputs():
 def test_nf4_codebook_rule_from_bitsandbytes():
     # Checked once against bitsandbytes 0.50.2's quantize_4bit on CPU (torch 2.13): codebook, ties going down,
     # zero blocks and every code agree. bitsandbytes needs torch, so the test suite re-derives the rules.
-    from floatfmt.quant.schemes import NF4_CODEBOOK
-
     book = np.array(NF4_CODEBOOK, dtype=np.float32)
     block = np.zeros((1, 64), dtype=np.float32)
     block[0, :16] = book  # every codebook value (absmax 1) maps to its own code
@@ -354,10 +353,7 @@ def test_nf4_codebook_rule_from_bitsandbytes():
 
 
 def test_nf4_fast_table_equals_the_midpoint_search():
-    from floatfmt.quant.schemes import NF4_CODEBOOK
-    from floatfmt.quant.tensor import _codebook_tables
-
-    base, threshold = _codebook_tables(NF4_CODEBOOK)
+    base, threshold = codebook_tables(NF4_CODEBOOK)
     book = np.asarray(NF4_CODEBOOK)
     midpoints = ((book[1:] + book[:-1]) / 2).astype(np.float32)
     rng = np.random.default_rng(9)
@@ -441,7 +437,7 @@ def test_double_quantized_scale_codes_follow_the_kernel_search():
     x = np.concatenate(
         [rng.uniform(-1, 1, 3000), array, midpoints, np.nextafter(midpoints, 2), [-1, 1, 0, -0.0, np.nan]]
     ).astype(np.float32)
-    ours = _bnb_search(x, array)
+    ours = dynamic_map_search(x, array)
     assert ours.tolist() == [dquantize_kernel(book, v) for v in x]
     finite = np.isfinite(x)
     nearest = np.abs(x[finite, None].astype(np.float64) - array[None, :]).min(axis=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import floatfmt
-from floatfmt import codec
+from floatfmt import _parallel, codec
 from floatfmt._options import random_bits, random_bits_array
 
 pytestmark = pytest.mark.usefixtures("each_kernel_backend")  # numpy's loops and numba's
@@ -29,8 +29,8 @@ def test_same_seed_same_codes_other_seed_other_codes():
 def test_result_does_not_depend_on_chunks_or_threads(monkeypatch, fmt):
     x = (np.random.default_rng(1).standard_normal((300, 700)) * 3).astype(np.float32)
     whole = floatfmt.encode(x, fmt, rounding="stochastic", seed=9)
-    monkeypatch.setattr(codec, "CHUNK", 1000)
-    monkeypatch.setattr(codec, "_PARALLEL_MIN", 0)
+    monkeypatch.setattr(codec, "CHUNK_ELEMENTS", 1000)
+    monkeypatch.setattr(_parallel, "PARALLEL_MIN_ELEMENTS", 0)
     np.testing.assert_array_equal(floatfmt.encode(x, fmt, rounding="stochastic", seed=9), whole)
     # element i depends on (seed, i) only: encoding the tail alone differs only by the index offset
     np.testing.assert_array_equal(

@@ -11,7 +11,6 @@ from floatfmt.memory.footprint import (
     OPTIMIZERS,
     Footprint,
     Line,
-    cache_bytes,
     checkpoint_footprint,
     component_of,
     footprint,
@@ -20,6 +19,7 @@ from floatfmt.memory.footprint import (
 from floatfmt.memory.gpus import Fit, Gpu, Roofline, fit, get_gpu, gpus, roofline
 from floatfmt.memory.load import load_model, presets
 from floatfmt.memory.model import ARCHITECTURES, COMPONENTS, ModelSpec, Tensor, UnsupportedModelError
+from floatfmt.quant.storage import cache_bytes
 
 __all__ = [
     "ARCHITECTURES",

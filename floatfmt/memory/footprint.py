@@ -20,19 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from floatfmt._display import format_bytes
-from floatfmt.formats import FloatFormat, IntFormat, get_format
+from floatfmt.io import open_weights
 from floatfmt.memory.engines import ENGINES, runtime_bytes
-from floatfmt.memory.gguf_mix import ELEMENT_BITS, FILE_TYPES, GGML_TYPES, ggml_bytes, tensor_types
 from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
-from floatfmt.quant.gguf import GGUF_TYPES
-from floatfmt.quant.schemes import Scheme, get_scheme, schemes
+from floatfmt.quant.filetypes import FileType
+from floatfmt.quant.scheme import Scheme
+from floatfmt.quant.storage import cache_bytes, ggml_scheme, resolve, resolve_scheme
 
 __all__ = [
     "ENGINES",
     "OPTIMIZERS",
     "Footprint",
     "Line",
-    "cache_bytes",
     "checkpoint_footprint",
     "component_of",
     "footprint",
@@ -158,20 +157,8 @@ class Footprint:
 def tensor_storage(tensor: Tensor, storage: Scheme | str) -> tuple[int, int]:
     """Bytes of a tensor in a scheme, a GGML type (``Q4_K``, ``F32``, ...) or a plain format:
     (element codes, overhead: scales, zero points, padding)."""
-    if isinstance(storage, str) and storage.strip().lower() not in schemes():
-        if storage in GGML_TYPES:
-            elements = math.ceil(tensor.size * ELEMENT_BITS[storage] / 8)
-            return elements, ggml_bytes(tensor, storage) - elements
-        fmt = get_format(storage)
-        return math.ceil(tensor.size * fmt.bits / 8), 0
-    scheme = get_scheme(storage)
-    total = scheme.storage_bytes(tensor.shape)
-    if scheme.scale_rule == "gguf":
-        bits = GGUF_TYPES[scheme.element].bits
-    else:
-        bits = get_format(scheme.element).bits
-    elements = math.ceil(tensor.size * bits / 8)
-    return elements, total - elements
+    layout = resolve_scheme(storage).layout(tensor.shape)
+    return layout.element_bytes, layout.overhead_bytes
 
 
 @functools.lru_cache(maxsize=64)
@@ -180,15 +167,18 @@ def _component_bytes(
 ) -> tuple[tuple[str, int, int, int], ...]:
     """Per component: (component, element bytes, overhead bytes, parameters). One pass over the model's tensors,
     kept for the layouts ``fit`` tries and the lines ``footprint`` builds."""
-    llama_cpp = tensor_types(model, weights) if isinstance(weights, str) and weights.upper() in FILE_TYPES else None
+    chosen = resolve(weights)
+    llama_cpp = chosen.types(model) if isinstance(chosen, FileType) else None
     sums: dict[str, list[int]] = {}
     for tensor in model.tensors():
         storage: Scheme | str
         own = tensor.dtype or stored
         if llama_cpp is not None:
-            storage = llama_cpp.get(tensor.name, own)  # MTP layers: llama.cpp leaves them out
+            ggml_name = llama_cpp.get(tensor.name)  # MTP layers: llama.cpp leaves them out
+            storage = ggml_scheme(ggml_name) if ggml_name is not None else own
         else:
-            storage = weights if len(tensor.shape) >= 2 and tensor.part != "router" else own
+            assert isinstance(chosen, Scheme)
+            storage = chosen if len(tensor.shape) >= 2 and tensor.part != "router" else own
         for pattern, value in overrides:
             if fnmatch.fnmatchcase(tensor.name, pattern):
                 storage = own if value == KEEP else value
@@ -199,18 +189,6 @@ def _component_bytes(
         component[1] += overhead
         component[2] += tensor.size
     return tuple((component, elements, overhead, params) for component, (elements, overhead, params) in sums.items())
-
-
-def cache_bytes(elements: int, dtype: str) -> float:
-    """Bytes of ``elements`` cached values in a format (``bf16``, ``fp8``, ...) or a GGUF block type
-    (``q8_0``, ``q4_0``: blocks of 32 values along each head, as llama.cpp stores its cache)."""
-    name = dtype.lower()
-    if name in GGUF_TYPES:
-        return elements * GGUF_TYPES[name].block_bytes / 32
-    fmt = get_format(dtype)
-    if not isinstance(fmt, FloatFormat | IntFormat):  # pragma: no cover - every format is one of the two
-        raise TypeError(f"{dtype} is not a storage format")
-    return elements * fmt.bits / 8
 
 
 def footprint(
@@ -430,8 +408,6 @@ def checkpoint_footprint(path: str | Any) -> Footprint:
         >>> [(line.label, line.bytes) for line in checkpoint_footprint(folder).lines]
         [('weights: mlp (U8)', 32768), ('scales: mlp (F32)', 8)]
     """
-    from floatfmt.io import open_weights
-
     weights = open_weights(path)
     layers = None
     config = (

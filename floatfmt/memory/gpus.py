@@ -23,10 +23,10 @@ from importlib import resources
 from typing import Any
 
 from floatfmt._display import format_bytes
-from floatfmt.formats import get_format
 from floatfmt.memory.footprint import Footprint, footprint
 from floatfmt.memory.model import ModelSpec
-from floatfmt.quant.schemes import get_scheme, schemes
+from floatfmt.quant.filetypes import FileType
+from floatfmt.quant.storage import resolve
 
 __all__ = ["Fit", "Gpu", "Roofline", "fit", "get_gpu", "gpus", "roofline"]
 
@@ -219,9 +219,8 @@ def roofline(
 
 
 def _element_bits(weights: str) -> int:
-    if weights.lower() in schemes():
-        scheme = get_scheme(weights)
-        if scheme.scale_rule == "gguf":
-            return 16  # llama.cpp multiplies dequantized blocks: no low-precision tensor cores
-        return get_format(scheme.element).bits
-    return get_format(weights).bits
+    """The operand width the matrix multiplies run at for this storage (16 where engines dequantize first)."""
+    chosen = resolve(weights)
+    if isinstance(chosen, FileType):
+        return 16  # llama.cpp's types: dequantized blocks (or 8-bit dot products), no low-precision tensor cores
+    return chosen.rule.matmul_bits(chosen)

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from floatfmt.quant.storage import cache_bytes
+
 __all__ = ["ARCHITECTURES", "ModelSpec", "Tensor", "UnsupportedModelError"]
 
 
@@ -265,8 +267,6 @@ class ModelSpec:
 
     def kv_bytes_per_token(self, dtype: str = "bfloat16") -> float:
         """Bytes of KV cache per token over all layers (full attention) in a cache format or scheme."""
-        from floatfmt.memory.footprint import cache_bytes
-
         return cache_bytes(self.kv_elements_per_token(), dtype)
 
 

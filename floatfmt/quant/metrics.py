@@ -16,12 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt.codec import _map_chunks
+from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 
 __all__ = ["ErrorAccumulator", "ErrorStats", "error_stats"]
-
-_CHUNK = 1 << 16
-"""Elements per float64 step: the temporaries stay in L2."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ class ErrorAccumulator:
             magnitudes = np.abs(part.astype(np.float64))  # rare: leave out infinities and NaN
             return float(np.max(magnitudes, where=np.isfinite(magnitudes), initial=0.0))
 
-        top = max(_map_chunks(largest, app.size, _CHUNK), default=0.0)  # what saturated values sit at
+        top = max(map_chunks(largest, app.size, CHUNK_ELEMENTS), default=0.0)  # what saturated values sit at
 
         def sums(start: int, stop: int) -> tuple[np.ndarray, float, int, int, int]:
             r = ref[start:stop].astype(np.float64)
@@ -114,7 +111,7 @@ class ErrorAccumulator:
             flushed = int(np.count_nonzero(r[np.flatnonzero(a == 0)]))
             return np.array([*products, r.size]), max_abs, nan, saturated, flushed
 
-        for products, max_abs, nan, saturated, flushed in _map_chunks(sums, ref.size, _CHUNK):  # in chunk order
+        for products, max_abs, nan, saturated, flushed in map_chunks(sums, ref.size, CHUNK_ELEMENTS):  # in chunk order
             self.sums += products
             self.max_abs = max(self.max_abs, max_abs)
             self.nan += nan

@@ -1,15 +1,19 @@
-"""llama.cpp's GGUF types, K-quants included, and the per-tensor choices of its mixed presets (Q4_K_M, ...).
+"""llama-quantize's file types (Q4_K_M, ...): the GGML type each tensor gets, by name, layer index and shape.
 
-The rules follow ``llama_tensor_get_type`` in llama.cpp ``src/llama-quant.cpp`` for the presets listed in
+The rules follow ``llama_tensor_get_type`` in llama.cpp ``src/llama-quant.cpp`` for the file types listed in
 :data:`FILE_TYPES`: the output (and tied embeddings) in Q6_K, the value projections and FFN down projections of
 the first and last eighth of the layers (and every third in between) one step up, Mixtral-style 8-expert models'
 attention in Q8_0 / Q5_K, and the fallbacks for rows that are not whole 256-value super-blocks. Tensors llama.cpp
 does not quantize keep the converter's type: F32 for vectors, norms and the MoE router (``ffn_gate_inp``), as
 ``convert_hf_to_gguf.py`` writes them.
 
+File types are spelled as ``llama-quantize`` prints them, in capitals; a name that is both a file type and a
+block type (``Q6_K``) means the file type in capitals and the block type in lower case (``q6_k``: every matrix in
+that type); other names are understood in any case (``q4_k_m``).
+
 Example:
     >>> from floatfmt.memory import load_model
-    >>> from floatfmt.memory.gguf_mix import tensor_types
+    >>> from floatfmt.quant.filetypes import tensor_types
     >>> types = tensor_types(load_model("llama-3.1-8b"), "Q4_K_M")
     >>> types["model.layers.0.self_attn.v_proj.weight"], types["model.layers.5.self_attn.v_proj.weight"]
     ('Q6_K', 'Q4_K')
@@ -19,50 +23,90 @@ Example:
 
 from __future__ import annotations
 
-from floatfmt.memory.model import ModelSpec, Tensor
-from floatfmt.quant.gguf import BLOCK as GGUF_BLOCK
-from floatfmt.quant.gguf import GGUF_TYPES
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-__all__ = ["ELEMENT_BITS", "FILE_TYPES", "GGML_TYPES", "ggml_bytes", "tensor_types"]
+from floatfmt.quant.rules.gguf import ggml_type
 
-GGML_TYPES = {
-    "F32": (1, 4),
-    "F16": (1, 2),
-    "BF16": (1, 2),
-    **{name.upper(): (GGUF_BLOCK, kind.block_bytes) for name, kind in GGUF_TYPES.items()},
-    "Q6_K": (256, 210),
-    "Q5_K": (256, 176),
-    "Q4_K": (256, 144),
-    "Q3_K": (256, 110),
-    "Q2_K": (256, 84),
-}
-"""Each GGML type: (values per block, bytes per block), as ``GGML_QUANT_SIZES`` in gguf-py."""
+__all__ = ["FILE_TYPES", "FileType", "file_type", "tensor_types"]
+
+
+class TensorLike(Protocol):
+    """A weight as the file-type rules need it (``floatfmt.memory.Tensor`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def layer(self) -> int | None: ...
+    @property
+    def part(self) -> str: ...
+    @property
+    def component(self) -> str: ...
+
+
+class ModelLike(Protocol):
+    """A model as the file-type rules need it (``floatfmt.memory.ModelSpec`` is one)."""
+
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def num_layers(self) -> int: ...
+    @property
+    def num_experts(self) -> int: ...
+    @property
+    def first_dense_layers(self) -> int: ...
+    @property
+    def shared_experts(self) -> int: ...
+    @property
+    def tie_embeddings(self) -> bool: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    def tensors(self) -> Iterable[TensorLike]: ...
+
 
 FILE_TYPES = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q4_K_S": "Q4_K", "Q6_K": "Q6_K"}
-"""llama.cpp's K-quant file types (``llama-quantize`` presets) and the type most of their tensors get. (The
-lowercase floatfmt schemes ``q4_0`` ... ``q8_0`` apply one type to every matrix.)"""
-
-ELEMENT_BITS = {
-    "F32": 32,
-    "F16": 16,
-    "BF16": 16,
-    **{name.upper(): kind.bits for name, kind in GGUF_TYPES.items()},
-    **{f"Q{bits}_K": bits for bits in (6, 5, 4, 3, 2)},
-}
-"""Bits of each value's own code; the rest of a block is its scales."""
+"""llama.cpp's K-quant file types (``llama-quantize`` presets) and the type most of their tensors get."""
 
 _FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "Q3_K": "Q4_0", "Q2_K": "Q4_0"}
 
 
-def ggml_bytes(tensor: Tensor, ggml_type: str) -> int:
-    """Bytes of a tensor in a GGML type: whole blocks along each row."""
-    block, block_bytes = GGML_TYPES[ggml_type]
-    rows = tensor.size // tensor.shape[-1] if tensor.shape else 1
-    cols = tensor.shape[-1] if tensor.shape else 1
-    return rows * -(-cols // block) * block_bytes
+@dataclass(frozen=True)
+class FileType:
+    """A llama-quantize file type: most tensors in ``base``, some in others (see :func:`tensor_types`)."""
+
+    name: str
+    base: str
+
+    def types(self, model: ModelLike) -> dict[str, str]:
+        """The GGML type of every tensor of ``model`` (MTP layers are left out, as llama.cpp leaves them)."""
+        return tensor_types(model, self.name)
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def _category(tensor: Tensor) -> str:
+def file_type(name: str) -> FileType | None:
+    """The file type a name means, or ``None`` (lower case names that are also block types are block types)."""
+    upper = name.strip().upper()
+    if upper not in FILE_TYPES:
+        return None
+    if name.strip() != upper and upper.lower() in _BLOCK_TYPE_NAMES:
+        return None
+    return FileType(upper, FILE_TYPES[upper])
+
+
+_BLOCK_TYPE_NAMES = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k"}
+
+
+def _row_bytes(ggml_name: str, cols: int) -> int | None:
+    kind = ggml_type(ggml_name)
+    return None if cols % kind.block_size else cols // kind.block_size * kind.block_bytes
+
+
+def _category(tensor: TensorLike) -> str:
     name = tensor.name
     if name.endswith("embed_tokens.weight"):
         return "token_embd"
@@ -82,19 +126,19 @@ def _category(tensor: Tensor) -> str:
     return "other"
 
 
-def _quantizable(tensor: Tensor) -> bool:
+def _quantizable(tensor: TensorLike) -> bool:
     return len(tensor.shape) >= 2 and tensor.part != "router" and tensor.name.endswith(("weight", "proj"))
 
 
-def tensor_types(model: ModelSpec, file_type: str) -> dict[str, str]:
+def tensor_types(model: ModelLike, name: str) -> dict[str, str]:
     """The GGML type of every tensor of ``model`` in a llama.cpp file type (MTP layers are left out).
 
     Raises:
         ValueError: for a file type not in :data:`FILE_TYPES`.
     """
-    preset = file_type.upper()
+    preset = name.upper()
     if preset not in FILE_TYPES:
-        raise ValueError(f"unknown llama.cpp file type {file_type!r}; choose one of {', '.join(FILE_TYPES)}")
+        raise ValueError(f"unknown llama.cpp file type {name!r}; choose one of {', '.join(FILE_TYPES)}")
     base = FILE_TYPES[preset]
     tensors = [t for t in model.tensors() if t.component != "mtp"]
     experts = model.num_experts
@@ -143,7 +187,7 @@ def tensor_types(model: ModelSpec, file_type: str) -> dict[str, str]:
     return types
 
 
-def _ffn_down_count(model: ModelSpec) -> int:
+def _ffn_down_count(model: ModelLike) -> int:
     """FFN down tensors in the GGUF file: one per dense layer, and per MoE layer the merged experts plus the
     shared expert."""
     if not model.num_experts:
@@ -152,10 +196,9 @@ def _ffn_down_count(model: ModelSpec) -> int:
     return dense + (model.num_layers - dense) * (2 if model.shared_experts else 1)
 
 
-def _fit_row(ggml_type: str, cols: int) -> str:
+def _fit_row(chosen: str, cols: int) -> str:
     """llama.cpp's fallback for rows that are not whole blocks of the chosen type."""
-    block, _ = GGML_TYPES[ggml_type]
-    if cols % block == 0:
-        return ggml_type
-    fallback = _FALLBACK.get(ggml_type, "F16")
-    return fallback if cols % GGML_TYPES[fallback][0] == 0 else "F16"
+    if _row_bytes(chosen, cols) is not None:
+        return chosen
+    fallback = _FALLBACK.get(chosen, "F16")
+    return fallback if _row_bytes(fallback, cols) is not None else "F16"

@@ -1,9 +1,6 @@
-"""numba versions of ``floatfmt._kernels``' loops: one pass each, no temporaries.
+"""numba twins of ``floatfmt.quant._kernels``: the same signatures and meanings, each one pass.
 
-Imported only by ``_kernels`` and only when numba is installed. Each function
-is the line-for-line loop form of the numpy version documented there. The
-functions release the GIL, so the codec's threads run them side by side. All
-arithmetic is on int64 with values below 2**48, so nothing here can overflow.
+Imported by ``floatfmt._backend`` only when numba's loops are in use; the functions release the GIL.
 """
 
 from __future__ import annotations
@@ -13,84 +10,9 @@ import math
 import numba
 import numpy as np
 
-__all__ = [
-    "table_encode",
-    "table_encode_flagged",
-    "stochastic_table_encode",
-    "random_bits",
-    "gather",
-    "row_max",
-    "row_min",
-    "row_absmax",
-    "row_strongest",
-    "gguf_blocks",
-    "codebook_encode",
-]
+__all__ = ["codebook_encode", "gguf_blocks", "rows_absmax", "rows_max", "rows_min", "rows_strongest"]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
-_M32 = 0xFFFFFFFF
-
-
-@_jit
-def _key(bits: int, dropped: int) -> int:
-    return (bits >> dropped) | min(bits & ((1 << dropped) - 1), 1)
-
-
-@_jit
-def table_encode(bits, dropped, table, out):  # type: ignore[no-untyped-def]
-    for i in range(bits.size):
-        out[i] = table[_key(np.int64(bits[i]), dropped)]
-
-
-@_jit
-def table_encode_flagged(bits, dropped, table, flags, out):  # type: ignore[no-untyped-def]
-    flagged = 0
-    for i in range(bits.size):
-        key = _key(np.int64(bits[i]), dropped)
-        out[i] = table[key]
-        flagged += flags[key]
-    return flagged
-
-
-@_jit
-def stochastic_table_encode(bits, random, noise_shift, dropped, table, out, flags, use_flags, low, high):  # type: ignore[no-untyped-def]
-    irregular = np.empty(bits.size, dtype=np.int64)
-    count = 0
-    flagged = 0
-    for i in range(bits.size):
-        b = np.int64(bits[i])
-        key = _key((b + ((_M32 - np.int64(random[i])) >> noise_shift)) & _M32, dropped)
-        out[i] = table[key]
-        magnitude = b & 0x7FFFFFFF
-        if magnitude < low or magnitude >= high:
-            irregular[count] = i
-            count += 1
-        elif use_flags:
-            flagged += flags[key]
-    return flagged, irregular[:count]
-
-
-@_jit
-def _times_mod32(h: int, factor: int) -> int:
-    """``h * factor mod 2**32`` for 32-bit operands, in two products below 2**48."""
-    return (h * (factor & 0xFFFF) + (((h * (factor >> 16)) & 0xFFFF) << 16)) & _M32
-
-
-@_jit
-def random_bits(key, first, out):  # type: ignore[no-untyped-def]
-    for i in range(out.size):
-        h = ((first + i) & _M32) ^ key
-        h ^= h >> 16
-        h = _times_mod32(h, 0x85EBCA6B)
-        h ^= h >> 13
-        h = _times_mod32(h, 0xC2B2AE35)
-        out[i] = h ^ (h >> 16)
-
-
-@_jit
-def gather(table, codes, out):  # type: ignore[no-untyped-def]
-    for i in range(codes.size):
-        out[i] = table[codes[i]]
 
 
 # Row reductions: a NaN wins, as np.maximum and np.minimum propagate it; of equal values (zeros of both
@@ -111,17 +33,17 @@ def _row_extreme(rows, out, largest):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def row_max(rows, out):  # type: ignore[no-untyped-def]
+def rows_max(rows, out):  # type: ignore[no-untyped-def]
     _row_extreme(rows, out, True)
 
 
 @_jit
-def row_min(rows, out):  # type: ignore[no-untyped-def]
+def rows_min(rows, out):  # type: ignore[no-untyped-def]
     _row_extreme(rows, out, False)
 
 
 @_jit
-def row_absmax(rows, out):  # type: ignore[no-untyped-def]
+def rows_absmax(rows, out):  # type: ignore[no-untyped-def]
     """Eight running maxima per row, so that the compares do not wait on each other; zeros are all +0 here."""
     width = rows.shape[1]
     x = rows.reshape(-1)
@@ -146,7 +68,7 @@ def row_absmax(rows, out):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def row_strongest(rows, out):  # type: ignore[no-untyped-def]
+def rows_strongest(rows, out):  # type: ignore[no-untyped-def]
     for i in range(rows.shape[0]):
         best = rows[i, 0]
         for j in range(1, rows.shape[1]):
@@ -167,7 +89,7 @@ def _reciprocal_or_zero(d):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def gguf_blocks(blocks, bits, asymmetric, codes, d_out, low_out, data, column):  # type: ignore[no-untyped-def]
+def gguf_blocks(blocks, bits, asymmetric, codes, scales, minimums, data, column):  # type: ignore[no-untyped-def]
     """Flat indexing throughout (block i's weights at ``32 i ...``): numba vectorizes the code loops then."""
     x, q, out = blocks.reshape(-1), codes.reshape(-1), data.reshape(-1)
     top = (1 << bits) - 1
@@ -193,14 +115,14 @@ def gguf_blocks(blocks, bits, asymmetric, codes, d_out, low_out, data, column): 
                 q[j] = (-code if scaled < 0 else code) & 0xFF
             for j in range(32):
                 out[at + j] = q[first + j]
-            d_out[i] = d
+            scales[i] = d
             continue
         if asymmetric:
             d = (high - low) / np.float32(top)
             inverse = _reciprocal_or_zero(d)
             for j in range(first, first + 32):
                 q[j] = min(np.int32((x[j] - low) * inverse + np.float32(0.5)), top)
-            low_out[i] = low
+            minimums[i] = low
         else:
             strongest = high if high >= -low else low
             if high == -low and high != 0:  # both signs reach the largest magnitude: the first one counts
@@ -212,7 +134,7 @@ def gguf_blocks(blocks, bits, asymmetric, codes, d_out, low_out, data, column): 
             inverse = _reciprocal_or_zero(d)
             for j in range(first, first + 32):
                 q[j] = min(np.int32(x[j] * inverse + offset), top)
-        d_out[i] = d
+        scales[i] = d
         if bits == 5:  # the fifth bits of the 32 codes, a little-endian uint32
             for k in range(4):
                 byte = 0
@@ -225,7 +147,8 @@ def gguf_blocks(blocks, bits, asymmetric, codes, d_out, low_out, data, column): 
 
 
 @_jit
-def codebook_encode(bits, values, base, threshold, out):  # type: ignore[no-untyped-def]
+def codebook_encode(values, base, threshold, out):  # type: ignore[no-untyped-def]
+    bits = values.view(np.uint32)
     for i in range(values.size):
         key = bits[i] >> 16
         out[i] = base[key] + (1 if values[i] > threshold[key] else 0)

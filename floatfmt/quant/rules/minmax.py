@@ -1,0 +1,71 @@
+"""Asymmetric integer groups, as GPTQ's ``Quantizer`` makes them: the range always holds 0.
+
+``scale = (max - min) / (2**bits - 1)`` over ``[min(block min, 0), max(block max, 0)]`` (an all-zero block uses
+``[-1, 1]``), zero point ``round(-min / scale)``, codes ``clamp(round(x / scale) + zero, 0, 2**bits - 1)``; the
+scale stored in its format (fp16 in GPTQ/AWQ checkpoints) and the zero point as an unsigned integer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from floatfmt.formats import IntFormat
+from floatfmt.quant.quantized import QuantizedTensor
+from floatfmt.quant.rules import register_rule
+from floatfmt.quant.rules._blocks import BlockRule, block_reduce, scale_and_encode, store
+from floatfmt.quant.scheme import Scheme, SchemeFormats
+
+__all__ = ["MinmaxRule"]
+
+
+class MinmaxRule(BlockRule):
+    name = "minmax"
+    description = "asymmetric: scale = (max - min) / (2**bits - 1) with 0 inside the range; integer zero point (GPTQ)"
+
+    def check(self, scheme: Scheme) -> SchemeFormats:
+        formats = super().check(scheme)
+        element = formats.element
+        if not (isinstance(element, IntFormat) and not element.signed and element.bits <= 8):
+            raise ValueError(
+                f"scheme {scheme.name!r}: scale_rule='minmax' needs an unsigned integer element of at most 8 bits "
+                "(uint4)"
+            )
+        if formats.zero_point is None:
+            raise ValueError(f"scheme {scheme.name!r}: scale_rule='minmax' needs a zero_point format (uint4)")
+        return formats
+
+    def uses_tensor_amax(self, scheme: Scheme) -> bool:
+        return False  # a per-tensor minimum and maximum cannot come from one number
+
+    def quantize_blocks(
+        self,
+        padded: np.ndarray,
+        scheme: Scheme,
+        shape: tuple[int, ...],
+        block_rows: int,
+        block_cols: int,
+        tensor_amax: float | None,
+    ) -> QuantizedTensor:
+        element = scheme.formats.element
+        assert isinstance(element, IntFormat) and scheme.formats.scale is not None
+        maximum_code = element.max
+        low = np.minimum(block_reduce(padded, block_rows, block_cols, "min"), 0)
+        high = np.maximum(block_reduce(padded, block_rows, block_cols, "max"), 0)
+        empty = (low == 0) & (high == 0)
+        low, high = np.where(empty, -1, low), np.where(empty, 1, high)
+        scale = ((high - low) / np.float32(maximum_code)).astype(np.float32)
+        zero = np.rint(-low / scale)
+        zero_rows = np.repeat(zero, block_rows, axis=0)
+
+        def to_codes(scaled: np.ndarray, rows: slice) -> np.ndarray:
+            steps = np.rint(scaled, out=scaled).reshape(scaled.shape[0], -1, block_cols)
+            steps += zero_rows[rows][:, :, None]
+            np.clip(steps, 0, maximum_code, out=steps)
+            return steps.reshape(scaled.shape).astype(np.uint8)
+
+        codes = scale_and_encode(padded, scale, block_rows, block_cols, False, to_codes, np.uint8)
+        stored = store(scale, scheme.formats.scale)
+        return QuantizedTensor(scheme, shape, codes, stored, zero_points=zero.astype(np.uint8))
+
+
+register_rule(MinmaxRule())

@@ -1,0 +1,84 @@
+"""OCP Microscaling (MX v1.0): a shared E8M0 scale per block of 32, from the block's largest exponent.
+
+The scale is ``2**(floor(log2 amax) - emax)``, ``emax`` the exponent of the element format's largest binade
+(0 for MXINT8, whose elements are fixed point with 6 fraction bits: code / 64), within ``[2**-127, 2**127]``;
+elements are ``x / scale`` rounded and saturated (the scale is a power of two, so multiplying by its reciprocal is
+the same single rounding). A block holding NaN or infinity gets E8M0's NaN scale, as in microsoft/microxcaling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from floatfmt.codec import code_dtype, decode, encode
+from floatfmt.formats import FloatFormat, IntFormat
+from floatfmt.quant.quantized import QuantizedTensor
+from floatfmt.quant.rules import register_rule
+from floatfmt.quant.rules._blocks import BlockRule, scale_and_encode
+from floatfmt.quant.scheme import Scheme, SchemeFormats
+
+__all__ = ["MxRule"]
+
+MXINT_FRACTION = 64
+"""MXINT8's elements are 1.6 fixed point: a code stands for code / 64."""
+
+
+class MxRule(BlockRule):
+    name = "mx"
+    description = "E8M0 scale 2**(floor(log2 block amax) - element emax); elements saturate (OCP MX v1.0)"
+    handles_nonfinite = True
+
+    def check(self, scheme: Scheme) -> SchemeFormats:
+        formats = super().check(scheme)
+        if not isinstance(formats.element, FloatFormat | IntFormat):  # pragma: no cover - every format is one
+            raise ValueError(f"scheme {scheme.name!r}: MX needs a float or integer element")
+        return formats
+
+    def quantize_blocks(
+        self,
+        padded: np.ndarray,
+        scheme: Scheme,
+        shape: tuple[int, ...],
+        block_rows: int,
+        block_cols: int,
+        tensor_amax: float | None,
+    ) -> QuantizedTensor:
+        amax = self.block_amax(padded, scheme, block_rows, block_cols, tensor_amax)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exponent = np.floor(np.log2(np.where(amax == 0, np.float32(2.0**-126), amax)))
+        element = scheme.formats.element
+        assert element is not None
+        emax = 0 if isinstance(element, IntFormat) else element.maxexp - 1
+        exponent = exponent - emax
+        exponent = np.where(exponent < -127, -127, exponent)
+        exponent = np.where((exponent > 127) | np.isnan(exponent), np.nan, exponent)
+        scale = np.exp2(exponent).astype(np.float32)
+        codes = scale_and_encode(
+            padded, scale, block_rows, block_cols, True, self.encode_elements(scheme), code_dtype(element)
+        )
+        return QuantizedTensor(scheme, shape, codes, scale)
+
+    def encode_elements(self, scheme: Scheme) -> Callable[[np.ndarray, slice], np.ndarray]:
+        element, rounding = scheme.formats.element, scheme.rounding
+        assert element is not None
+        fixed_point = isinstance(element, IntFormat)
+
+        def to_codes(scaled: np.ndarray, rows: slice) -> np.ndarray:
+            if fixed_point:
+                scaled *= np.float32(MXINT_FRACTION)
+            return encode(scaled, element, rounding=rounding, overflow="saturate", nan="ml_dtypes")
+
+        return to_codes
+
+    def element_values(self, codes: np.ndarray, scheme: Scheme) -> np.ndarray:
+        element = scheme.formats.element
+        assert element is not None
+        values = decode(codes, element, dtype=np.float32)
+        if isinstance(element, IntFormat):
+            values /= np.float32(MXINT_FRACTION)
+        return values
+
+
+register_rule(MxRule())
