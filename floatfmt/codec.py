@@ -48,7 +48,17 @@ from floatfmt._options import (
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks, per_thread_chunk
 from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
 
-__all__ = ["FLOAT32_EXACT_DTYPES", "EncodeError", "as_codes", "code_dtype", "decode", "encode", "round"]
+__all__ = [
+    "ENCODE_PATHS",
+    "FLOAT32_EXACT_DTYPES",
+    "EncodeError",
+    "as_codes",
+    "code_dtype",
+    "decode",
+    "encode",
+    "encode_path",
+    "round",
+]
 
 _FLOAT64 = get_format("float64")
 _FLOAT32 = get_format("float32")
@@ -292,41 +302,74 @@ EncodeKernel = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], int]
 The count must be right when ``overflow='error'``; other policies never read it."""
 
 
-def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: str, nan: str) -> EncodeKernel:
-    float32_exact = source != np.float64
+ENCODE_PATHS = ("cast", "table", "stochastic_table", "float32_bits", "generic")
+"""The implementations ``encode`` chooses from (see the module's docstring)."""
+
+
+def encode_path(
+    fmt: Format | str, dtype: Any = np.float32, rounding: str = "nearest_even", overflow: str = "ieee"
+) -> str:
+    """Which implementation encodes ``dtype`` input into ``fmt`` under these options: one of :data:`ENCODE_PATHS`.
+
+    The one place the choice is made; ``encode`` builds the kernel it names. The tests pin the path of every
+    format, rounding, overflow policy and input dtype, so that a change cannot silently fall back to the
+    generic path.
+
+    Example:
+        >>> from floatfmt.codec import encode_path
+        >>> encode_path("e4m3"), encode_path("bf16"), encode_path("bf16", rounding="up"), encode_path("e4m3", "float64")
+        ('table', 'cast', 'float32_bits', 'generic')
+    """
+    fmt = get_format(fmt)
+    float32_exact = np.dtype(dtype) != np.float64
     if isinstance(fmt, IntFormat):
-        if float32_exact and _table_key_bits(fmt) and rounding != "stochastic" and overflow != "wrap":
-            return _table_kernel(fmt, rounding, overflow)
-        return functools.partial(_encode_int_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
-    cast = _platform_cast(fmt, float32_exact, rounding, overflow)
-    if cast is not None:
-        return cast
+        table = float32_exact and _table_key_bits(fmt) and rounding != "stochastic" and overflow != "wrap"
+        return "table" if table else "generic"
+    if _platform_cast(fmt, float32_exact, rounding, overflow) is not None:
+        return "cast"
     if float32_exact:
         if _table_key_bits(fmt):
-            if rounding == "stochastic":
-                return _stochastic_table_kernel(fmt, overflow, nan)
-            return _table_kernel(fmt, rounding, overflow)
+            return "stochastic_table" if rounding == "stochastic" else "table"
         if fmt.layout[2:] == _FLOAT32.layout[2:] and fmt.mantissa_bits < 23:
-            return functools.partial(_encode_float32_exponent, fmt=fmt, rounding=rounding, overflow=overflow)
+            return "float32_bits"
+    return "generic"
+
+
+def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: str, nan: str) -> EncodeKernel:
+    path = encode_path(fmt, source, rounding, overflow)
+    if isinstance(fmt, IntFormat):
+        if path == "table":
+            return _table_kernel(fmt, rounding, overflow)
+        return functools.partial(_encode_int_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
+    if path == "cast":
+        dtype, nan_is_canonical = _platform_cast(fmt, source != np.float64, rounding, overflow)  # type: ignore[misc]
+        return _CastKernel(fmt, dtype, nan_is_canonical)
+    if path == "stochastic_table":
+        return _stochastic_table_kernel(fmt, overflow, nan)
+    if path == "table":
+        return _table_kernel(fmt, rounding, overflow)
+    if path == "float32_bits":
+        return functools.partial(_encode_float32_exponent, fmt=fmt, rounding=rounding, overflow=overflow)
     return functools.partial(_encode_float_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
 
 
-def _platform_cast(fmt: FloatFormat, float32_exact: bool, rounding: str, overflow: str) -> _CastKernel | None:
-    """The numpy / ml_dtypes cast that gives the reference's bits here, if there is one.
+def _platform_cast(fmt: FloatFormat, float32_exact: bool, rounding: str, overflow: str) -> tuple[Any, bool] | None:
+    """The numpy / ml_dtypes cast that gives the reference's bits here, if there is one: (its dtype, whether it
+    makes NaN canonical already).
 
     Widening casts are exact whatever the rounding mode. numpy rounds float64 to
-    float32 and float16 directly and correctly; ml_dtypes rounds float64 to
+    float32 and float16 directly and correctly; ml_dtypes before 0.7 rounds float64 to
     bfloat16 through float32, so only float32-exact input may use its cast.
     """
     widening = fmt == _FLOAT64 or (fmt == _FLOAT32 and float32_exact)
     if widening and overflow != "saturate":
-        return _CastKernel(fmt, fmt.ml_dtype, nan_is_canonical=False)
+        return fmt.ml_dtype, False
     if rounding != "nearest_even" or overflow != "ieee":
         return None
     if fmt in (_FLOAT32, _FLOAT16):
-        return _CastKernel(fmt, fmt.ml_dtype, nan_is_canonical=False)  # numpy keeps NaN payloads
+        return fmt.ml_dtype, False  # numpy keeps NaN payloads
     if fmt == _BFLOAT16 and float32_exact:
-        return _CastKernel(fmt, ml_dtypes.bfloat16, nan_is_canonical=True)
+        return ml_dtypes.bfloat16, True
     return None
 
 

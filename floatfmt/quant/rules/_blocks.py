@@ -10,6 +10,7 @@ tiles, whose partial-tile padding checkpoints leave out).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from floatfmt.quant.scheme import Scheme, SchemeFormats, rows_cols
 
 __all__ = [
     "BlockRule",
+    "Blocked",
     "block_reduce",
     "block_shape",
     "pad",
@@ -145,6 +147,35 @@ def store(scale: np.ndarray, fmt: Format) -> np.ndarray:
     return decode(codes, fmt, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Blocked:
+    """A matrix padded to whole blocks, and what a rule needs to know about it."""
+
+    padded: np.ndarray
+    shape: tuple[int, ...]
+    """The tensor's own shape."""
+    block_rows: int
+    block_cols: int
+    tensor_amax: float | None
+    """The whole tensor's largest magnitude, when the matrix is a block of its rows (see ``uses_tensor_amax``)."""
+
+    def reduce(self, kind: str) -> np.ndarray:
+        """The ``absmax``, ``max`` or ``min`` of each block."""
+        return block_reduce(self.padded, self.block_rows, self.block_cols, kind)
+
+    def scale_and_encode(
+        self,
+        divisor: np.ndarray,
+        reciprocal: bool,
+        to_codes: Callable[[np.ndarray, slice], np.ndarray],
+        codes_dtype: Any,
+    ) -> np.ndarray:
+        """:func:`scale_and_encode` of this matrix."""
+        return scale_and_encode(
+            self.padded, divisor, self.block_rows, self.block_cols, reciprocal, to_codes, codes_dtype
+        )
+
+
 class BlockRule(ScaleRule):
     """A rule whose tensors store element codes with one scale per block (and maybe a zero point per block
     and a per-tensor scale). Subclasses implement :meth:`quantize_blocks` and, where the elements are not
@@ -213,29 +244,18 @@ class BlockRule(ScaleRule):
     ) -> QuantizedTensor:
         rows, cols = matrix.shape
         block_rows, block_cols = block_shape(scheme, rows, cols)
-        return self.quantize_blocks(
-            pad(matrix, block_rows, block_cols), scheme, shape, block_rows, block_cols, tensor_amax
-        )
+        blocked = Blocked(pad(matrix, block_rows, block_cols), shape, block_rows, block_cols, tensor_amax)
+        return self.quantize_blocks(blocked, scheme)
 
-    def quantize_blocks(
-        self,
-        padded: np.ndarray,
-        scheme: Scheme,
-        shape: tuple[int, ...],
-        block_rows: int,
-        block_cols: int,
-        tensor_amax: float | None,
-    ) -> QuantizedTensor:
+    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
         """Quantize a matrix padded to whole blocks."""
         raise NotImplementedError
 
-    def block_amax(
-        self, padded: np.ndarray, scheme: Scheme, block_rows: int, block_cols: int, tensor_amax: float | None
-    ) -> np.ndarray:
+    def block_amax(self, blocked: Blocked, scheme: Scheme) -> np.ndarray:
         """Each block's largest magnitude; for per-tensor scales, the whole tensor's (``tensor_amax`` if given)."""
-        amax = block_reduce(padded, block_rows, block_cols, "absmax")
-        if tensor_amax is not None and scheme.block == (0, 0):
-            amax = np.full_like(amax, np.float32(tensor_amax))
+        amax = blocked.reduce("absmax")
+        if blocked.tensor_amax is not None and scheme.block == (0, 0):
+            amax = np.full_like(amax, np.float32(blocked.tensor_amax))
         return amax
 
     def encode_elements(self, scheme: Scheme) -> Callable[[np.ndarray, slice], np.ndarray]:

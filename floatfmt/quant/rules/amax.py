@@ -15,7 +15,7 @@ from floatfmt.codec import code_dtype
 from floatfmt.formats import IntFormat
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
-from floatfmt.quant.rules._blocks import BlockRule, element_max, scale_and_encode, store
+from floatfmt.quant.rules._blocks import Blocked, BlockRule, element_max, store
 from floatfmt.quant.scheme import Scheme, SchemeFormats
 
 __all__ = ["AmaxRule"]
@@ -38,16 +38,8 @@ class AmaxRule(BlockRule):
             raise ValueError(f"scheme {scheme.name!r}: scale_rule='{self.name}' needs an integer element format")
         return formats
 
-    def quantize_blocks(
-        self,
-        padded: np.ndarray,
-        scheme: Scheme,
-        shape: tuple[int, ...],
-        block_rows: int,
-        block_cols: int,
-        tensor_amax: float | None,
-    ) -> QuantizedTensor:
-        amax = self.block_amax(padded, scheme, block_rows, block_cols, tensor_amax)
+    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
+        amax = self.block_amax(blocked, scheme)
         if self.floor is not None:
             amax = np.maximum(amax, np.float32(self.floor))
         scale = amax / element_max(scheme)
@@ -55,16 +47,10 @@ class AmaxRule(BlockRule):
             scale = np.exp2(np.ceil(np.log2(scale))).astype(np.float32)
         assert scheme.formats.scale is not None and scheme.formats.element is not None
         stored = store(scale, scheme.formats.scale)  # elements are scaled by the scale as stored
-        codes = scale_and_encode(
-            padded,
-            stored,
-            block_rows,
-            block_cols,
-            self.reciprocal,
-            self.encode_elements(scheme),
-            code_dtype(scheme.formats.element),
+        codes = blocked.scale_and_encode(
+            stored, self.reciprocal, self.encode_elements(scheme), code_dtype(scheme.formats.element)
         )
-        return QuantizedTensor(scheme, shape, codes, stored)
+        return QuantizedTensor(scheme, blocked.shape, codes, stored)
 
 
 for _rule in (

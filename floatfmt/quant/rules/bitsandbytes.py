@@ -23,7 +23,7 @@ from floatfmt.quant import _kernels
 from floatfmt.quant.layout import Part
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
-from floatfmt.quant.rules._blocks import BlockRule, per_element, resolve, scale_and_encode
+from floatfmt.quant.rules._blocks import Blocked, BlockRule, per_element, resolve
 from floatfmt.quant.scheme import Scheme, SchemeFormats
 
 __all__ = ["DYNAMIC_CODEBOOK", "NF4_CODEBOOK", "CodebookRule", "codebook_tables", "dynamic_map_search"]
@@ -131,25 +131,16 @@ class CodebookRule(BlockRule):
             del arrays["scales"]  # stored as their double quantization, in q.extra
         return arrays
 
-    def quantize_blocks(
-        self,
-        padded: np.ndarray,
-        scheme: Scheme,
-        shape: tuple[int, ...],
-        block_rows: int,
-        block_cols: int,
-        tensor_amax: float | None,
-    ) -> QuantizedTensor:
+    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
         assert scheme.codebook is not None
-        scale = self.block_amax(padded, scheme, block_rows, block_cols, tensor_amax).astype(np.float32)
-        encode_codes = _codebook_encoder(scheme.codebook)
-        codes = scale_and_encode(padded, scale, block_rows, block_cols, True, encode_codes, np.uint8)
+        scale = self.block_amax(blocked, scheme).astype(np.float32)
+        codes = blocked.scale_and_encode(scale, True, _codebook_encoder(scheme.codebook), np.uint8)
         zero_code = int(np.searchsorted(scheme.codebook, 0.0))
-        codes[per_element(scale == 0, block_rows, block_cols)] = zero_code  # 0 * inf would be NaN
+        codes[per_element(scale == 0, blocked.block_rows, blocked.block_cols)] = zero_code  # 0 * inf would be NaN
         if not scheme.scale_group:
-            return QuantizedTensor(scheme, shape, codes, scale)
+            return QuantizedTensor(scheme, blocked.shape, codes, scale)
         scales, extra = _double_quantize(scale, scheme)
-        return QuantizedTensor(scheme, shape, codes, scales, extra=extra)
+        return QuantizedTensor(scheme, blocked.shape, codes, scales, extra=extra)
 
     def element_values(self, codes: np.ndarray, scheme: Scheme) -> np.ndarray:
         assert scheme.codebook is not None

@@ -212,7 +212,8 @@ def _quantize_legacy(matrix: np.ndarray, scheme: Scheme, shape: tuple[int, ...])
             minimums[start:stop] = _fp16(low)
             data[start:stop, 2:4] = minimums[start:stop, None].view(np.uint8)
 
-    map_chunks(work, n, CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
+    # two chunks' worth of blocks per call: each call's few small allocations are then negligible
+    map_chunks(work, n, 2 * CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
     return QuantizedTensor(
         scheme,
         shape,

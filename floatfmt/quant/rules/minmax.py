@@ -12,7 +12,7 @@ import numpy as np
 from floatfmt.formats import IntFormat
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
-from floatfmt.quant.rules._blocks import BlockRule, block_reduce, scale_and_encode, store
+from floatfmt.quant.rules._blocks import Blocked, BlockRule, store
 from floatfmt.quant.scheme import Scheme, SchemeFormats
 
 __all__ = ["MinmaxRule"]
@@ -37,25 +37,18 @@ class MinmaxRule(BlockRule):
     def uses_tensor_amax(self, scheme: Scheme) -> bool:
         return False  # a per-tensor minimum and maximum cannot come from one number
 
-    def quantize_blocks(
-        self,
-        padded: np.ndarray,
-        scheme: Scheme,
-        shape: tuple[int, ...],
-        block_rows: int,
-        block_cols: int,
-        tensor_amax: float | None,
-    ) -> QuantizedTensor:
+    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
         element = scheme.formats.element
         assert isinstance(element, IntFormat) and scheme.formats.scale is not None
         maximum_code = element.max
-        low = np.minimum(block_reduce(padded, block_rows, block_cols, "min"), 0)
-        high = np.maximum(block_reduce(padded, block_rows, block_cols, "max"), 0)
+        low = np.minimum(blocked.reduce("min"), 0)
+        high = np.maximum(blocked.reduce("max"), 0)
         empty = (low == 0) & (high == 0)
         low, high = np.where(empty, -1, low), np.where(empty, 1, high)
         scale = ((high - low) / np.float32(maximum_code)).astype(np.float32)
         zero = np.rint(-low / scale)
-        zero_rows = np.repeat(zero, block_rows, axis=0)
+        zero_rows = np.repeat(zero, blocked.block_rows, axis=0)
+        block_cols = blocked.block_cols
 
         def to_codes(scaled: np.ndarray, rows: slice) -> np.ndarray:
             steps = np.rint(scaled, out=scaled).reshape(scaled.shape[0], -1, block_cols)
@@ -63,9 +56,9 @@ class MinmaxRule(BlockRule):
             np.clip(steps, 0, maximum_code, out=steps)
             return steps.reshape(scaled.shape).astype(np.uint8)
 
-        codes = scale_and_encode(padded, scale, block_rows, block_cols, False, to_codes, np.uint8)
+        codes = blocked.scale_and_encode(scale, False, to_codes, np.uint8)
         stored = store(scale, scheme.formats.scale)
-        return QuantizedTensor(scheme, shape, codes, stored, zero_points=zero.astype(np.uint8))
+        return QuantizedTensor(scheme, blocked.shape, codes, stored, zero_points=zero.astype(np.uint8))
 
 
 register_rule(MinmaxRule())

@@ -16,7 +16,7 @@ from floatfmt.codec import code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, IntFormat
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
-from floatfmt.quant.rules._blocks import BlockRule, scale_and_encode
+from floatfmt.quant.rules._blocks import Blocked, BlockRule
 from floatfmt.quant.scheme import Scheme, SchemeFormats
 
 __all__ = ["MxRule"]
@@ -36,16 +36,8 @@ class MxRule(BlockRule):
             raise ValueError(f"scheme {scheme.name!r}: MX needs a float or integer element")
         return formats
 
-    def quantize_blocks(
-        self,
-        padded: np.ndarray,
-        scheme: Scheme,
-        shape: tuple[int, ...],
-        block_rows: int,
-        block_cols: int,
-        tensor_amax: float | None,
-    ) -> QuantizedTensor:
-        amax = self.block_amax(padded, scheme, block_rows, block_cols, tensor_amax)
+    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
+        amax = self.block_amax(blocked, scheme)
         with np.errstate(divide="ignore", invalid="ignore"):
             exponent = np.floor(np.log2(np.where(amax == 0, np.float32(2.0**-126), amax)))
         element = scheme.formats.element
@@ -55,10 +47,8 @@ class MxRule(BlockRule):
         exponent = np.where(exponent < -127, -127, exponent)
         exponent = np.where((exponent > 127) | np.isnan(exponent), np.nan, exponent)
         scale = np.exp2(exponent).astype(np.float32)
-        codes = scale_and_encode(
-            padded, scale, block_rows, block_cols, True, self.encode_elements(scheme), code_dtype(element)
-        )
-        return QuantizedTensor(scheme, shape, codes, scale)
+        codes = blocked.scale_and_encode(scale, True, self.encode_elements(scheme), code_dtype(element))
+        return QuantizedTensor(scheme, blocked.shape, codes, scale)
 
     def encode_elements(self, scheme: Scheme) -> Callable[[np.ndarray, slice], np.ndarray]:
         element, rounding = scheme.formats.element, scheme.rounding

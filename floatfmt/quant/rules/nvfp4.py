@@ -12,7 +12,7 @@ import numpy as np
 from floatfmt.codec import code_dtype
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
-from floatfmt.quant.rules._blocks import BlockRule, element_max, scale_and_encode, store
+from floatfmt.quant.rules._blocks import Blocked, BlockRule, element_max, store
 from floatfmt.quant.scheme import Scheme, SchemeFormats
 
 __all__ = ["Nvfp4Rule"]
@@ -31,20 +31,12 @@ class Nvfp4Rule(BlockRule):
     def uses_tensor_amax(self, scheme: Scheme) -> bool:
         return True
 
-    def quantize_blocks(
-        self,
-        padded: np.ndarray,
-        scheme: Scheme,
-        shape: tuple[int, ...],
-        block_rows: int,
-        block_cols: int,
-        tensor_amax: float | None,
-    ) -> QuantizedTensor:
-        amax = self.block_amax(padded, scheme, block_rows, block_cols, tensor_amax)
+    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
+        amax = self.block_amax(blocked, scheme)
         assert scheme.formats.scale is not None and scheme.formats.element is not None
         elements_max, scale_max = element_max(scheme), np.float32(scheme.formats.scale.max)
-        if tensor_amax is not None:
-            global_amax = np.float32(tensor_amax)
+        if blocked.tensor_amax is not None:
+            global_amax = np.float32(blocked.tensor_amax)
         else:
             global_amax = np.float32(amax.max()) if amax.size else np.float32(0)
         tensor_scale = global_amax / (elements_max * scale_max) if global_amax else np.float32(1)
@@ -52,16 +44,10 @@ class Nvfp4Rule(BlockRule):
         block_scale[block_scale == 0] = 1  # ModelOpt stores 1.0 for an all-zero block
         block_scale = store(block_scale, scheme.formats.scale)
         divisor = block_scale * tensor_scale
-        codes = scale_and_encode(
-            padded,
-            divisor,
-            block_rows,
-            block_cols,
-            False,
-            self.encode_elements(scheme),
-            code_dtype(scheme.formats.element),
+        codes = blocked.scale_and_encode(
+            divisor, False, self.encode_elements(scheme), code_dtype(scheme.formats.element)
         )
-        return QuantizedTensor(scheme, shape, codes, block_scale, tensor_scale=float(tensor_scale))
+        return QuantizedTensor(scheme, blocked.shape, codes, block_scale, tensor_scale=float(tensor_scale))
 
 
 register_rule(Nvfp4Rule())
