@@ -107,7 +107,8 @@ def gguf_blocks(
 
     * 8 bits: ``d = amax / 127``, codes ``round_half_away(x / d)`` as int8 bytes;
     * 4 and 5 bits, symmetric: ``d = strongest / -half`` (the signed value of largest magnitude, the first on
-      ties; ``half = 2**(bits - 1)``), codes ``trunc(x / d + half + 0.5)``;
+      ties, +0 for a block of zeros as ggml's loop leaves it; ``half = 2**(bits - 1)``), codes
+      ``trunc(x / d + half + 0.5)``;
     * asymmetric: ``d = (max - min) / (2**bits - 1)``, codes ``trunc((x - min) / d + 0.5)``.
 
     ``x / d`` is ``x * (1 / d)`` with the reciprocal rounded to float32, as in gguf-py; it is 0 where ``d`` is 0
@@ -123,7 +124,9 @@ def gguf_blocks(
             low = _reduced(rows_min, x)
             d = (_reduced(rows_max, x) - low) / np.float32(2**bits - 1)
         else:
-            d = _reduced(rows_strongest, x) / np.float32(-(2 ** (bits - 1)))
+            strongest = _reduced(rows_strongest, x)
+            strongest[strongest == 0] = 0  # ggml's loop keeps its initial +0 for a block of zeros: d = -0
+            d = strongest / np.float32(-(2 ** (bits - 1)))
         inverse = np.float32(1) / d
     inverse[(d == 0) | np.isinf(inverse)] = 0
     scales[...] = d[:, 0]

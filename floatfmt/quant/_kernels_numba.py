@@ -130,6 +130,8 @@ def gguf_blocks(blocks, bits, asymmetric, codes, scales, minimums, data, column)
                     if abs(x[j]) == high:
                         strongest = x[j]
                         break
+            if strongest == 0:
+                strongest = np.float32(0)  # ggml's loop keeps its initial +0 for a block of zeros: d = -0
             d = strongest / -half
             inverse = _reciprocal_or_zero(d)
             for j in range(first, first + 32):

@@ -68,6 +68,7 @@ def find_scheme(name: str) -> Scheme | None:
 _MX = "microsoft/microxcaling mx/mx_ops.py (_shared_exponents, _quantize_mx)"
 _DEEPGEMM = "deepseek-ai/DeepGEMM per_block_cast_to_fp8; DeepSeek-V3 inference/kernel.py weight_dequant"
 _GGUF = "PyPI gguf, gguf/quants.py"
+_GGML = "llama.cpp ggml/src/ggml-quants.c quantize_<type> (llama-cpp-python 0.3.36's vendored copy)"
 _GPTQ = "IST-DASLab/gptq quant.py Quantizer (scales fp16, 4-bit zero points as GPTQ/AWQ checkpoints store them)"
 
 for _scheme in [
@@ -128,5 +129,10 @@ for _scheme in [
         Scheme(name, name, (1, 32), "float16", "gguf", reference=_GGUF)
         for name in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
     ),
+    *(
+        Scheme(name, name, (1, 256), "float16", "gguf", reference=_GGML)
+        for name in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "tq1_0", "tq2_0")
+    ),
+    Scheme("gguf_mxfp4", "mxfp4", (1, 32), "float8_e8m0fnu", "gguf", reference=_GGML + " (quantize_row_mxfp4_ref)"),
 ]:
     register_scheme(_scheme)

@@ -93,8 +93,11 @@ def ggml_scheme(name: str) -> Scheme:
     kind = ggml_type(name)
     if kind.name in _CAST_TYPES:
         return _cast(_CAST_TYPES[kind.name])
-    registered = find_scheme(kind.name)
-    return registered if registered is not None else _ggml_layout_scheme(kind.name)
+    for name in (kind.name, f"gguf_{kind.name}"):  # GGUF's MXFP4 is gguf_mxfp4: mxfp4 is OCP's
+        registered = find_scheme(name)
+        if registered is not None and registered.scale_rule == "gguf":
+            return registered
+    return _ggml_layout_scheme(kind.name)
 
 
 @functools.cache

@@ -31,7 +31,7 @@ from floatfmt.formats import get_format
 from floatfmt.quant import _kernels
 from floatfmt.quant.layout import Layout, Part
 from floatfmt.quant.quantized import QuantizedTensor
-from floatfmt.quant.rules import ScaleRule, register_rule
+from floatfmt.quant.rules import ScaleRule, kquants, register_rule
 from floatfmt.quant.scheme import Scheme, SchemeFormats, rows_cols
 
 __all__ = ["GGML_TYPES", "QUANTIZERS", "GgmlType", "GgufRule", "ggml_type"]
@@ -173,7 +173,12 @@ class GgufRule(ScaleRule):
         return {"blocks": q.extra["blocks"]}
 
     def dequantize(self, q: QuantizedTensor) -> np.ndarray:
-        kind = _LEGACY[ggml_type(q.scheme.element).name]
+        name = ggml_type(q.scheme.element).name
+        if name in kquants.DEQUANTIZERS:
+            kind_of = ggml_type(name)
+            blocks = np.asarray(q.extra["blocks"]).reshape(-1, kind_of.block_bytes)
+            return kquants.DEQUANTIZERS[name](blocks).reshape(rows_cols(q.shape))
+        kind = _LEGACY[name]
         assert q.codes is not None and q.scales is not None
         rows, cols = rows_cols(q.shape)
         codes = q.codes.reshape(-1, BLOCK)
@@ -236,7 +241,14 @@ def _fp16(values: np.ndarray) -> np.ndarray:
     return half
 
 
+def _quantize_with_blocks(matrix: np.ndarray, scheme: Scheme, shape: tuple[int, ...]) -> QuantizedTensor:
+    data = kquants.quantize_blocks(ggml_type(scheme.element).name, matrix, None)
+    return QuantizedTensor(scheme, shape, None, extra={"blocks": data})
+
+
 for _name in _LEGACY:
     QUANTIZERS[_name] = _quantize_legacy
+for _name in kquants.QUANTIZERS:
+    QUANTIZERS[_name] = _quantize_with_blocks
 
 register_rule(GgufRule())

@@ -1,0 +1,626 @@
+"""llama.cpp's super-block types (K-quants), ternary types and GGUF's MXFP4, byte for byte as ggml writes them.
+
+Each quantizer transcribes the function ``llama-quantize`` runs for the type, ``quantize_<type>`` in ggml's
+``ggml/src/ggml-quants.c`` (without an importance matrix the ``quantize_row_<type>_ref`` functions), vectorized
+over blocks: every float32 operation in the same order, sums accumulated element by element as the C loops do
+(not pairwise, as ``np.sum`` would), ``nearest_int`` as round-half-even, the scale searches run in full for every
+block. The tests compare the bytes with ggml's own C, compiled from the llama-cpp-python source distribution.
+
+Block layouts (bytes per 256 values): Q8_K 292 (float32 ``d``, 256 int8, 16 int16 sums), Q4_K 144 (fp16 ``d`` and
+``dmin``, 12 bytes of 6-bit sub-block scales and mins, 128 bytes of nibbles), TQ1_0 54, TQ2_0 66; MXFP4 17 bytes
+per 32 values (an E8M0 exponent, 16 bytes of nibbles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
+
+__all__ = ["DEQUANTIZERS", "QUANTIZERS", "quantize_blocks"]
+
+F32 = np.float32
+QK_K = 256
+GROUP_MAX_EPS = F32(1e-15)
+
+Quantizer = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+QUANTIZERS: dict[str, tuple[int, int, Quantizer]] = {}
+"""Type name to (values per block, bytes per block, quantizer of float32 ``(blocks, values)`` into block bytes)."""
+DEQUANTIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+"""Type name to the dequantizer of block bytes ``(blocks, bytes)`` into float32 ``(blocks, values)``."""
+
+
+def quantize_blocks(name: str, matrix: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    """The block bytes of a float32 ``rows × cols`` matrix (rows of whole blocks), in cache-sized runs of blocks
+    on the package's threads; ``importance`` has one weight per column."""
+    block, block_bytes, quantizer = QUANTIZERS[name]
+    cols = matrix.shape[1]
+    blocks = matrix.reshape(-1, block)
+    per_row = cols // block
+    weights = None if importance is None else np.asarray(importance, dtype=F32).reshape(per_row, block)
+    data = np.empty((blocks.shape[0], block_bytes), dtype=np.uint8)
+
+    def work(start: int, stop: int) -> None:
+        run_weights = None if weights is None else np.tile(weights, (-(-(stop - start) // per_row) + 1, 1))
+        if run_weights is not None:
+            offset = start % per_row
+            run_weights = run_weights[offset : offset + stop - start]
+        data[start:stop] = quantizer(np.ascontiguousarray(blocks[start:stop], dtype=F32), run_weights)
+
+    map_chunks(work, blocks.shape[0], max(1, CHUNK_ELEMENTS // block), item_elements=block)
+    return data.reshape(-1)
+
+
+def _register(name: str, block: int, block_bytes: int, quantize: Quantizer, dequantize: Callable[..., np.ndarray]):  # type: ignore[no-untyped-def]
+    QUANTIZERS[name] = (block, block_bytes, quantize)
+    DEQUANTIZERS[name] = dequantize
+
+
+# --- the C helpers, vectorized -----------------------------------------------------------------------------
+
+
+def nearest_int(values: np.ndarray) -> np.ndarray:
+    """ggml's ``nearest_int``: float32 to the nearest integer, ties to even (exact for |x| < 2**22)."""
+    return np.rint(values).astype(np.int32)
+
+
+def _sequential_sum(terms: np.ndarray) -> np.ndarray:
+    """``s = 0; for t in terms: s += t`` along the last axis, in float32, as the C loops accumulate."""
+    total = np.zeros(terms.shape[:-1], dtype=F32)
+    for i in range(terms.shape[-1]):
+        total += terms[..., i]
+    return total
+
+
+def _first_strongest(x: np.ndarray) -> np.ndarray:
+    """The signed value of largest magnitude of each row, the first on ties (``if (ax > amax)`` loops)."""
+    index = np.argmax(np.abs(x), axis=-1)
+    return np.take_along_axis(x, index[..., None], axis=-1)[..., 0]
+
+
+def _fp16(values: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        half = values.astype(np.float16)
+    if not np.isfinite(half).all():
+        raise ValueError(
+            f"{np.count_nonzero(~np.isfinite(half))} GGUF super-block scales exceed float16's range (65504); "
+            "ggml would store them as infinity. Scale the tensor down first"
+        )
+    return half
+
+
+def _fp16_bytes(values: np.ndarray) -> np.ndarray:
+    return _fp16(values).astype("<f2").view(np.uint8).reshape(*values.shape, 2)
+
+
+def make_qkx2_quants(
+    x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int, use_mad: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ggml's ``make_qkx2_quants`` over rows: (scale, -min, codes); the error is absolute with ``use_mad``."""
+
+    def cost(diff: np.ndarray) -> np.ndarray:
+        return np.abs(diff) if use_mad else diff * diff
+
+    n = x.shape[-1]
+    low, high = x[:, 0].copy(), x[:, 0].copy()
+    sum_w = weights[:, 0].copy()
+    sum_x = sum_w * x[:, 0]
+    for i in range(1, n):
+        low = np.where(x[:, i] < low, x[:, i], low)
+        high = np.where(x[:, i] > high, x[:, i], high)
+        sum_w += weights[:, i]
+        sum_x += weights[:, i] * x[:, i]
+    low = np.where(low > 0, F32(0), low)
+    flat = high == low
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iscale = F32(nmax) / (high - low)
+        scale = F32(1) / iscale
+        codes = np.clip(nearest_int(iscale[:, None] * (x - low[:, None])), 0, nmax).astype(F32)
+        diff = scale[:, None] * codes + low[:, None] - x
+        best_error = _sequential_sum(weights * cost(diff))
+        for step in range(nstep + 1):
+            iscale = (F32(rmin) + F32(rdelta) * F32(step) + F32(nmax)) / (high - low)
+            trial = np.clip(nearest_int(iscale[:, None] * (x - low[:, None])), 0, nmax).astype(F32)
+            wl = weights * trial
+            sum_l, sum_l2, sum_xl = _sequential_sum(wl), _sequential_sum(wl * trial), _sequential_sum(wl * x)
+            determinant = sum_w * sum_l2 - sum_l * sum_l
+            this_scale = (sum_w * sum_xl - sum_x * sum_l) / determinant
+            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / determinant
+            positive = this_min > 0
+            this_min = np.where(positive, F32(0), this_min)
+            this_scale = np.where(positive, sum_xl / sum_l2, this_scale)
+            diff = this_scale[:, None] * trial + this_min[:, None] - x
+            error = _sequential_sum(weights * cost(diff))
+            better = (determinant > 0) & (error < best_error)
+            codes = np.where(better[:, None], trial, codes)
+            best_error = np.where(better, error, best_error)
+            scale = np.where(better, this_scale, scale)
+            low = np.where(better, this_min, low)
+    scale = np.where(flat, F32(0), scale)
+    codes = np.where(flat[:, None], F32(0), codes)
+    return scale.astype(F32), (-low).astype(F32), codes.astype(np.int32)
+
+
+def make_qx_quants(x: np.ndarray, nmax: int, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """ggml's ``make_qx_quants`` with ``rmse_type=1`` over rows: (scale, codes + nmax); weights ``x*x`` if None."""
+    strongest = _first_strongest(x)
+    zero = np.abs(strongest) < GROUP_MAX_EPS
+    w = x * x if weights is None else weights
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iscale = F32(-nmax) / strongest
+        steps = np.clip(nearest_int(iscale[:, None] * x), -nmax, nmax - 1).astype(F32)
+        sumlx = _sequential_sum(w * x * steps)
+        suml2 = _sequential_sum(w * steps * steps)
+        scale = np.where(suml2 != 0, sumlx / suml2, F32(0)).astype(F32)
+        best = scale * sumlx
+        codes = steps
+        for step in range(-9, 10):
+            if step == 0:
+                continue
+            iscale = -(F32(nmax) + F32(0.1) * F32(step)) / strongest
+            trial = np.clip(nearest_int(iscale[:, None] * x), -nmax, nmax - 1).astype(F32)
+            sumlx = _sequential_sum(w * x * trial)
+            suml2 = _sequential_sum(w * trial * trial)
+            better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
+            codes = np.where(better[:, None], trial, codes)
+            scale = np.where(better, sumlx / suml2, scale)
+            best = np.where(better, scale * sumlx, best)
+    codes = np.where(zero[:, None], F32(-nmax), codes)  # all-zero rows: codes 0
+    return np.where(zero, F32(0), scale).astype(F32), (codes + F32(nmax)).astype(np.int32)
+
+
+def make_q3_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """ggml's ``make_q3_quants`` with ``do_rmse`` over rows: (scale, codes + nmax), the greedy refinement run in
+    full (a pass that changes nothing leaves the next one nothing to change, so the C loop's early exit agrees)."""
+    strongest = _first_strongest(x)
+    zero = np.abs(strongest) < GROUP_MAX_EPS
+    w = x * x
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iscale = F32(-nmax) / strongest
+        codes = np.clip(nearest_int(iscale[:, None] * x), -nmax, nmax - 1).astype(F32)
+        sumlx = _sequential_sum(w * x * codes)
+        suml2 = _sequential_sum(w * codes * codes)
+        for _ in range(5):
+            for i in range(x.shape[1]):
+                wi, xi, li = w[:, i], x[:, i], codes[:, i]
+                slx = sumlx - wi * xi * li
+                sl2 = suml2 - wi * li * li
+                new = np.clip(nearest_int(xi * sl2 / slx), -nmax, nmax - 1).astype(F32)
+                slx_new = slx + wi * xi * new
+                sl2_new = sl2 + wi * new * new
+                take = (slx > 0) & (new != li) & (sl2_new > 0) & (slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new)
+                codes[:, i] = np.where(take, new, li)
+                sumlx = np.where(take, slx_new, sumlx)
+                suml2 = np.where(take, sl2_new, suml2)
+        scale = np.where(suml2 > 0, sumlx / suml2, F32(0))
+    codes = np.where(zero[:, None], F32(-nmax), codes)
+    return np.where(zero, F32(0), scale).astype(F32), (codes + F32(nmax)).astype(np.int32)
+
+
+def _pack_2bit(codes: np.ndarray) -> np.ndarray:
+    """Q2_K/Q3_K's low bits: for each 128 values, byte ``l`` holds codes ``l, l+32, l+64, l+96`` from the low bits."""
+    groups = codes.reshape(codes.shape[0], 2, 4, 32)
+    packed = groups[:, :, 0] | (groups[:, :, 1] << 2) | (groups[:, :, 2] << 4) | (groups[:, :, 3] << 6)
+    return packed.reshape(codes.shape[0], 64).astype(np.uint8)
+
+
+def _unpack_2bit(qs: np.ndarray) -> np.ndarray:
+    q = qs.reshape(-1, 2, 1, 32).astype(np.int32)
+    return ((q >> (2 * np.arange(4)[None, None, :, None])) & 3).reshape(-1, 256)
+
+
+def _max_positive(values: np.ndarray) -> np.ndarray:
+    """The C loops' ``m = 0; if (v > m) m = v``: the largest positive value, or 0."""
+    return np.max(np.maximum(values, F32(0)), axis=1)
+
+
+# --- Q2_K -------------------------------------------------------------------------------------------------------
+
+
+def _quantize_q2_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    if importance is not None:
+        raise ValueError("q2_k with an importance vector is not implemented yet")
+    blocks = x.shape[0]
+    sub = x.reshape(-1, 16)
+    scales, mins, codes = make_qkx2_quants(sub, np.abs(sub), 3, -0.5, 0.1, 15, use_mad=True)
+    scales, mins, codes = scales.reshape(blocks, 16), mins.reshape(blocks, 16), codes.reshape(blocks, 256)
+    max_scale, max_min = _max_positive(scales), _max_positive(mins)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iscale = F32(15) / max_scale
+        iscale_min = F32(15) / max_min
+    low = np.where((max_scale > 0)[:, None], nearest_int(iscale[:, None] * scales) & 0xFF, 0)
+    high = np.where((max_min > 0)[:, None], (nearest_int(iscale_min[:, None] * mins) << 4) & 0xFF, 0)
+    packed_scales = (low | high).astype(np.uint8)
+    d = _fp16(np.where(max_scale > 0, max_scale / F32(15), F32(0)))
+    dmin = _fp16(np.where(max_min > 0, max_min / F32(15), F32(0)))
+    sub_d = d.astype(F32)[:, None] * (packed_scales & 0xF).astype(F32)
+    sub_m = dmin.astype(F32)[:, None] * (packed_scales >> 4).astype(F32)
+    xs = x.reshape(blocks, 16, 16)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        requantized = np.clip(nearest_int((xs + sub_m[:, :, None]) / sub_d[:, :, None]), 0, 3)
+    codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 16, 16)).reshape(blocks, 256)
+    out = np.empty((blocks, 84), dtype=np.uint8)
+    out[:, :16] = packed_scales
+    out[:, 16:80] = _pack_2bit(codes)
+    out[:, 80:82] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 82:84] = dmin.astype("<f2").view(np.uint8).reshape(-1, 2)
+    return out
+
+
+def _dequantize_q2_k(data: np.ndarray) -> np.ndarray:
+    scales = data[:, :16]
+    d = data[:, 80:82].copy().view("<f2").astype(F32)
+    dmin = data[:, 82:84].copy().view("<f2").astype(F32)
+    codes = _unpack_2bit(data[:, 16:80]).reshape(-1, 16, 16).astype(F32)
+    sub_d = d * (scales & 0xF).astype(F32)
+    sub_m = dmin * (scales >> 4).astype(F32)
+    return (sub_d[:, :, None] * codes - sub_m[:, :, None]).reshape(-1, 256)
+
+
+# --- Q3_K -------------------------------------------------------------------------------------------------------
+
+
+def _q3_scale_bytes(levels: np.ndarray) -> np.ndarray:
+    """Sixteen 6-bit sub-block scales (0..63) into Q3_K's 12 bytes."""
+    out = np.zeros((levels.shape[0], 12), dtype=np.int32)
+    out[:, :8] = levels[:, :8] & 0xF
+    out[:, :8] |= (levels[:, 8:] & 0xF) << 4
+    high = levels >> 4
+    for j in range(16):
+        out[:, 8 + j % 4] |= high[:, j] << (2 * (j // 4))
+    return out.astype(np.uint8)
+
+
+def _q3_scale_levels(scale_bytes: np.ndarray) -> np.ndarray:
+    """Q3_K's signed sub-block scales (-32..31) from its 12 bytes."""
+    q = scale_bytes.astype(np.int32)
+    low = np.concatenate([q[:, :8] & 0xF, q[:, :8] >> 4], axis=1)
+    high = np.stack([(q[:, 8 + j % 4] >> (2 * (j // 4))) & 3 for j in range(16)], axis=1)
+    return (low | (high << 4)) - 32
+
+
+def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    if importance is not None:
+        raise ValueError("q3_k with an importance vector is not implemented yet")
+    blocks = x.shape[0]
+    scales, codes = make_q3_quants(x.reshape(-1, 16), 4)
+    scales, codes = scales.reshape(blocks, 16), codes.reshape(blocks, 256)
+    strongest = _first_strongest(scales)
+    has_scale = strongest != 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iscale = F32(-32) / strongest
+        levels = np.clip(nearest_int(iscale[:, None] * scales), -32, 31) + 32
+        d = _fp16(np.where(has_scale, F32(1) / iscale, F32(0)))
+    scale_bytes = np.where(has_scale[:, None], _q3_scale_bytes(np.where(has_scale[:, None], levels, 0)), 0)
+    scale_bytes = scale_bytes.astype(np.uint8)
+    sub_d = d.astype(F32)[:, None] * _q3_scale_levels(scale_bytes).astype(F32)
+    xs = x.reshape(blocks, 16, 16)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        requantized = np.clip(nearest_int(xs / sub_d[:, :, None]), -4, 3) + 4
+    codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 16, 16)).reshape(blocks, 256)
+    high_bits = codes > 3
+    codes = np.where(high_bits, codes - 4, codes)
+    hmask = np.zeros((blocks, 32), dtype=np.int32)
+    for bit in range(8):
+        hmask |= high_bits[:, 32 * bit : 32 * (bit + 1)].astype(np.int32) << bit
+    out = np.empty((blocks, 110), dtype=np.uint8)
+    out[:, :32] = hmask
+    out[:, 32:96] = _pack_2bit(codes)
+    out[:, 96:108] = scale_bytes
+    out[:, 108:110] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    return out
+
+
+def _dequantize_q3_k(data: np.ndarray) -> np.ndarray:
+    d = data[:, 108:110].copy().view("<f2").astype(F32)
+    levels = _q3_scale_levels(data[:, 96:108]).astype(F32)
+    low = _unpack_2bit(data[:, 32:96])
+    hmask = data[:, :32].astype(np.int32)
+    high = np.concatenate([(hmask >> bit) & 1 for bit in range(8)], axis=1)
+    codes = (low - np.where(high == 1, 0, 4)).reshape(-1, 16, 16).astype(F32)
+    return ((d * levels)[:, :, None] * codes).reshape(-1, 256)
+
+
+# --- Q5_K -------------------------------------------------------------------------------------------------------
+
+
+def _quantize_q5_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    if importance is not None:
+        raise ValueError("q5_k with an importance vector is not implemented yet")
+    head, codes = _q45_k(x, 31, -0.5, 0.1, 15)
+    blocks = x.shape[0]
+    groups = codes.reshape(blocks, 4, 2, 32)
+    qh = np.zeros((blocks, 32), dtype=np.int32)
+    for n in range(4):
+        qh |= (groups[:, n, 0] > 15).astype(np.int32) << (2 * n)
+        qh |= (groups[:, n, 1] > 15).astype(np.int32) << (2 * n + 1)
+    low = groups & 0xF
+    out = np.empty((blocks, 176), dtype=np.uint8)
+    out[:, :16] = head
+    out[:, 16:48] = qh
+    out[:, 48:] = (low[:, :, 0] | (low[:, :, 1] << 4)).reshape(blocks, 128)
+    return out
+
+
+def _dequantize_q5_k(data: np.ndarray) -> np.ndarray:
+    scale, offset = _q45_scales(data)
+    q = data[:, 48:].reshape(-1, 4, 32).astype(np.int32)
+    qh = data[:, 16:48].astype(np.int32)[:, None, :]
+    shifts = 2 * np.arange(4)[None, :, None]
+    first = (q & 0xF) + 16 * ((qh >> shifts) & 1)
+    second = (q >> 4) + 16 * ((qh >> (shifts + 1)) & 1)
+    codes = np.stack([first, second], axis=2).reshape(-1, 8, 32).astype(F32)
+    return (scale[:, :, None] * codes - offset[:, :, None]).reshape(-1, 256)
+
+
+def _q45_k(x: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Q4_K's and Q5_K's shared part: sub-block scales and mins by ``make_qkx2_quants``, their 6-bit codes, the
+    fp16 super-block scales, and the requantized codes. Returns (the 16 head bytes, codes)."""
+    blocks = x.shape[0]
+    sub = x.reshape(-1, 32)
+    sum_x2 = _sequential_sum(sub * sub)
+    av_x = np.sqrt(sum_x2 / F32(32))
+    weights = av_x[:, None] + np.abs(sub)
+    scales, mins, codes = make_qkx2_quants(sub, weights, nmax, rmin, rdelta, nstep)
+    scales, mins, codes = scales.reshape(blocks, 8), mins.reshape(blocks, 8), codes.reshape(blocks, 256)
+    max_scale, max_min = _max_positive(scales), _max_positive(mins)
+    with np.errstate(divide="ignore"):
+        inv_scale = np.where(max_scale > 0, F32(63) / max_scale, F32(0)).astype(F32)
+        inv_min = np.where(max_min > 0, F32(63) / max_min, F32(0)).astype(F32)
+    ls = np.minimum(nearest_int(inv_scale[:, None] * scales) & 0xFF, 63).astype(np.uint8)
+    lm = np.minimum(nearest_int(inv_min[:, None] * mins) & 0xFF, 63).astype(np.uint8)
+    d = _fp16(max_scale / F32(63))
+    dmin = _fp16(max_min / F32(63))
+    sub_d = d.astype(F32)[:, None] * ls.astype(F32)
+    sub_m = dmin.astype(F32)[:, None] * lm.astype(F32)
+    xs = x.reshape(blocks, 8, 32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        requantized = np.clip(nearest_int((xs + sub_m[:, :, None]) / sub_d[:, :, None]), 0, nmax)
+    codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 8, 32)).reshape(blocks, 256)
+    head = np.empty((blocks, 16), dtype=np.uint8)
+    head[:, 0:2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    head[:, 2:4] = dmin.astype("<f2").view(np.uint8).reshape(-1, 2)
+    head[:, 4:16] = _pack_scales_k4(ls, lm)
+    return head, codes
+
+
+def _q45_scales(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d = data[:, 0:2].copy().view("<f2").astype(F32)
+    dmin = data[:, 2:4].copy().view("<f2").astype(F32)
+    sc, mn = _unpack_scales_k4(data[:, 4:16])
+    return d * sc.astype(F32), dmin * mn.astype(F32)
+
+
+# --- Q6_K -------------------------------------------------------------------------------------------------------
+
+
+def _quantize_q6_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    blocks = x.shape[0]
+    weights = None if importance is None else importance.reshape(-1, 16)
+    scales, codes = make_qx_quants(x.reshape(-1, 16), 32, weights)
+    scales, codes = scales.reshape(blocks, 16), codes.reshape(blocks, 256)
+    strongest = _first_strongest(scales)
+    zero = np.abs(strongest) < GROUP_MAX_EPS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iscale = F32(-128) / strongest
+        d = _fp16(np.where(zero, F32(0), F32(1) / iscale))
+        levels = np.where(zero[:, None], 0, np.minimum(nearest_int(iscale[:, None] * scales), 127))
+    sub_d = d.astype(F32)[:, None] * levels.astype(F32)
+    xs = x.reshape(blocks, 16, 16)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        requantized = np.clip(nearest_int(xs / sub_d[:, :, None]), -32, 31) + 32
+    codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 16, 16)).reshape(blocks, 256)
+    groups = codes.reshape(blocks, 2, 4, 32)
+    low = groups & 0xF
+    ql = np.concatenate([low[:, :, 0] | (low[:, :, 2] << 4), low[:, :, 1] | (low[:, :, 3] << 4)], axis=2)
+    high = groups >> 4
+    qh = high[:, :, 0] | (high[:, :, 1] << 2) | (high[:, :, 2] << 4) | (high[:, :, 3] << 6)
+    out = np.zeros((blocks, 210), dtype=np.uint8)
+    out[:, :128] = ql.reshape(blocks, 128)
+    out[:, 128:192] = qh.reshape(blocks, 64)
+    out[:, 192:208] = levels.astype(np.int8).view(np.uint8)
+    out[:, 208:210] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[zero] = 0  # ggml clears the whole block
+    return out
+
+
+def _dequantize_q6_k(data: np.ndarray) -> np.ndarray:
+    d = data[:, 208:210].copy().view("<f2").astype(F32)
+    levels = data[:, 192:208].view(np.int8).astype(F32).reshape(-1, 2, 8)
+    ql = data[:, :128].reshape(-1, 2, 64).astype(np.int32)
+    qh = data[:, 128:192].reshape(-1, 2, 32).astype(np.int32)
+    quarters = [
+        (ql[:, :, :32] & 0xF) | (((qh >> 0) & 3) << 4),
+        (ql[:, :, 32:] & 0xF) | (((qh >> 2) & 3) << 4),
+        (ql[:, :, :32] >> 4) | (((qh >> 4) & 3) << 4),
+        (ql[:, :, 32:] >> 4) | (((qh >> 6) & 3) << 4),
+    ]
+    codes = (np.stack(quarters, axis=2) - 32).astype(F32)  # (blocks, 2 halves, 4 quarters, 32)
+    scale = (d[:, :, None] * levels).reshape(-1, 2, 4, 2)  # scales[is + 2k] for is = l // 16
+    per_value = np.repeat(scale, 16, axis=3)  # (blocks, 2, 4, 32)
+    return (per_value * codes).reshape(-1, 256)
+
+
+# --- Q8_K ------------------------------------------------------------------------------------------------------
+
+
+def _quantize_q8_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    strongest = _first_strongest(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iscale = F32(-127) / strongest
+        q = np.minimum(nearest_int(iscale[:, None] * x), 127)
+    zero = strongest == 0
+    q[zero] = 0
+    d = np.where(zero, F32(0), (F32(1) / iscale).astype(F32))
+    sums = q.reshape(-1, 16, 16).sum(axis=-1).astype("<i2")
+    out = np.empty((x.shape[0], 292), dtype=np.uint8)
+    out[:, :4] = d.astype("<f4").view(np.uint8).reshape(-1, 4)
+    out[:, 4:260] = q.astype(np.int8).view(np.uint8)
+    out[:, 260:] = sums.view(np.uint8).reshape(-1, 32)
+    return out
+
+
+def _dequantize_q8_k(data: np.ndarray) -> np.ndarray:
+    d = data[:, :4].copy().view("<f4").astype(F32)
+    return d * data[:, 4:260].view(np.int8).astype(F32)
+
+
+# --- TQ1_0 and TQ2_0 ---------------------------------------------------------------------------------------------
+
+
+def _ternary(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each block's amax (the scale d) and the trits ``lroundf(x / d) + 1`` (0, 1, 2)."""
+    d = np.max(np.abs(x), axis=-1)
+    with np.errstate(divide="ignore"):
+        inverse = np.where(d != 0, F32(1) / d, F32(0)).astype(F32)
+    scaled = x * inverse[:, None]
+    return d, (_lround(scaled) + 1).astype(np.int32)
+
+
+def _lround(values: np.ndarray) -> np.ndarray:
+    """C's ``lroundf``: to the nearest integer, halves away from zero (exactly: ``v - trunc(v)`` is exact)."""
+    whole = np.trunc(values)
+    away = np.abs(values - whole) >= F32(0.5)
+    return whole + np.where(away, np.sign(values), F32(0))
+
+
+def _quantize_tq2_0(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    d, trits = _ternary(x)
+    groups = trits.reshape(-1, 2, 4, 32)  # two runs of 128 values, 4 values per byte 32 apart
+    q = np.zeros((x.shape[0], 2, 32), dtype=np.int32)
+    for n in range(4):
+        q += (groups[:, :, n, :] & 3) << (2 * n)
+    out = np.empty((x.shape[0], 66), dtype=np.uint8)
+    out[:, :64] = q.reshape(-1, 64)
+    out[:, 64:] = _fp16_bytes(d)
+    return out
+
+
+def _dequantize_tq2_0(data: np.ndarray) -> np.ndarray:
+    d = data[:, 64:].copy().view("<f2").astype(F32)
+    q = data[:, :64].reshape(-1, 2, 1, 32).astype(np.int32)
+    trits = (q >> (2 * np.arange(4)[None, None, :, None])) & 3
+    return (trits.reshape(-1, 256) - 1).astype(F32) * d
+
+
+def _pack_trits(trits: np.ndarray, count: int, spread: int) -> np.ndarray:
+    """``count`` trits per byte taken ``spread`` apart, the first the most significant, then the ceiling of
+    ``q * 256 / 243`` (so that a byte's top bits hold the first trit)."""
+    q = np.zeros((*trits.shape[:-2], spread), dtype=np.int32)
+    for n in range(count):
+        q = q * 3 + trits[..., n, :]
+    if count == 4:
+        q = q * 3
+    return ((q * 256 + 242) // 243).astype(np.uint8)
+
+
+def _quantize_tq1_0(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    d, trits = _ternary(x)
+    out = np.empty((x.shape[0], 54), dtype=np.uint8)
+    out[:, :32] = _pack_trits(trits[:, :160].reshape(-1, 5, 32), 5, 32)
+    out[:, 32:48] = _pack_trits(trits[:, 160:240].reshape(-1, 5, 16), 5, 16)
+    out[:, 48:52] = _pack_trits(trits[:, 240:].reshape(-1, 4, 4), 4, 4)
+    out[:, 52:] = _fp16_bytes(d)
+    return out
+
+
+def _unpack_trits(q: np.ndarray, count: int) -> np.ndarray:
+    powers = np.array([1, 3, 9, 27, 81], dtype=np.int32)[:count]
+    digits = (q[..., None, :].astype(np.int32) * powers[None, :, None]) & 0xFF
+    return ((digits * 3) >> 8) - 1
+
+
+def _dequantize_tq1_0(data: np.ndarray) -> np.ndarray:
+    d = data[:, 52:].copy().view("<f2").astype(F32)
+    first = _unpack_trits(data[:, :32], 5).reshape(-1, 160)
+    second = _unpack_trits(data[:, 32:48], 5).reshape(-1, 80)
+    third = _unpack_trits(data[:, 48:52], 4).reshape(-1, 16)
+    return np.concatenate([first, second, third], axis=1).astype(F32) * d
+
+
+# --- MXFP4 as ggml writes it -----------------------------------------------------------------------------------
+
+_FP4_DOUBLED = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=F32)
+"""ggml's ``kvalues_mxfp4``: twice the E2M1 values, so that the scale is half of 2**(e - 127)."""
+
+
+def _e8m0_half(e: np.ndarray) -> np.ndarray:
+    """ggml's ``ggml_e8m0_to_fp32_half``: 2**(e - 128), as float32 (subnormal for e < 2)."""
+    return np.ldexp(F32(1), e.astype(np.int32) - 128).astype(F32)
+
+
+def _quantize_mxfp4(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    amax = np.max(np.abs(x), axis=-1)
+    with np.errstate(divide="ignore"):
+        # log2f of a float32, correctly rounded to float32 (glibc's), then its floor
+        exponent = np.floor(np.log2(amax.astype(np.float64)).astype(F32))
+    e = np.where(amax > 0, (exponent - 2 + 127).astype(np.int64) & 0xFF, 0).astype(np.uint8)
+    d = _e8m0_half(e)
+    candidates = _FP4_DOUBLED[None, None, :] * d[:, None, None]
+    error = np.abs(candidates - x[:, :, None])
+    index = np.argmin(error, axis=-1).astype(np.uint8)  # the first of equal errors: the smaller magnitude
+    out = np.empty((x.shape[0], 17), dtype=np.uint8)
+    out[:, 0] = e
+    out[:, 1:] = index[:, :16] | (index[:, 16:] << 4)
+    return out
+
+
+def _dequantize_mxfp4(data: np.ndarray) -> np.ndarray:
+    d = _e8m0_half(data[:, 0])[:, None]
+    low, high = data[:, 1:] & 0x0F, data[:, 1:] >> 4
+    return np.concatenate([_FP4_DOUBLED[low], _FP4_DOUBLED[high]], axis=1) * d
+
+
+# --- Q4_K -------------------------------------------------------------------------------------------------------
+
+
+def _pack_scales_k4(ls: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """The 12 bytes of eight 6-bit scales and mins (``get_scale_min_k4``'s layout)."""
+    out = np.zeros((ls.shape[0], 12), dtype=np.uint8)
+    out[:, :4] = ls[:, :4]
+    out[:, 4:8] = lm[:, :4]
+    out[:, 8:12] = (ls[:, 4:] & 0xF) | ((lm[:, 4:] & 0xF) << 4)
+    out[:, :4] |= ((ls[:, 4:] >> 4) << 6).astype(np.uint8)
+    out[:, 4:8] |= ((lm[:, 4:] >> 4) << 6).astype(np.uint8)
+    return out
+
+
+def _unpack_scales_k4(scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q = scales.astype(np.int32)
+    sc = np.empty((q.shape[0], 8), dtype=np.int32)
+    mn = np.empty((q.shape[0], 8), dtype=np.int32)
+    sc[:, :4], mn[:, :4] = q[:, :4] & 63, q[:, 4:8] & 63
+    sc[:, 4:] = (q[:, 8:12] & 0xF) | ((q[:, :4] >> 6) << 4)
+    mn[:, 4:] = (q[:, 8:12] >> 4) | ((q[:, 4:8] >> 6) << 4)
+    return sc, mn
+
+
+def _quantize_q4_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    if importance is not None:
+        raise ValueError("q4_k with an importance vector is not implemented yet")
+    head, codes = _q45_k(x, 15, -1.0, 0.1, 20)
+    pairs = codes.reshape(x.shape[0], 4, 2, 32)
+    out = np.empty((x.shape[0], 144), dtype=np.uint8)
+    out[:, :16] = head
+    out[:, 16:] = (pairs[:, :, 0, :] | (pairs[:, :, 1, :] << 4)).reshape(x.shape[0], 128)
+    return out
+
+
+def _dequantize_q4_k(data: np.ndarray) -> np.ndarray:
+    scale, offset = _q45_scales(data)
+    q = data[:, 16:].reshape(-1, 4, 32)
+    codes = np.stack([q & 0xF, q >> 4], axis=2).reshape(-1, 8, 32).astype(F32)
+    return (scale[:, :, None] * codes - offset[:, :, None]).reshape(-1, 256)
+
+
+_register("q8_k", QK_K, 292, _quantize_q8_k, _dequantize_q8_k)
+_register("q2_k", QK_K, 84, _quantize_q2_k, _dequantize_q2_k)
+_register("q3_k", QK_K, 110, _quantize_q3_k, _dequantize_q3_k)
+_register("q4_k", QK_K, 144, _quantize_q4_k, _dequantize_q4_k)
+_register("q5_k", QK_K, 176, _quantize_q5_k, _dequantize_q5_k)
+_register("q6_k", QK_K, 210, _quantize_q6_k, _dequantize_q6_k)
+_register("tq1_0", QK_K, 54, _quantize_tq1_0, _dequantize_tq1_0)
+_register("tq2_0", QK_K, 66, _quantize_tq2_0, _dequantize_tq2_0)
+_register("mxfp4", 32, 17, _quantize_mxfp4, _dequantize_mxfp4)

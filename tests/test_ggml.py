@@ -1,0 +1,59 @@
+"""llama.cpp's block types against ggml's own C quantizers (built from the llama-cpp-python sdist), byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ggml_reference import dequantize, quantize
+from test_quant import awkward_matrix
+
+import floatfmt
+from floatfmt.quant.storage import ggml_scheme
+
+REFERENCE_TYPES = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "tq1_0", "tq2_0", "mxfp4", "q4_0", "q8_0"]
+
+
+def hostile(rows: int, cols: int, seed: int) -> np.ndarray:
+    """Rows of very different scales, and super-blocks that are zero, constant, one-signed, tiny or huge."""
+    w = awkward_matrix(rows, cols, seed)
+    w[7, :256] = 0.0
+    w[8, :256] = 0.25
+    w[9, :256] = -np.abs(w[9, :256])
+    w[10, :256] = 1e-20 * w[10, :256]
+    w[11, :256] = np.float32(1e-4) * np.sign(w[11, :256])
+    w[12, :256] = np.linspace(-1, 1, 256, dtype=np.float32)  # ties of every kind
+    w[13, :] = np.round(w[13, :] * 4) / 4
+    return w
+
+
+@pytest.mark.parametrize("name", REFERENCE_TYPES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_block_types_are_byte_identical_to_ggml(name, seed):
+    w = hostile(48, 768, seed)
+    q = floatfmt.quantize(w, ggml_scheme(name))
+    expected = quantize(name, w)
+    assert q.to_bytes() == expected
+    np.testing.assert_array_equal(q.dequantize().reshape(-1), dequantize(name, expected, w.size))
+    assert q.nbytes == len(expected) == q.scheme.storage_bytes(w.shape)
+
+
+@pytest.mark.parametrize("name", ["q4_k", "q6_k", "mxfp4"])
+def test_large_values_and_many_blocks(name):
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((96, 1024)) * rng.uniform(1e-3, 30, (96, 1))).astype(np.float32)
+    assert floatfmt.quantize(w, ggml_scheme(name)).to_bytes() == quantize(name, w)
+
+
+def test_gguf_mxfp4_is_not_ocp_mxfp4():
+    w = hostile(16, 256, 3)
+    ggml, ocp = floatfmt.quantize(w, "gguf_mxfp4"), floatfmt.quantize(w, "mxfp4")
+    assert ggml.nbytes == ocp.nbytes  # 17 bytes per 32 values either way, laid out differently
+    assert ggml.to_bytes() != ocp.to_bytes()
+    assert floatfmt.quant.resolve("MXFP4").name == "mxfp4" and ggml_scheme("MXFP4").name == "gguf_mxfp4"
+
+
+def test_rows_that_are_not_whole_super_blocks_are_refused():
+    with pytest.raises(ValueError, match="whole 256-weight blocks, but rows have 96"):
+        floatfmt.quantize(np.ones((2, 96), np.float32), "q4_k")
+    with pytest.raises(ValueError, match="does not quantize into IQ2_XXS"):
+        floatfmt.quantize(np.ones((2, 256), np.float32), ggml_scheme("iq2_xxs"))
