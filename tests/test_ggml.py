@@ -57,3 +57,22 @@ def test_rows_that_are_not_whole_super_blocks_are_refused():
         floatfmt.quantize(np.ones((2, 96), np.float32), "q4_k")
     with pytest.raises(ValueError, match="does not quantize into IQ2_XXS"):
         floatfmt.quantize(np.ones((2, 256), np.float32), ggml_scheme("iq2_xxs"))
+
+
+@pytest.mark.parametrize("name", ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_importance_weighted_k_quants_are_byte_identical_to_ggml(name, seed):
+    w = hostile(32, 768, seed)
+    importance = np.random.default_rng(seed).uniform(0, 3, 768).astype(np.float32) ** 2
+    importance[:40] = 0  # columns llama.cpp's imatrix never saw
+    q = floatfmt.quantize(w, name, importance=importance)
+    assert q.to_bytes() == quantize(name, w, importance)
+    assert q.to_bytes() != floatfmt.quantize(w, name).to_bytes()  # the importance changes the choices
+
+
+def test_importance_is_checked():
+    w = np.ones((2, 256), np.float32)
+    with pytest.raises(ValueError, match="one per column"):
+        floatfmt.quantize(w, "q4_k", importance=np.ones(128))
+    with pytest.raises(ValueError, match="takes no importance"):
+        floatfmt.quantize(w, "mxfp4", importance=np.ones(256))

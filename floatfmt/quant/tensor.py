@@ -22,7 +22,9 @@ from floatfmt.quant.storage import resolve_scheme
 __all__ = ["QuantizedTensor", "needs_tensor_amax", "quantize", "row_block"]
 
 
-def quantize(w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, **options: Any) -> QuantizedTensor:
+def quantize(
+    w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, importance: Any = None, **options: Any
+) -> QuantizedTensor:
     """Quantize ``w`` with a scheme (a name from ``floatfmt.schemes()``, a GGML type, a format, or a ``Scheme``).
 
     Keyword options replace fields of the scheme, e.g. ``rounding="nearest_away"``.
@@ -33,6 +35,8 @@ def quantize(w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, 
     Blocks run along the last axis; leading axes are rows. Columns (and, for
     tiles, rows) that do not fill a block are padded with zeros, as the MX
     reference and DeepGEMM do; GGUF types need whole blocks, as gguf-py does.
+    ``importance`` is one non-negative weight per column (per input feature), as ``llama-quantize --imatrix``
+    uses it: the K-quants then follow ``quantize_<type>``'s importance-weighted searches.
 
     Raises:
         ValueError: for NaN or infinity where the scheme's reference has no rule
@@ -60,7 +64,17 @@ def quantize(w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, 
             )
     if tensor_amax is not None and not rule.uses_tensor_amax(chosen):
         raise ValueError(f"{chosen.name} has no per-tensor scale for tensor_amax to set")
-    return rule.quantize(matrix, chosen, shape=shape, tensor_amax=tensor_amax)
+    weights = None
+    if importance is not None:
+        if not rule.uses_importance(chosen):
+            raise ValueError(f"{chosen.name} takes no importance vector; the K-quants (q2_k ... q6_k) do")
+        weights = np.asarray(importance, dtype=np.float32).reshape(-1)
+        if weights.size != matrix.shape[1] or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(
+                f"importance needs {matrix.shape[1]} finite, non-negative weights (one per column), got "
+                f"{weights.size} values"
+            )
+    return rule.quantize(matrix, chosen, shape=shape, tensor_amax=tensor_amax, importance=weights)
 
 
 def needs_tensor_amax(scheme: Scheme) -> bool:

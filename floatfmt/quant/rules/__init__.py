@@ -46,14 +46,25 @@ class ScaleRule:
         raise NotImplementedError
 
     def quantize(
-        self, matrix: np.ndarray, scheme: Scheme, *, shape: tuple[int, ...], tensor_amax: float | None
+        self,
+        matrix: np.ndarray,
+        scheme: Scheme,
+        *,
+        shape: tuple[int, ...],
+        tensor_amax: float | None,
+        importance: np.ndarray | None = None,
     ) -> QuantizedTensor:
         """Quantize a finite (unless ``handles_nonfinite``) float32 ``rows × cols`` matrix of a tensor of ``shape``.
 
         ``tensor_amax`` (only when :meth:`uses_tensor_amax`) is the largest magnitude of the whole tensor when
-        ``matrix`` is a block of its rows.
+        ``matrix`` is a block of its rows; ``importance`` (only when :meth:`uses_importance`) one float32 weight per
+        column, as llama.cpp's importance matrix gives it.
         """
         raise NotImplementedError
+
+    def uses_importance(self, scheme: Scheme) -> bool:
+        """Whether the rule weighs its choices by a per-column importance vector (llama.cpp's imatrix)."""
+        return False
 
     def dequantize(self, q: QuantizedTensor) -> np.ndarray:
         """The float32 ``rows × cols`` values the stored codes and scales stand for."""

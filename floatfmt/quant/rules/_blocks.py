@@ -240,7 +240,13 @@ class BlockRule(ScaleRule):
         return scheme.block[0] or None
 
     def quantize(
-        self, matrix: np.ndarray, scheme: Scheme, *, shape: tuple[int, ...], tensor_amax: float | None
+        self,
+        matrix: np.ndarray,
+        scheme: Scheme,
+        *,
+        shape: tuple[int, ...],
+        tensor_amax: float | None,
+        importance: np.ndarray | None = None,
     ) -> QuantizedTensor:
         rows, cols = matrix.shape
         block_rows, block_cols = block_shape(scheme, rows, cols)

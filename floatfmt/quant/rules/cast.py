@@ -33,7 +33,13 @@ class CastRule(ScaleRule):
         return 1
 
     def quantize(
-        self, matrix: np.ndarray, scheme: Scheme, *, shape: tuple[int, ...], tensor_amax: float | None
+        self,
+        matrix: np.ndarray,
+        scheme: Scheme,
+        *,
+        shape: tuple[int, ...],
+        tensor_amax: float | None,
+        importance: np.ndarray | None = None,
     ) -> QuantizedTensor:
         codes = encode(matrix, scheme.formats.element, rounding=scheme.rounding, nan="ml_dtypes")  # type: ignore[arg-type]
         return QuantizedTensor(scheme, shape, codes)

@@ -158,7 +158,13 @@ class GgufRule(ScaleRule):
         return 16  # llama.cpp dequantizes blocks (or multiplies 8-bit integer dot products): no 4-bit tensor cores
 
     def quantize(
-        self, matrix: np.ndarray, scheme: Scheme, *, shape: tuple[int, ...], tensor_amax: float | None
+        self,
+        matrix: np.ndarray,
+        scheme: Scheme,
+        *,
+        shape: tuple[int, ...],
+        tensor_amax: float | None,
+        importance: np.ndarray | None = None,
     ) -> QuantizedTensor:
         quantizer = QUANTIZERS.get(ggml_type(scheme.element).name)
         if quantizer is None:
@@ -167,7 +173,12 @@ class GgufRule(ScaleRule):
                 f"types: {', '.join(QUANTIZERS)}"
             )
         self.layout(scheme, *matrix.shape)  # refuses rows that are not whole blocks
+        if importance is not None:
+            return _quantize_with_blocks(matrix, scheme, shape, importance)
         return quantizer(matrix, scheme, shape)
+
+    def uses_importance(self, scheme: Scheme) -> bool:
+        return ggml_type(scheme.element).name in IMPORTANCE
 
     def stored(self, q: QuantizedTensor) -> dict[str, np.ndarray]:
         return {"blocks": q.extra["blocks"]}
@@ -241,8 +252,14 @@ def _fp16(values: np.ndarray) -> np.ndarray:
     return half
 
 
-def _quantize_with_blocks(matrix: np.ndarray, scheme: Scheme, shape: tuple[int, ...]) -> QuantizedTensor:
-    data = kquants.quantize_blocks(ggml_type(scheme.element).name, matrix, None)
+IMPORTANCE = ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k")
+"""The GGML types whose quantizers weigh an importance vector (``quantize_<type>``'s ``quant_weights``)."""
+
+
+def _quantize_with_blocks(
+    matrix: np.ndarray, scheme: Scheme, shape: tuple[int, ...], importance: np.ndarray | None = None
+) -> QuantizedTensor:
+    data = kquants.quantize_blocks(ggml_type(scheme.element).name, matrix, importance)
     return QuantizedTensor(scheme, shape, None, extra={"blocks": data})
 
 

@@ -171,6 +171,54 @@ def make_qx_quants(x: np.ndarray, nmax: int, weights: np.ndarray | None) -> tupl
     return np.where(zero, F32(0), scale).astype(F32), (codes + F32(nmax)).astype(np.int32)
 
 
+def make_qp_quants(x: np.ndarray, nmax: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ggml's ``make_qp_quants`` over rows of positive values (sub-block scales): (scale, codes 0..nmax)."""
+    top = np.max(np.maximum(x, F32(0)), axis=1)
+    zero = top < GROUP_MAX_EPS
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iscale = F32(nmax) / top
+        scale = F32(1) / iscale
+        codes = nearest_int(iscale[:, None] * x).astype(F32)
+        diff = x - scale[:, None] * codes
+        best = _sequential_sum(weights * diff * diff)
+        for step in range(-4, 5):
+            if step == 0:
+                continue
+            iscale_step = (F32(0.1) * F32(step) + F32(nmax)) / top
+            scale_step = F32(1) / iscale_step
+            trial = np.minimum(nearest_int(iscale_step[:, None] * x), nmax).astype(F32)
+            diff = x - scale_step[:, None] * trial
+            error = _sequential_sum(weights * diff * diff)
+            better = error < best
+            best = np.where(better, error, best)
+            iscale = np.where(better, iscale_step, iscale)
+        codes = np.minimum(nearest_int(iscale[:, None] * x), nmax).astype(F32)
+        sumlx = _sequential_sum(weights * x * codes)
+        suml2 = _sequential_sum(weights * codes * codes)
+        for _ in range(5):
+            for i in range(x.shape[1]):
+                wi, xi, li = weights[:, i], x[:, i], codes[:, i]
+                slx = sumlx - wi * xi * li
+                sl2 = suml2 - wi * li * li
+                new = np.minimum(nearest_int(xi * sl2 / slx), nmax).astype(F32)
+                slx_new = slx + wi * xi * new
+                sl2_new = sl2 + wi * new * new
+                take = (slx > 0) & (sl2 > 0) & (new != li) & (slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new)
+                codes[:, i] = np.where(take, new, li)
+                sumlx = np.where(take, slx_new, sumlx)
+                suml2 = np.where(take, sl2_new, suml2)
+        scale = np.where(suml2 > 0, sumlx / suml2, F32(0))
+    codes = np.where(zero[:, None], F32(0), codes)
+    return np.where(zero, F32(0), scale).astype(F32), codes.astype(np.int32)
+
+
+def _importance_weights(x: np.ndarray, importance: np.ndarray, sigma_factor: float) -> np.ndarray:
+    """``qw * sqrtf(sigma2 + x*x)`` with ``sigma2 = factor * sum(x*x) / 256`` per super-block."""
+    sum_x2 = _sequential_sum(x * x)
+    sigma2 = (F32(sigma_factor) * sum_x2 / F32(QK_K)) if sigma_factor != 1 else sum_x2 / F32(QK_K)
+    return importance * np.sqrt(sigma2[:, None] + x * x)
+
+
 def make_q3_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
     """ggml's ``make_q3_quants`` with ``do_rmse`` over rows: (scale, codes + nmax), the greedy refinement run in
     full (a pass that changes nothing leaves the next one nothing to change, so the C loop's early exit agrees)."""
@@ -220,21 +268,29 @@ def _max_positive(values: np.ndarray) -> np.ndarray:
 
 
 def _quantize_q2_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
-    if importance is not None:
-        raise ValueError("q2_k with an importance vector is not implemented yet")
     blocks = x.shape[0]
     sub = x.reshape(-1, 16)
-    scales, mins, codes = make_qkx2_quants(sub, np.abs(sub), 3, -0.5, 0.1, 15, use_mad=True)
-    scales, mins, codes = scales.reshape(blocks, 16), mins.reshape(blocks, 16), codes.reshape(blocks, 256)
-    max_scale, max_min = _max_positive(scales), _max_positive(mins)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iscale = F32(15) / max_scale
-        iscale_min = F32(15) / max_min
-    low = np.where((max_scale > 0)[:, None], nearest_int(iscale[:, None] * scales) & 0xFF, 0)
-    high = np.where((max_min > 0)[:, None], (nearest_int(iscale_min[:, None] * mins) << 4) & 0xFF, 0)
+    if importance is None:  # quantize_row_q2_K_ref
+        scales, mins, codes = make_qkx2_quants(sub, np.abs(sub), 3, -0.5, 0.1, 15, use_mad=True)
+        scales, mins, codes = scales.reshape(blocks, 16), mins.reshape(blocks, 16), codes.reshape(blocks, 256)
+        max_scale, max_min = _max_positive(scales), _max_positive(mins)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iscale = F32(15) / max_scale
+            iscale_min = F32(15) / max_min
+        low = np.where((max_scale > 0)[:, None], nearest_int(iscale[:, None] * scales) & 0xFF, 0)
+        high = np.where((max_min > 0)[:, None], (nearest_int(iscale_min[:, None] * mins) << 4) & 0xFF, 0)
+        d = _fp16(np.where(max_scale > 0, max_scale / F32(15), F32(0)))
+        dmin = _fp16(np.where(max_min > 0, max_min / F32(15), F32(0)))
+    else:  # quantize_row_q2_K_impl
+        weights = _importance_weights(x, importance, 1).reshape(-1, 16)
+        sums = _sequential_sum(weights).reshape(blocks, 16)
+        scales, mins, codes = make_qkx2_quants(sub, weights, 3, -0.9, 0.05, 36)
+        scales, mins, codes = scales.reshape(blocks, 16), mins.reshape(blocks, 16), codes.reshape(blocks, 256)
+        dm, low = make_qp_quants(scales, 15, sums)
+        mm, high = make_qp_quants(mins, 15, sums)
+        low, high = low & 0xFF, (high << 4) & 0xFF
+        d, dmin = _fp16(dm), _fp16(mm)
     packed_scales = (low | high).astype(np.uint8)
-    d = _fp16(np.where(max_scale > 0, max_scale / F32(15), F32(0)))
-    dmin = _fp16(np.where(max_min > 0, max_min / F32(15), F32(0)))
     sub_d = d.astype(F32)[:, None] * (packed_scales & 0xF).astype(F32)
     sub_m = dmin.astype(F32)[:, None] * (packed_scales >> 4).astype(F32)
     xs = x.reshape(blocks, 16, 16)
@@ -282,18 +338,24 @@ def _q3_scale_levels(scale_bytes: np.ndarray) -> np.ndarray:
 
 
 def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
-    if importance is not None:
-        raise ValueError("q3_k with an importance vector is not implemented yet")
     blocks = x.shape[0]
-    scales, codes = make_q3_quants(x.reshape(-1, 16), 4)
-    scales, codes = scales.reshape(blocks, 16), codes.reshape(blocks, 256)
-    strongest = _first_strongest(scales)
-    has_scale = strongest != 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iscale = F32(-32) / strongest
-        levels = np.clip(nearest_int(iscale[:, None] * scales), -32, 31) + 32
-        d = _fp16(np.where(has_scale, F32(1) / iscale, F32(0)))
-    scale_bytes = np.where(has_scale[:, None], _q3_scale_bytes(np.where(has_scale[:, None], levels, 0)), 0)
+    if importance is None:  # quantize_row_q3_K_ref
+        scales, codes = make_q3_quants(x.reshape(-1, 16), 4)
+        scales, codes = scales.reshape(blocks, 16), codes.reshape(blocks, 256)
+        strongest = _first_strongest(scales)
+        has_scale = strongest != 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iscale = F32(-32) / strongest
+            levels = np.clip(nearest_int(iscale[:, None] * scales), -32, 31) + 32
+            d = _fp16(np.where(has_scale, F32(1) / iscale, F32(0)))
+        scale_bytes = np.where(has_scale[:, None], _q3_scale_bytes(np.where(has_scale[:, None], levels, 0)), 0)
+    else:  # quantize_row_q3_K_impl
+        weights = _importance_weights(x, importance, 2).reshape(-1, 16)
+        scales, codes = make_qx_quants(x.reshape(-1, 16), 4, weights)
+        scales, codes = scales.reshape(blocks, 16), codes.reshape(blocks, 256)
+        d_block, levels = make_qx_quants(scales, 32, _sequential_sum(weights).reshape(blocks, 16))
+        scale_bytes = _q3_scale_bytes(levels)
+        d = _fp16(d_block)
     scale_bytes = scale_bytes.astype(np.uint8)
     sub_d = d.astype(F32)[:, None] * _q3_scale_levels(scale_bytes).astype(F32)
     xs = x.reshape(blocks, 16, 16)
@@ -327,9 +389,7 @@ def _dequantize_q3_k(data: np.ndarray) -> np.ndarray:
 
 
 def _quantize_q5_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
-    if importance is not None:
-        raise ValueError("q5_k with an importance vector is not implemented yet")
-    head, codes = _q45_k(x, 31, -0.5, 0.1, 15)
+    head, codes = _q45_k(x, 31, -0.5, 0.1, 15, importance)
     blocks = x.shape[0]
     groups = codes.reshape(blocks, 4, 2, 32)
     qh = np.zeros((blocks, 32), dtype=np.int32)
@@ -355,24 +415,38 @@ def _dequantize_q5_k(data: np.ndarray) -> np.ndarray:
     return (scale[:, :, None] * codes - offset[:, :, None]).reshape(-1, 256)
 
 
-def _q45_k(x: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int) -> tuple[np.ndarray, np.ndarray]:
-    """Q4_K's and Q5_K's shared part: sub-block scales and mins by ``make_qkx2_quants``, their 6-bit codes, the
-    fp16 super-block scales, and the requantized codes. Returns (the 16 head bytes, codes)."""
+def _q45_k(
+    x: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int, importance: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Q4_K's and Q5_K's shared part: sub-block scales and mins, their 6-bit codes, the fp16 super-block scales,
+    and the requantized codes. Returns (the 16 head bytes, codes). Without importance ``quantize_row_q{4,5}_K_ref``
+    (``make_qkx2_quants``, the scale codes by rounding); with it ``quantize_row_q{4,5}_K_impl`` (weights from the
+    importance, the scale codes by ``make_qp_quants``)."""
     blocks = x.shape[0]
     sub = x.reshape(-1, 32)
-    sum_x2 = _sequential_sum(sub * sub)
-    av_x = np.sqrt(sum_x2 / F32(32))
-    weights = av_x[:, None] + np.abs(sub)
-    scales, mins, codes = make_qkx2_quants(sub, weights, nmax, rmin, rdelta, nstep)
-    scales, mins, codes = scales.reshape(blocks, 8), mins.reshape(blocks, 8), codes.reshape(blocks, 256)
-    max_scale, max_min = _max_positive(scales), _max_positive(mins)
-    with np.errstate(divide="ignore"):
-        inv_scale = np.where(max_scale > 0, F32(63) / max_scale, F32(0)).astype(F32)
-        inv_min = np.where(max_min > 0, F32(63) / max_min, F32(0)).astype(F32)
-    ls = np.minimum(nearest_int(inv_scale[:, None] * scales) & 0xFF, 63).astype(np.uint8)
-    lm = np.minimum(nearest_int(inv_min[:, None] * mins) & 0xFF, 63).astype(np.uint8)
-    d = _fp16(max_scale / F32(63))
-    dmin = _fp16(max_min / F32(63))
+    if importance is None:
+        sum_x2 = _sequential_sum(sub * sub)
+        av_x = np.sqrt(sum_x2 / F32(32))
+        weights = av_x[:, None] + np.abs(sub)
+        scales, mins, codes = make_qkx2_quants(sub, weights, nmax, rmin, rdelta, nstep)
+        scales, mins, codes = scales.reshape(blocks, 8), mins.reshape(blocks, 8), codes.reshape(blocks, 256)
+        max_scale, max_min = _max_positive(scales), _max_positive(mins)
+        with np.errstate(divide="ignore"):
+            inv_scale = np.where(max_scale > 0, F32(63) / max_scale, F32(0)).astype(F32)
+            inv_min = np.where(max_min > 0, F32(63) / max_min, F32(0)).astype(F32)
+        ls = np.minimum(nearest_int(inv_scale[:, None] * scales) & 0xFF, 63).astype(np.uint8)
+        lm = np.minimum(nearest_int(inv_min[:, None] * mins) & 0xFF, 63).astype(np.uint8)
+        d = _fp16(max_scale / F32(63))
+        dmin = _fp16(max_min / F32(63))
+    else:
+        weights = _importance_weights(x, importance, 2).reshape(-1, 32)
+        sums = _sequential_sum(weights).reshape(blocks, 8)
+        scales, mins, codes = make_qkx2_quants(sub, weights, nmax, -0.9, 0.05, 36)
+        scales, mins, codes = scales.reshape(blocks, 8), mins.reshape(blocks, 8), codes.reshape(blocks, 256)
+        d_block, ls = make_qp_quants(scales, 63, sums)
+        m_block, lm = make_qp_quants(mins, 63, sums)
+        ls, lm = np.minimum(ls & 0xFF, 63).astype(np.uint8), np.minimum(lm & 0xFF, 63).astype(np.uint8)
+        d, dmin = _fp16(d_block), _fp16(m_block)
     sub_d = d.astype(F32)[:, None] * ls.astype(F32)
     sub_m = dmin.astype(F32)[:, None] * lm.astype(F32)
     xs = x.reshape(blocks, 8, 32)
@@ -598,9 +672,7 @@ def _unpack_scales_k4(scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _quantize_q4_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
-    if importance is not None:
-        raise ValueError("q4_k with an importance vector is not implemented yet")
-    head, codes = _q45_k(x, 15, -1.0, 0.1, 20)
+    head, codes = _q45_k(x, 15, -1.0, 0.1, 20, importance)
     pairs = codes.reshape(x.shape[0], 4, 2, 32)
     out = np.empty((x.shape[0], 144), dtype=np.uint8)
     out[:, :16] = head
