@@ -69,10 +69,10 @@ def quantize(
         if not rule.uses_importance(chosen):
             raise ValueError(f"{chosen.name} takes no importance vector; the K-quants (q2_k ... q6_k) do")
         weights = np.asarray(importance, dtype=np.float32).reshape(-1)
-        if weights.size != matrix.shape[1] or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        columns = rows_cols(shape)[1]
+        if weights.size != columns or not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError(
-                f"importance needs {matrix.shape[1]} finite, non-negative weights (one per column), got "
-                f"{weights.size} values"
+                f"importance needs {columns} finite, non-negative weights (one per column), got {weights.size} values"
             )
     return rule.quantize(matrix, chosen, shape=shape, tensor_amax=tensor_amax, importance=weights)
 
