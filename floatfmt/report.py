@@ -27,21 +27,25 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from floatfmt._display import format_bytes, json_float
 from floatfmt.io import ArrayWeights, Weights, open_weights
+from floatfmt.memory.footprint import component_of
+from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.metrics import ErrorAccumulator, ErrorStats
 from floatfmt.quant.scheme import Scheme
-from floatfmt.quant.storage import resolve_scheme
+from floatfmt.quant.storage import ggml_scheme, resolve, resolve_scheme
 from floatfmt.quant.tensor import needs_tensor_amax, quantize, row_block
 
 __all__ = ["STORED", "QuantReport", "ReportRow", "SchemeSummary", "quant_report"]
@@ -278,23 +282,88 @@ def _matches(name: str, patterns: list[str]) -> bool:
 
 def _applied(
     info: Any,
-    column: Scheme,
+    column: Scheme | Mapping[str, Scheme | None],
     include: list[str],
     exclude: list[str],
     overrides: list[tuple[str, Scheme | None]],
     min_ndim: int,
 ) -> Scheme | None:
-    """The scheme a tensor gets in one column of the report, or None to keep it as stored."""
+    """The scheme a tensor gets in one column of the report, or None to keep it as stored. A file-type column
+    is the type llama.cpp gives each tensor (``None`` where it keeps the tensor in float32)."""
     if not info.floating:
         return None
     for pattern, override in overrides:
         if fnmatch.fnmatchcase(info.name, pattern):
             return override
+    if isinstance(column, Mapping):
+        return column.get(info.name)
     if len(info.shape) < min_ndim or _matches(info.name, exclude):
         return None
     if include and not _matches(info.name, include):
         return None
     return column
+
+
+@dataclass(frozen=True)
+class _CheckpointTensor:
+    """A checkpoint tensor as llama.cpp's file-type rules see it."""
+
+    name: str
+    shape: tuple[int, ...]
+    layer: int | None
+    component: str
+
+    @property
+    def part(self) -> str:
+        return self.component
+
+
+class _CheckpointModel:
+    """What llama.cpp's file-type rules need to know of a model, read from its tensor names (and the
+    ``config.json`` beside the checkpoint, when there is one): layers, experts, tied embeddings."""
+
+    def __init__(self, weights: Weights) -> None:
+        config: dict[str, Any] = {}
+        where = Path(weights.path)
+        candidate = (where if where.is_dir() else where.parent) / "config.json"
+        if candidate.is_file():
+            try:
+                loaded = json.loads(candidate.read_text(encoding="utf-8"))
+                config = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                config = {}
+        layers = [int(m[1]) for name in weights.tensors if (m := re.search(r"\.layers\.(\d+)\.", name))]
+        self.num_layers = int(config.get("num_hidden_layers") or (max(layers) + 1 if layers else 0))
+        experts: dict[int, set[int]] = {}
+        for name in weights.tensors:
+            found = re.search(r"\.layers\.(\d+)\..*experts\.(\d+)\.", name)
+            if found:
+                experts.setdefault(int(found[1]), set()).add(int(found[2]))
+        self.num_experts = max((len(e) for e in experts.values()), default=0)
+        self.first_dense_layers = min(experts, default=0)
+        self.shared_experts = int(any("shared_expert" in name for name in weights.tensors))
+        self.tie_embeddings = "lm_head.weight" not in weights.tensors
+        self.architecture = str(config.get("model_type", "llama"))
+        self.config = {"torch_dtype": config.get("torch_dtype", "bfloat16")}
+        self._tensors = [
+            _CheckpointTensor(
+                info.name,
+                info.shape,
+                int(m[1]) if (m := re.search(r"\.layers\.(\d+)\.", info.name)) else None,
+                component_of(info.name, self.num_layers or None),
+            )
+            for info in weights.tensors.values()
+        ]
+
+    def tensors(self) -> list[_CheckpointTensor]:
+        return self._tensors
+
+
+def _file_type_column(weights: Weights, file_type: FileType) -> dict[str, Scheme | None]:
+    """The scheme of every tensor of a checkpoint in a llama.cpp file type: its GGML type, or ``None`` for the
+    tensors llama.cpp keeps in float32 (vectors, norms, the router); F16/BF16 matrices as casts."""
+    types = file_type.types(_CheckpointModel(weights))
+    return {name: None if kind == "F32" else ggml_scheme(kind) for name, kind in types.items()}
 
 
 # --- measuring one tensor ----------------------------------------------------------------------
@@ -507,7 +576,7 @@ def quant_report(
 
 def _report(
     weights: Weights,
-    columns: list[Scheme],
+    columns: list[Scheme | FileType],
     include: Patterns,
     exclude: Patterns,
     overrides: Mapping[str, str | Scheme | None] | None,
@@ -521,10 +590,11 @@ def _report(
     override_list = [(pattern, _override(value)) for pattern, value in (overrides or {}).items()]
     include_list, exclude_list = _patterns(include), _patterns(exclude)
     names = list(weights.tensors)
+    resolved = [_file_type_column(weights, c) if isinstance(c, FileType) else c for c in columns]
     plan = {
         name: tuple(
             _applied(weights.tensors[name], column, include_list, exclude_list, override_list, min_ndim)
-            for column in columns
+            for column in resolved
         )
         for name in names
     }
@@ -567,9 +637,9 @@ def _report(
     )
 
 
-def _columns(schemes: str | Iterable[str | Scheme]) -> list[Scheme]:
+def _columns(schemes: str | Iterable[str | Scheme]) -> list[Scheme | FileType]:
     items = [s.strip() for s in schemes.split(",") if s.strip()] if isinstance(schemes, str) else list(schemes)
-    columns = [resolve_scheme(item) for item in items]
+    columns = [resolve(item) for item in items]
     if not columns:
         raise ValueError("name at least one scheme; floatfmt.schemes() lists them")
     names = [column.name for column in columns]

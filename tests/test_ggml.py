@@ -76,3 +76,38 @@ def test_importance_is_checked():
         floatfmt.quantize(w, "q4_k", importance=np.ones(128))
     with pytest.raises(ValueError, match="takes no importance"):
         floatfmt.quantize(w, "mxfp4", importance=np.ones(256))
+
+
+def llama_checkpoint(folder, layers: int = 3, hidden: int = 256, inter: int = 512, vocab: int = 1024):
+    """A llama-shaped safetensors checkpoint with its config.json."""
+    import json
+
+    from floatfmt.io import save_safetensors
+
+    rng = np.random.default_rng(0)
+    config = {"model_type": "llama", "vocab_size": vocab, "hidden_size": hidden, "num_hidden_layers": layers,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": inter,
+              "torch_dtype": "float32"}  # fmt: skip
+    model = floatfmt.memory.ModelSpec.from_config(config)
+    tensors = {t.name: (rng.standard_normal(t.shape) * 0.02).astype(np.float32) for t in model.tensors()}
+    save_safetensors(folder / "model.safetensors", tensors)
+    (folder / "config.json").write_text(json.dumps(config))
+    return model
+
+
+def test_a_report_in_a_llama_cpp_file_type_gives_each_tensor_its_type(tmp_path):
+    from floatfmt.quant.filetypes import tensor_types
+
+    model = llama_checkpoint(tmp_path)
+    report = floatfmt.quant_report(tmp_path, ["Q4_K_M", "q4_k"], progress=False)
+    expected = tensor_types(model, "Q4_K_M")
+    for name, kind in expected.items():
+        row = report.row(name, "Q4_K_M")
+        assert row.applied == ("stored" if kind == "F32" else ggml_scheme(kind).name), name
+        if row.applied != "stored":
+            w = floatfmt.open_weights(tmp_path / "model.safetensors")[name]
+            q = floatfmt.quantize(w, ggml_scheme(kind))
+            measured = floatfmt.error_stats(w, q.dequantize()).sqnr_db
+            assert row.bytes == q.nbytes and row.sqnr_db == pytest.approx(measured)
+    assert {row.applied for row in report.rows if row.scheme == "Q4_K_M"} >= {"q4_k", "q6_k", "stored"}
+    assert all(row.applied in ("q4_k", "stored") for row in report.rows if row.scheme == "q4_k")
