@@ -485,3 +485,22 @@ def test_deepseek_tiles_store_the_weight_unpadded_with_a_scale_per_started_tile(
     assert floatfmt.get_scheme("fp8_e4m3_block128").storage_bytes((100, 200)) == 100 * 200 + 1 * 2 * 4
     # blocks along a row are stored padded, as microxcaling pads them
     assert floatfmt.get_scheme("mxfp4").storage_bytes((3, 40)) == 3 * 64 // 2 + 3 * 2
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "mxfp8_e4m3", "mxint8"])
+def test_mx_exponent_is_exact_just_below_every_power_of_two(name):
+    element = floatfmt.get_format(floatfmt.get_scheme(name).element)
+    emax = 0 if isinstance(element, floatfmt.IntFormat) else element.maxexp - 1
+    powers = np.arange(-120, 120)
+    below = np.nextafter(np.ldexp(np.float32(1), powers).astype(np.float32), np.float32(0))
+    blocks = np.zeros((below.size, 32), np.float32)
+    blocks[:, 0] = below
+    scales = floatfmt.quantize(blocks, name).scales[:, 0]
+    np.testing.assert_array_equal(scales, np.ldexp(np.float32(1), np.maximum(powers - 1 - emax, -127)))
+
+
+def test_mxint8_elements_clamp_to_127():
+    # scale 1 (amax 1.999); -1.999 * 64 = -127.94 rounds to -128, which microxcaling clamps to -127
+    q = floatfmt.quantize(mx_block([1.0, -1.999, 1.999]), "mxint8")
+    assert q.codes[0, :3].view(np.int8).tolist() == [64, -127, 127]
+    assert q.dequantize()[0, 1] == -127 / 64

@@ -1,7 +1,8 @@
 """OCP Microscaling (MX v1.0): a shared E8M0 scale per block of 32, from the block's largest exponent.
 
 The scale is ``2**(floor(log2 amax) - emax)``, ``emax`` the exponent of the element format's largest binade
-(0 for MXINT8, whose elements are fixed point with 6 fraction bits: code / 64), within ``[2**-127, 2**127]``;
+(0 for MXINT8, whose elements are fixed point with 6 fraction bits, code / 64, clamped to ±127 as microxcaling
+does), within ``[2**-127, 2**127]``, with ``floor(log2 amax)`` taken exactly from the float's exponent;
 elements are ``x / scale`` rounded and saturated (the scale is a power of two, so multiplying by its reciprocal is
 the same single rounding). A block holding NaN or infinity gets E8M0's NaN scale, as in microsoft/microxcaling.
 """
@@ -38,8 +39,11 @@ class MxRule(BlockRule):
 
     def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
         amax = self.block_amax(blocked, scheme)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            exponent = np.floor(np.log2(np.where(amax == 0, np.float32(2.0**-126), amax)))
+        # floor(log2 amax) from the float's own exponent, exactly (a float32 log2 rounds up for values a few
+        # ulps below a power of two, which would make the scale one step too large); NaN and infinity stay NaN
+        finite = np.isfinite(amax)
+        _, frexp_exponent = np.frexp(np.where(finite & (amax != 0), amax, np.float32(2.0**-126)))
+        exponent = np.where(finite, (frexp_exponent - 1).astype(np.float64), np.nan)
         element = scheme.formats.element
         assert element is not None
         emax = 0 if isinstance(element, IntFormat) else element.maxexp - 1
@@ -58,6 +62,10 @@ class MxRule(BlockRule):
         def to_codes(scaled: np.ndarray, rows: slice) -> np.ndarray:
             if fixed_point:
                 scaled *= np.float32(MXINT_FRACTION)
+                codes = encode(scaled, element, rounding=rounding, overflow="saturate", nan="ml_dtypes")
+                # microxcaling clamps MXINT8 to ±127 (symmetric): the code of -128 is never used
+                np.maximum(codes.view(np.int8), np.int8(-127), out=codes.view(np.int8))
+                return codes
             return encode(scaled, element, rounding=rounding, overflow="saturate", nan="ml_dtypes")
 
         return to_codes
