@@ -10,7 +10,8 @@ from test_quant import awkward_matrix
 import floatfmt
 from floatfmt.quant.storage import ggml_scheme
 
-REFERENCE_TYPES = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "tq1_0", "tq2_0", "mxfp4", "q4_0", "q8_0"]
+REFERENCE_TYPES = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4",
+                   "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"]  # fmt: skip
 
 
 def hostile(rows: int, cols: int, seed: int) -> np.ndarray:
@@ -59,7 +60,7 @@ def test_rows_that_are_not_whole_super_blocks_are_refused():
         floatfmt.quantize(np.ones((2, 256), np.float32), ggml_scheme("iq2_xxs"))
 
 
-@pytest.mark.parametrize("name", ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k"])
+@pytest.mark.parametrize("name", ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_importance_weighted_k_quants_are_byte_identical_to_ggml(name, seed):
     w = hostile(32, 768, seed)

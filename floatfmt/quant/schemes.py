@@ -131,8 +131,9 @@ for _scheme in [
     ),
     *(
         Scheme(name, name, (1, 256), "float16", "gguf", reference=_GGML)
-        for name in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "tq1_0", "tq2_0")
+        for name in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "iq4_xs", "tq1_0", "tq2_0")
     ),
+    Scheme("iq4_nl", "iq4_nl", (1, 32), "float16", "gguf", reference=_GGML),
     Scheme("gguf_mxfp4", "mxfp4", (1, 32), "float8_e8m0fnu", "gguf", reference=_GGML + " (quantize_row_mxfp4_ref)"),
 ]:
     register_scheme(_scheme)

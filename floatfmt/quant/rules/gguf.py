@@ -252,7 +252,7 @@ def _fp16(values: np.ndarray) -> np.ndarray:
     return half
 
 
-IMPORTANCE = ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k")
+IMPORTANCE = ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs")
 """The GGML types whose quantizers weigh an importance vector (``quantize_<type>``'s ``quant_weights``)."""
 
 

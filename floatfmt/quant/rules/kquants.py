@@ -687,12 +687,124 @@ def _dequantize_q4_k(data: np.ndarray) -> np.ndarray:
     return (scale[:, :, None] * codes - offset[:, :, None]).reshape(-1, 256)
 
 
+# --- IQ4_NL and IQ4_XS ---------------------------------------------------------------------------------------
+
+_IQ4_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=F32)
+"""ggml's ``kvalues_iq4nl``: the 16 non-linear levels (a scale maps them to the weights)."""
+
+
+def _best_index(values: np.ndarray) -> np.ndarray:
+    """ggml's ``best_index_int8`` over the IQ4 levels: the nearer level, the upper one on a tie."""
+    levels = _IQ4_VALUES
+    upper = np.clip(np.searchsorted(levels, values, side="right"), 1, 15)
+    lower_gap = values - levels[upper - 1]
+    upper_gap = levels[upper] - values
+    index = np.where(lower_gap < upper_gap, upper - 1, upper)
+    index = np.where(values <= levels[0], 0, index)
+    return np.where(values >= levels[15], 15, index).astype(np.int32)
+
+
+def _iq4_blocks(x: np.ndarray, weights: np.ndarray, ntry: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-block part of ``quantize_row_iq4_nl_impl`` over rows of 32: (scale, codes)."""
+    strongest = _first_strongest(x)
+    zero = np.abs(strongest) < GROUP_MAX_EPS
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        d = (-strongest / _IQ4_VALUES[0]) if ntry > 0 else (strongest / _IQ4_VALUES[0])
+        inverse = F32(1) / d
+        codes = _best_index(inverse[:, None] * x)
+        q = _IQ4_VALUES[codes]
+        wq = weights * q
+        sumqx, sumq2 = _sequential_sum(wq * x), _sequential_sum(wq * q)
+        d = np.where(sumq2 > 0, sumqx / sumq2, F32(0)).astype(F32)
+        best = d * sumqx
+        for step in range(-ntry, ntry + 1):
+            inverse = F32(step + int(_IQ4_VALUES[0])) / strongest
+            q = _IQ4_VALUES[_best_index(inverse[:, None] * x)]
+            wq = weights * q
+            sumqx, sumq2 = _sequential_sum(wq * x), _sequential_sum(wq * q)
+            better = (sumq2 > 0) & (sumqx * sumqx > best * sumq2)
+            d = np.where(better, sumqx / sumq2, d)
+            best = np.where(better, d * sumqx, best)
+    return np.where(zero, F32(0), d).astype(F32), codes
+
+
+def _iq4_weights(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    """``qw * sqrtf(sigma2 + x*x)`` with ``sigma2 = 2 * sum(x*x) / n`` over the super-block, or ``x*x``."""
+    if importance is None:
+        return x * x
+    sigma2 = _sequential_sum(x * x) * (F32(2) / F32(x.shape[1]))
+    return importance * np.sqrt(sigma2[:, None] + x * x)
+
+
+def _pack_iq4(codes: np.ndarray) -> np.ndarray:
+    groups = codes.reshape(codes.shape[0], -1, 2, 16)
+    return (groups[:, :, 0] | (groups[:, :, 1] << 4)).reshape(codes.shape[0], -1).astype(np.uint8)
+
+
+def _quantize_iq4_nl(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    scale, _ = _iq4_blocks(x, _iq4_weights(x, importance), 7)
+    with np.errstate(divide="ignore"):
+        inverse = np.where(scale != 0, F32(1) / scale, F32(0)).astype(F32)
+    codes = _best_index(inverse[:, None] * x)
+    out = np.empty((x.shape[0], 18), dtype=np.uint8)
+    out[:, :2] = _fp16_bytes(scale)
+    out[:, 2:] = _pack_iq4(codes)
+    return out
+
+
+def _dequantize_iq4_nl(data: np.ndarray) -> np.ndarray:
+    d = data[:, :2].copy().view("<f2").astype(F32)
+    codes = np.concatenate([data[:, 2:] & 0xF, data[:, 2:] >> 4], axis=1)
+    return d * _IQ4_VALUES[codes]
+
+
+def _quantize_iq4_xs(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    blocks = x.shape[0]
+    weights = _iq4_weights(x, importance).reshape(-1, 32)
+    scales, _ = _iq4_blocks(x.reshape(-1, 32), weights, 7)
+    scales = scales.reshape(blocks, 8)
+    strongest = _first_strongest(scales)  # the first of the largest magnitudes, 0 if all are 0
+    d = (-strongest / F32(32)).astype(F32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.where(d != 0, F32(1) / d, F32(0)).astype(F32)
+        levels = np.clip(nearest_int(inverse[:, None] * scales), -32, 31)
+        sub_d = d[:, None] * levels.astype(F32)
+        sub_inverse = np.where(sub_d != 0, F32(1) / sub_d, F32(0)).astype(F32)
+    codes = _best_index(sub_inverse[:, :, None] * x.reshape(blocks, 8, 32)).reshape(blocks, 256)
+    stored = levels + 32
+    scales_l = ((stored[:, 0::2] & 0xF) | ((stored[:, 1::2] & 0xF) << 4)).astype(np.uint8)
+    scales_h = np.zeros(blocks, dtype=np.int64)
+    for ib in range(8):
+        scales_h |= (stored[:, ib] >> 4).astype(np.int64) << (2 * ib)
+    out = np.empty((blocks, 136), dtype=np.uint8)
+    out[:, :2] = _fp16_bytes(d)
+    out[:, 2:4] = scales_h.astype("<u2").view(np.uint8).reshape(-1, 2)
+    out[:, 4:8] = scales_l
+    out[:, 8:] = _pack_iq4(codes)
+    return out
+
+
+def _dequantize_iq4_xs(data: np.ndarray) -> np.ndarray:
+    d = data[:, :2].copy().view("<f2").astype(F32)
+    scales_h = data[:, 2:4].copy().view("<u2").astype(np.int32)
+    scales_l = data[:, 4:8].astype(np.int32)
+    levels = np.empty((data.shape[0], 8), dtype=np.int32)
+    for ib in range(8):
+        low = (scales_l[:, ib // 2] >> (4 * (ib % 2))) & 0xF
+        levels[:, ib] = low | (((scales_h[:, 0] >> (2 * ib)) & 3) << 4)
+    q = data[:, 8:].reshape(-1, 8, 16)
+    codes = np.concatenate([q & 0xF, q >> 4], axis=2)
+    return ((d * (levels - 32).astype(F32))[:, :, None] * _IQ4_VALUES[codes]).reshape(-1, 256)
+
+
 _register("q8_k", QK_K, 292, _quantize_q8_k, _dequantize_q8_k)
 _register("q2_k", QK_K, 84, _quantize_q2_k, _dequantize_q2_k)
 _register("q3_k", QK_K, 110, _quantize_q3_k, _dequantize_q3_k)
 _register("q4_k", QK_K, 144, _quantize_q4_k, _dequantize_q4_k)
 _register("q5_k", QK_K, 176, _quantize_q5_k, _dequantize_q5_k)
 _register("q6_k", QK_K, 210, _quantize_q6_k, _dequantize_q6_k)
+_register("iq4_nl", 32, 18, _quantize_iq4_nl, _dequantize_iq4_nl)
+_register("iq4_xs", QK_K, 136, _quantize_iq4_xs, _dequantize_iq4_xs)
 _register("tq1_0", QK_K, 54, _quantize_tq1_0, _dequantize_tq1_0)
 _register("tq2_0", QK_K, 66, _quantize_tq2_0, _dequantize_tq2_0)
 _register("mxfp4", 32, 17, _quantize_mxfp4, _dequantize_mxfp4)
