@@ -504,3 +504,25 @@ def test_mxint8_elements_clamp_to_127():
     q = floatfmt.quantize(mx_block([1.0, -1.999, 1.999]), "mxint8")
     assert q.codes[0, :3].view(np.int8).tolist() == [64, -127, 127]
     assert q.dequantize()[0, 1] == -127 / 64
+
+
+def test_int4_g128_sym_is_gptqs_symmetric_grid():
+    # GPTQ's Quantizer(sym=True): xmax = max(|min|, max), scale = 2 xmax / 15, zero point 8, codes 0..15
+    w = np.random.default_rng(5).standard_normal((4, 256)).astype(np.float32)
+    w[1, :128] = 0  # an all-zero group: GPTQ widens it to [-1, 1]
+    q = floatfmt.quantize(w, "int4_g128_sym")
+    amax = np.abs(w.reshape(4, 2, 128)).max(axis=2)
+    scale = np.where(amax == 0, np.float32(2 / 15), 2 * amax / np.float32(15)).astype(np.float32)
+    np.testing.assert_array_equal(q.scales, scale.astype(np.float16).astype(np.float32))
+    assert set(q.zero_points.reshape(-1).tolist()) == {8}
+    codes = np.clip(np.rint(w.reshape(4, 2, 128) / scale[:, :, None]) + 8, 0, 15).reshape(4, 256)
+    np.testing.assert_array_equal(q.codes, codes)
+    assert q.bits_per_weight == pytest.approx(4 + 16 / 128 + 4 / 128)  # GPTQ checkpoints store the zeros too
+    assert floatfmt.quantize(w, "int4_g128_amax7").bits_per_weight == pytest.approx(4 + 16 / 128)
+
+
+def test_fp8_per_channel_scales():
+    w = np.random.default_rng(6).standard_normal((8, 64)).astype(np.float32)
+    q = floatfmt.quantize(w, "fp8_e4m3_channel")
+    np.testing.assert_array_equal(q.scales[:, 0], np.abs(w).max(axis=1) / np.float32(448))
+    assert q.scales.shape == (8, 1)

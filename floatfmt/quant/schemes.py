@@ -124,7 +124,22 @@ for _scheme in [
     Scheme("int8", "int8", (1, 0), "float32", "symmetric_int", reference="symmetric per-channel int8 (SmoothQuant)"),
     Scheme("int8_tensor", "int8", (0, 0), "float32", "symmetric_int", reference="symmetric per-tensor int8"),
     Scheme("int4_g128", "uint4", (1, 128), "float16", "minmax", zero_point="uint4", reference=_GPTQ),
-    Scheme("int4_g128_sym", "int4", (1, 128), "float16", "symmetric_int", reference="amax / 7 in groups of 128"),
+    Scheme(
+        "int4_g128_sym",
+        "uint4",
+        (1, 128),
+        "float16",
+        "minmax_symmetric",
+        zero_point="uint4",
+        reference=_GPTQ.replace("Quantizer", "Quantizer(sym=True)"),
+    ),
+    Scheme("int4_g128_amax7", "int4", (1, 128), "float16", "symmetric_int", reference="amax / 7 in groups of 128"),
+    Scheme(
+        "fp8_e4m3_channel",
+        "float8_e4m3fn",
+        (1, 0),
+        reference="per-output-channel FP8 (llm-compressor / vLLM FP8 W8A8 channel: weight_scale of shape [out, 1])",
+    ),
     *(
         Scheme(name, name, (1, 32), "float16", "gguf", reference=_GGUF)
         for name in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1")

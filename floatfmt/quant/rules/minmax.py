@@ -1,8 +1,12 @@
-"""Asymmetric integer groups, as GPTQ's ``Quantizer`` makes them: the range always holds 0.
+"""Integer groups with a zero point, as GPTQ's ``Quantizer`` makes them: the range always holds 0.
 
-``scale = (max - min) / (2**bits - 1)`` over ``[min(block min, 0), max(block max, 0)]`` (an all-zero block uses
-``[-1, 1]``), zero point ``round(-min / scale)``, codes ``clamp(round(x / scale) + zero, 0, 2**bits - 1)``; the
-scale stored in its format (fp16 in GPTQ/AWQ checkpoints) and the zero point as an unsigned integer.
+* ``minmax`` (``sym=False``): ``scale = (max - min) / (2**bits - 1)`` over ``[min(block min, 0), max(block max,
+  0)]`` (an all-zero block uses ``[-1, 1]``), zero point ``round(-min / scale)``.
+* ``minmax_symmetric`` (``sym=True``): the range ``[-amax, amax]``, so ``scale = 2 amax / (2**bits - 1)`` and the
+  zero point is ``2**(bits - 1)`` (8 for 4 bits: codes 0..15 stand for -8..7 steps).
+
+Codes ``clamp(round(x / scale) + zero, 0, 2**bits - 1)``; the scale stored in its format (fp16 in GPTQ/AWQ
+checkpoints) and the zero point as an unsigned integer, as GPTQ checkpoints store it even when symmetric.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ __all__ = ["MinmaxRule"]
 
 
 class MinmaxRule(BlockRule):
-    name = "minmax"
-    description = "asymmetric: scale = (max - min) / (2**bits - 1) with 0 inside the range; integer zero point (GPTQ)"
+    def __init__(self, name: str, description: str, *, symmetric: bool) -> None:
+        self.name, self.description, self.symmetric = name, description, symmetric
 
     def check(self, scheme: Scheme) -> SchemeFormats:
         formats = super().check(scheme)
@@ -43,10 +47,13 @@ class MinmaxRule(BlockRule):
         maximum_code = element.max
         low = np.minimum(blocked.reduce("min"), 0)
         high = np.maximum(blocked.reduce("max"), 0)
+        if self.symmetric:  # GPTQ: xmax = max(|xmin|, xmax), xmin = -xmax
+            high = np.maximum(-low, high)
+            low = -high
         empty = (low == 0) & (high == 0)
         low, high = np.where(empty, -1, low), np.where(empty, 1, high)
         scale = ((high - low) / np.float32(maximum_code)).astype(np.float32)
-        zero = np.rint(-low / scale)
+        zero = np.full_like(scale, (maximum_code + 1) // 2) if self.symmetric else np.rint(-low / scale)
         zero_rows = np.repeat(zero, blocked.block_rows, axis=0)
         block_cols = blocked.block_cols
 
@@ -61,4 +68,17 @@ class MinmaxRule(BlockRule):
         return QuantizedTensor(scheme, blocked.shape, codes, stored, zero_points=zero.astype(np.uint8))
 
 
-register_rule(MinmaxRule())
+register_rule(
+    MinmaxRule(
+        "minmax",
+        "asymmetric: scale = (max - min) / (2**bits - 1) with 0 inside the range; integer zero point (GPTQ)",
+        symmetric=False,
+    )
+)
+register_rule(
+    MinmaxRule(
+        "minmax_symmetric",
+        "symmetric: scale = 2 amax / (2**bits - 1), zero point 2**(bits - 1) (GPTQ sym=True)",
+        symmetric=True,
+    )
+)
