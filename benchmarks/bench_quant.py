@@ -3,6 +3,10 @@
     python benchmarks/bench_quant.py
     python benchmarks/bench_quant.py --schemes q4_0,mxfp4 --size 1024 --json out.json
     python benchmarks/bench_quant.py --kernels numpy,numba   # numpy's loops, then the compiled ones
+    python benchmarks/bench_quant.py --schemes q4_k,q6_k,iq4_xs --ggml   # beside ggml's own C, one thread
+
+``--ggml`` times llama.cpp's C quantizers (``ggml-quants.c``, built once by ``tests/ggml_reference.py`` from the
+llama-cpp-python sdist) on the same matrix in the same process: "vs ggml C" is ggml's time divided by floatfmt's.
 
 Each timing is the best of ``--repeat`` runs after one warm-up (which builds
 the codec's tables). "vs gguf-py" is gguf-py's time divided by floatfmt's for
@@ -28,7 +32,18 @@ except ImportError:  # pragma: no cover - depends on the machine
     gguf = None
 
 
-def run(names: list[str], size: int, repeat: int) -> list[dict[str, Any]]:
+def ggml_reference() -> Any:
+    """tests/ggml_reference.py, which builds and loads ggml's C quantizers."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import ggml_reference as reference
+
+    return reference
+
+
+def run(names: list[str], size: int, repeat: int, ggml: Any = None) -> list[dict[str, Any]]:
     w = (np.random.default_rng(0).standard_normal((size, size)) * 0.02).astype(np.float32)
     rows = []
     for name in names:
@@ -51,6 +66,9 @@ def run(names: list[str], size: int, repeat: int) -> list[dict[str, Any]]:
             row["dequantize_vs_gguf_py"] = (
                 best_time(lambda qtype=qtype, data=data: gguf_dequantize(data, qtype), repeat) / dequantize_time
             )
+        ggml_name = {"gguf_mxfp4": "mxfp4"}.get(name, name)
+        if ggml is not None and ggml_name in ggml.TYPES:
+            row["quantize_vs_ggml_c"] = best_time(lambda n=ggml_name: ggml.quantize(n, w), repeat) / quantize_time
         rows.append(row)
         print(format_row(row), flush=True)
     return rows
@@ -58,8 +76,10 @@ def run(names: list[str], size: int, repeat: int) -> list[dict[str, Any]]:
 
 def format_row(row: dict[str, Any]) -> str:
     versus = ""
+    if "quantize_vs_ggml_c" in row:
+        versus += f"  vs ggml C: quantize {row['quantize_vs_ggml_c']:.2f}x"
     if "quantize_vs_gguf_py" in row:
-        versus = (
+        versus += (
             f"  vs gguf-py: quantize {row['quantize_vs_gguf_py']:.2f}x, dequantize {row['dequantize_vs_gguf_py']:.2f}x"
         )
     return (
@@ -76,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kernels", default="auto", help="comma-separated loop backends to time in turn: auto, numpy, numba"
     )
+    parser.add_argument("--ggml", action="store_true", help="also time ggml's C quantizers (built on first use)")
     parser.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     args = parser.parse_args(argv)
     names = floatfmt.schemes() if args.schemes == "all" else args.schemes.split(",")
@@ -87,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for kernels in args.kernels.split(","):
         floatfmt.set_backend(kernels)
-        rows += run(names, args.size, args.repeat)
+        rows += run(names, args.size, args.repeat, ggml_reference() if args.ggml else None)
     if args.json:
         with open(args.json, "w") as file:
             json.dump({"size": args.size, "rows": rows}, file, indent=2)
