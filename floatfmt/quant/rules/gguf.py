@@ -222,10 +222,10 @@ def _quantize_legacy(matrix: np.ndarray, scheme: Scheme, shape: tuple[int, ...])
         d, low = np.empty(stop - start, np.float32), np.empty(stop - start, np.float32)
         run = np.ascontiguousarray(blocks[start:stop], dtype=np.float32)
         _kernels.gguf_blocks(run, kind.bits, kind.asymmetric, codes[start:stop], d, low, data[start:stop], column)
-        scales[start:stop] = _fp16(d)
+        scales[start:stop] = kquants.fp16_scales(d)
         data[start:stop, 0:2] = scales[start:stop, None].view(np.uint8)
         if minimums is not None:
-            minimums[start:stop] = _fp16(low)
+            minimums[start:stop] = kquants.fp16_scales(low)
             data[start:stop, 2:4] = minimums[start:stop, None].view(np.uint8)
 
     # two chunks' worth of blocks per call: each call's few small allocations are then negligible
@@ -238,18 +238,6 @@ def _quantize_legacy(matrix: np.ndarray, scheme: Scheme, shape: tuple[int, ...])
         None if minimums is None else minimums.reshape(rows, cols // BLOCK),
         extra={"blocks": data.reshape(-1)},
     )
-
-
-def _fp16(values: np.ndarray) -> np.ndarray:
-    """Scales or minimums as float16, refusing what would overflow (gguf-py would store infinity)."""
-    with np.errstate(over="ignore"):
-        half = values.astype(np.float16)
-    if not np.isfinite(half).all():
-        raise ValueError(
-            f"{np.count_nonzero(~np.isfinite(half))} GGUF block scales or minimums exceed float16's range (65504); "
-            "gguf-py would store them as infinity. Scale the tensor down first"
-        )
-    return half
 
 
 IMPORTANCE = ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs")

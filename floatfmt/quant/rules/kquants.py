@@ -19,7 +19,7 @@ import numpy as np
 
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 
-__all__ = ["DEQUANTIZERS", "QUANTIZERS", "quantize_blocks"]
+__all__ = ["DEQUANTIZERS", "QUANTIZERS", "fp16_scales", "quantize_blocks"]
 
 F32 = np.float32
 QK_K = 256
@@ -80,19 +80,25 @@ def _first_strongest(x: np.ndarray) -> np.ndarray:
     return np.take_along_axis(x, index[..., None], axis=-1)[..., 0]
 
 
-def _fp16(values: np.ndarray) -> np.ndarray:
+def fp16_scales(values: np.ndarray) -> np.ndarray:
+    """Block scales or minimums as float16, refusing what would overflow (ggml and gguf-py would store infinity)."""
     with np.errstate(over="ignore"):
         half = values.astype(np.float16)
     if not np.isfinite(half).all():
         raise ValueError(
-            f"{np.count_nonzero(~np.isfinite(half))} GGUF super-block scales exceed float16's range (65504); "
-            "ggml would store them as infinity. Scale the tensor down first"
+            f"{np.count_nonzero(~np.isfinite(half))} GGUF block scales or minimums exceed float16's range (65504); "
+            "ggml and gguf-py would store them as infinity. Scale the tensor down first"
         )
     return half
 
 
+def _half_bytes(half: np.ndarray) -> np.ndarray:
+    """The little-endian bytes of float16 values, two per value along a new last axis."""
+    return half.astype("<f2").view(np.uint8).reshape(*half.shape, 2)
+
+
 def _fp16_bytes(values: np.ndarray) -> np.ndarray:
-    return _fp16(values).astype("<f2").view(np.uint8).reshape(*values.shape, 2)
+    return _half_bytes(fp16_scales(values))
 
 
 def make_qkx2_quants(
@@ -279,8 +285,8 @@ def _quantize_q2_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
             iscale_min = F32(15) / max_min
         low = np.where((max_scale > 0)[:, None], nearest_int(iscale[:, None] * scales) & 0xFF, 0)
         high = np.where((max_min > 0)[:, None], (nearest_int(iscale_min[:, None] * mins) << 4) & 0xFF, 0)
-        d = _fp16(np.where(max_scale > 0, max_scale / F32(15), F32(0)))
-        dmin = _fp16(np.where(max_min > 0, max_min / F32(15), F32(0)))
+        d = fp16_scales(np.where(max_scale > 0, max_scale / F32(15), F32(0)))
+        dmin = fp16_scales(np.where(max_min > 0, max_min / F32(15), F32(0)))
     else:  # quantize_row_q2_K_impl
         weights = _importance_weights(x, importance, 1).reshape(-1, 16)
         sums = _sequential_sum(weights).reshape(blocks, 16)
@@ -289,7 +295,7 @@ def _quantize_q2_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
         dm, low = make_qp_quants(scales, 15, sums)
         mm, high = make_qp_quants(mins, 15, sums)
         low, high = low & 0xFF, (high << 4) & 0xFF
-        d, dmin = _fp16(dm), _fp16(mm)
+        d, dmin = fp16_scales(dm), fp16_scales(mm)
     packed_scales = (low | high).astype(np.uint8)
     sub_d = d.astype(F32)[:, None] * (packed_scales & 0xF).astype(F32)
     sub_m = dmin.astype(F32)[:, None] * (packed_scales >> 4).astype(F32)
@@ -300,8 +306,8 @@ def _quantize_q2_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     out = np.empty((blocks, 84), dtype=np.uint8)
     out[:, :16] = packed_scales
     out[:, 16:80] = _pack_2bit(codes)
-    out[:, 80:82] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
-    out[:, 82:84] = dmin.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 80:82] = _half_bytes(d)
+    out[:, 82:84] = _half_bytes(dmin)
     return out
 
 
@@ -347,7 +353,7 @@ def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             iscale = F32(-32) / strongest
             levels = np.clip(nearest_int(iscale[:, None] * scales), -32, 31) + 32
-            d = _fp16(np.where(has_scale, F32(1) / iscale, F32(0)))
+            d = fp16_scales(np.where(has_scale, F32(1) / iscale, F32(0)))
         scale_bytes = np.where(has_scale[:, None], _q3_scale_bytes(np.where(has_scale[:, None], levels, 0)), 0)
     else:  # quantize_row_q3_K_impl
         weights = _importance_weights(x, importance, 2).reshape(-1, 16)
@@ -355,7 +361,7 @@ def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
         scales, codes = scales.reshape(blocks, 16), codes.reshape(blocks, 256)
         d_block, levels = make_qx_quants(scales, 32, _sequential_sum(weights).reshape(blocks, 16))
         scale_bytes = _q3_scale_bytes(levels)
-        d = _fp16(d_block)
+        d = fp16_scales(d_block)
     scale_bytes = scale_bytes.astype(np.uint8)
     sub_d = d.astype(F32)[:, None] * _q3_scale_levels(scale_bytes).astype(F32)
     xs = x.reshape(blocks, 16, 16)
@@ -371,7 +377,7 @@ def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     out[:, :32] = hmask
     out[:, 32:96] = _pack_2bit(codes)
     out[:, 96:108] = scale_bytes
-    out[:, 108:110] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 108:110] = _half_bytes(d)
     return out
 
 
@@ -436,8 +442,8 @@ def _q45_k(
             inv_min = np.where(max_min > 0, F32(63) / max_min, F32(0)).astype(F32)
         ls = np.minimum(nearest_int(inv_scale[:, None] * scales) & 0xFF, 63).astype(np.uint8)
         lm = np.minimum(nearest_int(inv_min[:, None] * mins) & 0xFF, 63).astype(np.uint8)
-        d = _fp16(max_scale / F32(63))
-        dmin = _fp16(max_min / F32(63))
+        d = fp16_scales(max_scale / F32(63))
+        dmin = fp16_scales(max_min / F32(63))
     else:
         weights = _importance_weights(x, importance, 2).reshape(-1, 32)
         sums = _sequential_sum(weights).reshape(blocks, 8)
@@ -446,7 +452,7 @@ def _q45_k(
         d_block, ls = make_qp_quants(scales, 63, sums)
         m_block, lm = make_qp_quants(mins, 63, sums)
         ls, lm = np.minimum(ls & 0xFF, 63).astype(np.uint8), np.minimum(lm & 0xFF, 63).astype(np.uint8)
-        d, dmin = _fp16(d_block), _fp16(m_block)
+        d, dmin = fp16_scales(d_block), fp16_scales(m_block)
     sub_d = d.astype(F32)[:, None] * ls.astype(F32)
     sub_m = dmin.astype(F32)[:, None] * lm.astype(F32)
     xs = x.reshape(blocks, 8, 32)
@@ -454,8 +460,8 @@ def _q45_k(
         requantized = np.clip(nearest_int((xs + sub_m[:, :, None]) / sub_d[:, :, None]), 0, nmax)
     codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 8, 32)).reshape(blocks, 256)
     head = np.empty((blocks, 16), dtype=np.uint8)
-    head[:, 0:2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
-    head[:, 2:4] = dmin.astype("<f2").view(np.uint8).reshape(-1, 2)
+    head[:, 0:2] = _half_bytes(d)
+    head[:, 2:4] = _half_bytes(dmin)
     head[:, 4:16] = _pack_scales_k4(ls, lm)
     return head, codes
 
@@ -479,7 +485,7 @@ def _quantize_q6_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     zero = np.abs(strongest) < GROUP_MAX_EPS
     with np.errstate(divide="ignore", invalid="ignore"):
         iscale = F32(-128) / strongest
-        d = _fp16(np.where(zero, F32(0), F32(1) / iscale))
+        d = fp16_scales(np.where(zero, F32(0), F32(1) / iscale))
         levels = np.where(zero[:, None], 0, np.minimum(nearest_int(iscale[:, None] * scales), 127))
     sub_d = d.astype(F32)[:, None] * levels.astype(F32)
     xs = x.reshape(blocks, 16, 16)
@@ -495,7 +501,7 @@ def _quantize_q6_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     out[:, :128] = ql.reshape(blocks, 128)
     out[:, 128:192] = qh.reshape(blocks, 64)
     out[:, 192:208] = levels.astype(np.int8).view(np.uint8)
-    out[:, 208:210] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 208:210] = _half_bytes(d)
     out[zero] = 0  # ggml clears the whole block
     return out
 
