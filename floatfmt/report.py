@@ -332,7 +332,11 @@ class _CheckpointModel:
                 config = loaded if isinstance(loaded, dict) else {}
             except (OSError, ValueError):
                 config = {}
-        layers = [int(m[1]) for name in weights.tensors if (m := re.search(r"\.layers\.(\d+)\.", name))]
+        layer_of = {
+            name: int(found[1]) if (found := re.search(r"\.layers\.(\d+)\.", name)) else None
+            for name in weights.tensors
+        }
+        layers = [layer for layer in layer_of.values() if layer is not None]
         self.num_layers = int(config.get("num_hidden_layers") or (max(layers) + 1 if layers else 0))
         experts: dict[int, set[int]] = {}
         for name in weights.tensors:
@@ -347,10 +351,7 @@ class _CheckpointModel:
         self.config = {"torch_dtype": config.get("torch_dtype", "bfloat16")}
         self._tensors = [
             _CheckpointTensor(
-                info.name,
-                info.shape,
-                int(m[1]) if (m := re.search(r"\.layers\.(\d+)\.", info.name)) else None,
-                component_of(info.name, self.num_layers or None),
+                info.name, info.shape, layer_of[info.name], component_of(info.name, self.num_layers or None)
             )
             for info in weights.tensors.values()
         ]
@@ -359,10 +360,10 @@ class _CheckpointModel:
         return self._tensors
 
 
-def _file_type_column(weights: Weights, file_type: FileType) -> dict[str, Scheme | None]:
+def _file_type_column(model: _CheckpointModel, file_type: FileType) -> dict[str, Scheme | None]:
     """The scheme of every tensor of a checkpoint in a llama.cpp file type: its GGML type, or ``None`` for the
     tensors llama.cpp keeps in float32 (vectors, norms, the router); F16/BF16 matrices as casts."""
-    types = file_type.types(_CheckpointModel(weights))
+    types = file_type.types(model)
     return {name: None if kind == "F32" else ggml_scheme(kind) for name, kind in types.items()}
 
 
@@ -590,7 +591,14 @@ def _report(
     override_list = [(pattern, _override(value)) for pattern, value in (overrides or {}).items()]
     include_list, exclude_list = _patterns(include), _patterns(exclude)
     names = list(weights.tensors)
-    resolved = [_file_type_column(weights, c) if isinstance(c, FileType) else c for c in columns]
+    model = _CheckpointModel(weights) if any(isinstance(c, FileType) for c in columns) else None
+    resolved: list[Scheme | Mapping[str, Scheme | None]] = []
+    for column in columns:
+        if isinstance(column, FileType):
+            assert model is not None  # made above for every file-type column, once for all of them
+            resolved.append(_file_type_column(model, column))
+        else:
+            resolved.append(column)
     plan = {
         name: tuple(
             _applied(weights.tensors[name], column, include_list, exclude_list, override_list, min_ndim)
