@@ -348,7 +348,9 @@ class _CheckpointModel:
         self.shared_experts = int(any("shared_expert" in name for name in weights.tensors))
         self.tie_embeddings = "lm_head.weight" not in weights.tensors
         self.architecture = str(config.get("model_type", "llama"))
-        self.config = {"torch_dtype": config.get("torch_dtype", "bfloat16")}
+        self.config = {
+            key: config[key] for key in ("torch_dtype", "num_attention_heads", "num_key_value_heads") if key in config
+        }
         self._tensors = [
             _CheckpointTensor(
                 info.name, info.shape, layer_of[info.name], component_of(info.name, self.num_layers or None)
@@ -383,7 +385,7 @@ def _measure_tensor(
     """Quantize one tensor with each scheme, block of rows by block of rows, and accumulate the errors."""
     info = weights.tensors[name]
     rows, cols = info.rows, info.cols
-    steps = [row_block(s) for s in schemes]
+    steps = [row_block(s, cols) for s in schemes]
     unit = (rows or 1) if None in steps or rows == 0 else math.lcm(*(s for s in steps if s is not None))
     units = -(-rows // unit) if rows else 0
     chunk_units = max(1, chunk_elements // max(unit * cols, 1))

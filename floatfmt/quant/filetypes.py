@@ -1,11 +1,15 @@
 """llama-quantize's file types (Q4_K_M, ...): the GGML type each tensor gets, by name, layer index and shape.
 
-The rules follow ``llama_tensor_get_type`` in llama.cpp ``src/llama-quant.cpp`` for the file types listed in
-:data:`FILE_TYPES`: the output (and tied embeddings) in Q6_K, the value projections and FFN down projections of
-the first and last eighth of the layers (and every third in between) one step up, Mixtral-style 8-expert models'
-attention in Q8_0 / Q5_K, and the fallbacks for rows that are not whole 256-value super-blocks. Tensors llama.cpp
-does not quantize keep the converter's type: F32 for vectors, norms and the MoE router (``ffn_gate_inp``), as
-``convert_hf_to_gguf.py`` writes them.
+The rules are a port of ``llama_tensor_get_type`` and ``tensor_type_fallback`` in ``src/llama-quant.cpp``
+(llama.cpp as vendored by llama-cpp-python 0.3.36) for the file types listed in :data:`FILE_TYPES`: the output
+(and tied embeddings) in Q6_K, value projections and FFN down projections of chosen layers one or two steps up,
+Mixtral-style 8-expert models' attention in Q8_0 / Q5_K, the grouped-query rules of Q2_K and IQ4_*, and the
+fallbacks for rows that are not whole blocks. Tensors llama.cpp does not quantize keep the converter's type: F32
+for vectors, norms and the MoE router (``ffn_gate_inp``), as ``convert_hf_to_gguf.py`` writes them, and the
+checkpoint's 16-bit type for position and token-type embeddings.
+
+Tensor names are the Hugging Face checkpoint's; each is put in the category llama.cpp would give its GGUF name
+(``v_proj`` and BERT's ``attention.self.value`` are ``attn_v``, ``qkv_proj`` is ``attn_qkv``, and so on).
 
 File types are spelled as ``llama-quantize`` prints them, in capitals; a name that is both a file type and a
 block type (``Q6_K``) means the file type in capitals and the block type in lower case (``q6_k``: every matrix in
@@ -67,12 +71,6 @@ class ModelLike(Protocol):
     def tensors(self) -> Iterable[TensorLike]: ...
 
 
-FILE_TYPES = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q4_K_S": "Q4_K", "Q6_K": "Q6_K"}
-"""llama.cpp's K-quant file types (``llama-quantize`` presets) and the type most of their tensors get."""
-
-_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "Q3_K": "Q4_0", "Q2_K": "Q4_0"}
-
-
 @dataclass(frozen=True)
 class FileType:
     """A llama-quantize file type: most tensors in ``base``, some in others (see :func:`tensor_types`)."""
@@ -80,12 +78,41 @@ class FileType:
     name: str
     base: str
 
-    def types(self, model: ModelLike) -> dict[str, str]:
+    def types(self, model: ModelLike, *, imatrix: bool = False) -> dict[str, str]:
         """The GGML type of every tensor of ``model`` (MTP layers are left out, as llama.cpp leaves them)."""
-        return tensor_types(model, self.name)
+        return tensor_types(model, self.name, imatrix=imatrix)
 
     def __str__(self) -> str:
         return self.name
+
+
+FILE_TYPES: dict[str, FileType] = {
+    ft.name: ft
+    for ft in (
+        FileType(name, base)
+        for name, base in (
+            ("Q4_0", "Q4_0"), ("Q4_1", "Q4_1"), ("Q5_0", "Q5_0"), ("Q5_1", "Q5_1"), ("Q8_0", "Q8_0"),
+            ("Q2_K", "Q2_K"), ("Q3_K_S", "Q3_K"), ("Q3_K_M", "Q3_K"), ("Q3_K_L", "Q3_K"),
+            ("Q4_K_S", "Q4_K"), ("Q4_K_M", "Q4_K"), ("Q5_K_S", "Q5_K"), ("Q5_K_M", "Q5_K"), ("Q6_K", "Q6_K"),
+            ("IQ4_NL", "IQ4_NL"), ("IQ4_XS", "IQ4_XS"), ("TQ1_0", "TQ1_0"), ("TQ2_0", "TQ2_0"),
+            ("MXFP4_MOE", "MXFP4"),
+        )  # fmt: skip
+    )
+}
+"""llama-quantize's file types floatfmt can quantize into, by name, with the type most of their tensors get.
+(Q2_K_S and the IQ1/IQ2/IQ3 file types need i-quant grids floatfmt does not have.)"""
+
+_FALLBACK = {
+    "Q2_K": "Q4_0", "Q3_K": "Q4_0", "TQ1_0": "Q4_0", "TQ2_0": "Q4_0",
+    "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0", "IQ4_XS": "IQ4_NL",
+}  # fmt: skip
+"""``tensor_type_fallback``: the type for rows that are not whole blocks of the chosen one (32-value types have
+none: they become F16, as does a fallback that does not fit either)."""
+
+_BLOCK_TYPE_NAMES = {name.lower() for name in (*FILE_TYPES, "Q8_K")} & {
+    "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k",
+    "iq4_nl", "iq4_xs", "tq1_0", "tq2_0",
+}  # fmt: skip
 
 
 def file_type(name: str) -> FileType | None:
@@ -95,10 +122,191 @@ def file_type(name: str) -> FileType | None:
         return None
     if name.strip() != upper and upper.lower() in _BLOCK_TYPE_NAMES:
         return None
-    return FileType(upper, FILE_TYPES[upper])
+    return FILE_TYPES[upper]
 
 
-_BLOCK_TYPE_NAMES = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k"}
+# --- the category llama.cpp gives a tensor (tensor_get_category), from its Hugging Face name ---------------
+
+_CATEGORIES = (  # (substring of the Hugging Face name, llama.cpp's category); the first match wins
+    ("embed_tokens.", "token_embd"), ("word_embeddings.", "token_embd"), ("wte.", "token_embd"),
+    ("lm_head.", "output"), ("embed_out.", "output"),
+    ("qkv_proj.", "attn_qkv"), ("query_key_value.", "attn_qkv"), ("c_attn.", "attn_qkv"), ("Wqkv.", "attn_qkv"),
+    ("kv_b_proj.", "attn_kv_b"),
+    (".v_proj.", "attn_v"), (".self.value.", "attn_v"),
+    (".k_proj.", "attn_k"), (".self.key.", "attn_k"),
+    (".q_proj.", "attn_q"), (".self.query.", "attn_q"),
+    (".o_proj.", "attn_output"), (".attention.output.dense.", "attn_output"), (".self_attn.dense.", "attn_output"),
+    ("up_proj", "ffn_up"), (".w3.", "ffn_up"), (".intermediate.dense.", "ffn_up"), ("dense_h_to_4h", "ffn_up"),
+    ("gate_proj", "ffn_gate"), (".w1.", "ffn_gate"),
+    ("down_proj", "ffn_down"), (".w2.", "ffn_down"), (".output.dense.", "ffn_down"), ("dense_4h_to_h", "ffn_down"),
+)  # fmt: skip
+_KEPT_AS_STORED = ("position_embeddings.", "token_type_embeddings.", "wpe.")
+"""2-D tensors llama.cpp does not quantize (BERT's position and token-type embeddings)."""
+
+_ATTN_V = ("attn_v", "attn_qkv", "attn_kv_b")  # category_is_attn_v
+
+
+def _category(tensor: TensorLike) -> str:
+    for pattern, category in _CATEGORIES:
+        if pattern in tensor.name:
+            return category
+    return "other"
+
+
+def _quantizable(tensor: TensorLike) -> bool:
+    """tensor_allows_quantization: matrices (and merged experts), not norms, routers or position embeddings."""
+    return (
+        len(tensor.shape) >= 2
+        and tensor.part != "router"
+        and tensor.name.endswith(("weight", "proj"))
+        and not any(kept in tensor.name for kept in _KEPT_AS_STORED)
+    )
+
+
+def _gqa_ratio(model: ModelLike, tensors: list[TensorLike]) -> int:
+    """n_gqa = query heads / key-value heads, from the config or else from the first layer's shapes."""
+    config = model.config
+    heads, kv_heads = config.get("num_attention_heads"), config.get("num_key_value_heads")
+    if isinstance(heads, int) and isinstance(kv_heads, int) and kv_heads > 0:
+        return heads // kv_heads
+    queries = [t for t in tensors if _category(t) == "attn_q" and len(t.shape) == 2]
+    keys = [t for t in tensors if _category(t) == "attn_k" and len(t.shape) == 2]
+    if queries and keys and keys[0].shape[0] > 0:
+        return queries[0].shape[0] // keys[0].shape[0]
+    return 1
+
+
+def _use_more_bits(layer: int, layers: int) -> bool:
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def tensor_types(model: ModelLike, name: str, *, imatrix: bool = False) -> dict[str, str]:
+    """The GGML type of every tensor of ``model`` in a llama.cpp file type (MTP layers are left out).
+
+    ``imatrix`` says whether ``llama-quantize`` is given an importance matrix, which changes the FFN down
+    projections of the first layers in Q4_0, Q5_0 and IQ4_* files.
+
+    Raises:
+        ValueError: for a file type not in :data:`FILE_TYPES`.
+    """
+    preset = name.strip().upper()
+    if preset not in FILE_TYPES:
+        raise ValueError(f"unknown llama.cpp file type {name!r}; choose one of {', '.join(FILE_TYPES)}")
+    base = FILE_TYPES[preset].base
+    tensors = [t for t in model.tensors() if t.component != "mtp"]
+    gqa = _gqa_ratio(model, tensors)
+    context = _Context(
+        preset,
+        base,
+        layers=model.num_layers,
+        experts=max(1, model.num_experts),
+        gqa=gqa,
+        tied=model.tie_embeddings,
+        imatrix=imatrix,
+        is_70b=model.architecture == "llama" and model.num_layers == 80 and gqa > 1,
+        falcon=model.architecture == "falcon",
+        value_tensors=sum(_category(t) in _ATTN_V for t in tensors),
+    )
+    stored = "BF16" if str(model.config.get("torch_dtype", "bfloat16")) == "bfloat16" else "F16"
+    types: dict[str, str] = {}
+    for tensor in tensors:
+        if not _quantizable(tensor):
+            # convert_hf_to_gguf.py writes vectors, norms and the MoE router (ffn_gate_inp) in F32
+            types[tensor.name] = "F32" if len(tensor.shape) < 2 or tensor.part == "router" else stored
+            continue
+        chosen = context.choose(tensor, _category(tensor))
+        types[tensor.name] = _fit_row(chosen, tensor.shape[-1])
+    return types
+
+
+@dataclass
+class _Context:
+    """llama-quant.cpp's quantize_state_impl: the file type, the model's facts, and the running counters."""
+
+    preset: str
+    base: str
+    layers: int
+    experts: int
+    gqa: int
+    tied: bool
+    imatrix: bool
+    is_70b: bool
+    falcon: bool
+    value_tensors: int
+    value_index: int = 0
+    down_index: int = 0
+
+    def choose(self, tensor: TensorLike, category: str) -> str:
+        """llama_tensor_get_type_impl for the file types of :data:`FILE_TYPES` (before the row fallback)."""
+        ft, new = self.preset, self.base
+        if category == "output" or (category == "token_embd" and self.tied):
+            if ft == "MXFP4_MOE" or self.falcon or tensor.shape[-1] % ggml_type(new).block_size:
+                return "Q8_0"
+            return new if new == "Q8_0" else "Q6_K"
+        if ft == "MXFP4_MOE":
+            return "MXFP4" if tensor.component == "experts" else "Q8_0"  # merged 3-D expert tensors
+        if category == "token_embd":
+            return "Q4_K" if ft in ("TQ1_0", "TQ2_0") else new
+        if category in _ATTN_V:
+            return self._value(new)
+        if category == "attn_k":
+            return "Q8_0" if self.experts == 8 else new
+        if category == "ffn_down":
+            # the layer from the name (MoE files merge a layer's experts), else the running count
+            layer = tensor.layer if tensor.layer is not None else self.down_index
+            self.down_index += 1
+            return self._down(new, layer, self.layers)
+        if category == "attn_output":
+            if self.falcon:
+                return "Q4_K" if ft == "Q3_K_L" else new
+            if self.experts == 8:
+                eight = ("Q2_K", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ4_XS")
+                return "Q5_K" if ft in eight else new
+            return {"Q2_K": "Q3_K", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K"}.get(ft, new)
+        return new
+
+    def _value(self, new: str) -> str:
+        ft, index = self.preset, self.value_index
+        self.value_index += 1
+        if ft == "Q2_K":
+            new = "Q4_K" if self.gqa >= 4 else "Q3_K"
+        elif ft == "Q3_K_M":
+            new = "Q5_K" if index < 2 else "Q4_K"
+        elif ft == "Q3_K_L":
+            new = "Q5_K"
+        elif ft in ("IQ4_NL", "IQ4_XS") and self.gqa >= 4:
+            new = "Q5_K"
+        elif ft in ("Q4_K_M", "Q5_K_M") and _use_more_bits(index, self.value_tensors):
+            new = "Q6_K"
+        elif ft == "Q4_K_S" and index < 4:
+            new = "Q5_K"
+        if self.is_70b and new in ("Q3_K", "Q4_K"):
+            new = "Q5_K"  # llama.cpp's 70B rule: attn_v is 8x smaller than attn_q there
+        return "Q8_0" if self.experts == 8 else new
+
+    def _down(self, new: str, layer: int, layers: int) -> str:
+        ft = self.preset
+        if ft == "Q2_K":
+            return "Q3_K"
+        if ft == "Q3_K_M":
+            if layer < layers // 16:
+                return "Q5_K"
+            return "Q4_K" if not self.falcon or _use_more_bits(layer, layers) else "Q3_K"
+        if ft == "Q3_K_L":
+            return "Q4_K" if self.falcon else "Q5_K"
+        if ft == "Q4_K_M":
+            if self.falcon:
+                return "Q6_K" if layer < layers // 16 else "Q5_K" if _use_more_bits(layer, layers) else new
+            return "Q6_K" if _use_more_bits(layer, layers) else new
+        if ft in ("IQ4_NL", "IQ4_XS") and layer < layers // 8 and not self.imatrix:
+            return "Q5_K"
+        if ft == "Q5_K_M" and _use_more_bits(layer, layers):
+            return "Q6_K"
+        if ft == "Q4_K_S" and not self.falcon and layer < layers // 8:
+            return "Q5_K"
+        if ft in ("Q4_0", "Q5_0") and self.imatrix and layer < layers // 8:
+            return "Q4_1" if ft == "Q4_0" else "Q5_1"
+        return new
 
 
 def _row_bytes(ggml_name: str, cols: int) -> int | None:
@@ -106,99 +314,9 @@ def _row_bytes(ggml_name: str, cols: int) -> int | None:
     return None if cols % kind.block_size else cols // kind.block_size * kind.block_bytes
 
 
-def _category(tensor: TensorLike) -> str:
-    name = tensor.name
-    if name.endswith("embed_tokens.weight"):
-        return "token_embd"
-    if name == "lm_head.weight":
-        return "output"
-    for part, category in (
-        (".kv_b_proj.", "attn_v"),  # GGUF attn_kv_b: counted with the value projections
-        (".v_proj.", "attn_v"),
-        (".k_proj.", "attn_k"),
-        (".q_proj.", "attn_q"),
-        (".o_proj.", "attn_output"),
-        ("down_proj", "ffn_down"),
-        (".w2.", "ffn_down"),
-    ):
-        if part in name:
-            return category
-    return "other"
-
-
-def _quantizable(tensor: TensorLike) -> bool:
-    return len(tensor.shape) >= 2 and tensor.part != "router" and tensor.name.endswith(("weight", "proj"))
-
-
-def tensor_types(model: ModelLike, name: str) -> dict[str, str]:
-    """The GGML type of every tensor of ``model`` in a llama.cpp file type (MTP layers are left out).
-
-    Raises:
-        ValueError: for a file type not in :data:`FILE_TYPES`.
-    """
-    preset = name.upper()
-    if preset not in FILE_TYPES:
-        raise ValueError(f"unknown llama.cpp file type {name!r}; choose one of {', '.join(FILE_TYPES)}")
-    base = FILE_TYPES[preset]
-    tensors = [t for t in model.tensors() if t.component != "mtp"]
-    experts = model.num_experts
-    value_tensors = [t for t in tensors if _quantizable(t) and _category(t) == "attn_v"]
-    down_layers = _ffn_down_count(model)
-
-    def more_bits(index: int, count: int) -> bool:
-        return index < count // 8 or index >= 7 * count // 8 or (index - count // 8) % 3 == 2
-
-    types: dict[str, str] = {}
-    value_index = 0
-    down_index = 0
-    stored = "BF16" if str(model.config.get("torch_dtype", "bfloat16")) == "bfloat16" else "F16"
-    for tensor in tensors:
-        if not _quantizable(tensor):
-            # convert_hf_to_gguf.py writes vectors, norms and the MoE router (ffn_gate_inp) in F32
-            types[tensor.name] = "F32" if len(tensor.shape) < 2 or tensor.part == "router" else stored
-            continue
-        category = _category(tensor)
-        chosen = base
-        if category == "output" or (category == "token_embd" and model.tie_embeddings):
-            chosen = "Q8_0" if tensor.shape[-1] % 256 else ("Q6_K" if base != "Q8_0" else "Q8_0")
-        elif category == "attn_v":
-            if preset in ("Q4_K_M", "Q5_K_M") and more_bits(value_index, len(value_tensors)):
-                chosen = "Q6_K"
-            elif preset == "Q4_K_S" and value_index < 4:
-                chosen = "Q5_K"
-            if model.architecture == "llama" and model.num_layers == 80 and chosen in ("Q3_K", "Q4_K"):
-                chosen = "Q5_K"  # llama.cpp's 70B rule: attn_v is 8x smaller than attn_q there
-            if experts == 8:
-                chosen = "Q8_0"
-            value_index += 1
-        elif category == "attn_k" and experts == 8:
-            chosen = "Q8_0"
-        elif category == "attn_output" and experts == 8 and preset in ("Q4_K_M", "Q4_K_S"):
-            chosen = "Q5_K"
-        elif category == "ffn_down":
-            # MoE models: the layer comes from the name (GGUF merges a layer's experts into one tensor)
-            layer = tensor.layer if experts > 1 and tensor.layer is not None else down_index
-            if preset in ("Q4_K_M", "Q5_K_M") and more_bits(layer, down_layers):
-                chosen = "Q6_K"
-            elif preset == "Q4_K_S" and layer < down_layers // 8:
-                chosen = "Q5_K"
-            down_index += 1
-        types[tensor.name] = _fit_row(chosen, tensor.shape[-1])
-    return types
-
-
-def _ffn_down_count(model: ModelLike) -> int:
-    """FFN down tensors in the GGUF file: one per dense layer, and per MoE layer the merged experts plus the
-    shared expert."""
-    if not model.num_experts:
-        return model.num_layers
-    dense = min(model.first_dense_layers, model.num_layers)
-    return dense + (model.num_layers - dense) * (2 if model.shared_experts else 1)
-
-
 def _fit_row(chosen: str, cols: int) -> str:
-    """llama.cpp's fallback for rows that are not whole blocks of the chosen type."""
+    """tensor_type_fallback: the type for rows that are not whole blocks of the chosen type."""
     if _row_bytes(chosen, cols) is not None:
         return chosen
-    fallback = _FALLBACK.get(chosen, "F16")
+    fallback = _FALLBACK.get(chosen, chosen)
     return fallback if _row_bytes(fallback, cols) is not None else "F16"

@@ -98,7 +98,16 @@ for _scheme in [
         "float8_e4m3fn",
         "nvfp4",
         tensor_scale="float32",
-        reference="NVIDIA TensorRT-Model-Optimizer NVFP4QTensor",
+        reference="nvidia-modelopt 0.47.0 modelopt/torch/quantization/qtensor/nvfp4_tensor.py NVFP4QTensor",
+    ),
+    Scheme(
+        "nvfp4_torchao",
+        "float4_e2m1fn",
+        (1, 16),
+        "float8_e4m3fn",
+        "nvfp4_torchao",
+        tensor_scale="float32",
+        reference="torchao 0.18.0 torchao/prototype/mx_formats/nvfp4_tensor.py nvfp4_quantize (per_tensor_scale)",
     ),
     Scheme(
         "nf4",

@@ -86,7 +86,8 @@ def needs_tensor_amax(scheme: Scheme) -> bool:
     return scheme.rule.uses_tensor_amax(scheme)
 
 
-def row_block(scheme: Scheme) -> int | None:
-    """Rows a quantization block spans, so a tensor can be cut into independent blocks of that many rows
-    (given ``tensor_amax`` where :func:`needs_tensor_amax`); ``None`` when it needs the whole tensor at once."""
-    return scheme.rule.row_block(scheme)
+def row_block(scheme: Scheme, cols: int) -> int | None:
+    """Rows a quantization block spans in a matrix of ``cols`` columns, so a tensor can be cut into independent
+    blocks of that many rows (given ``tensor_amax`` where :func:`needs_tensor_amax`); ``None`` when it needs the
+    whole tensor at once."""
+    return scheme.rule.row_block(scheme, cols)

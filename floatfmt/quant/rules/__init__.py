@@ -78,9 +78,10 @@ class ScaleRule:
         """Whether the scales depend on the whole tensor's largest magnitude (and on nothing else global)."""
         return False
 
-    def row_block(self, scheme: Scheme) -> int | None:
-        """Rows a block spans: the tensor can be quantized in independent pieces of that many rows (given
-        ``tensor_amax`` where the rule uses it); ``None`` when it needs the whole tensor at once."""
+    def row_block(self, scheme: Scheme, cols: int) -> int | None:
+        """Rows a block spans in a matrix of ``cols`` columns: the tensor can be quantized in independent pieces
+        of that many rows (given ``tensor_amax`` where the rule uses it); ``None`` when it needs the whole tensor
+        at once."""
         return scheme.block[0] or None
 
     def matmul_bits(self, scheme: Scheme) -> int:

@@ -108,9 +108,12 @@ def scale_and_encode(
     reciprocal: bool,
     to_codes: Callable[[np.ndarray, slice], np.ndarray],
     codes_dtype: Any,
+    *,
+    factors: np.ndarray | None = None,
 ) -> np.ndarray:
     """Divide each block by its divisor (or multiply by its float32 reciprocal), then ``to_codes``, in row chunks.
 
+    ``factors``, when given, are what each block is multiplied by instead (a tool's own reciprocal arithmetic).
     A zero divisor (only all-zero blocks have one) scales its elements to 0.
     """
     rows, cols = padded.shape
@@ -119,6 +122,8 @@ def scale_and_encode(
     divisor_rows = np.repeat(divisor.astype(np.float32), block_rows, axis=0)[:, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         factor_rows = np.float32(1) / divisor_rows if reciprocal else None
+    if factors is not None:
+        factor_rows = np.repeat(factors.astype(np.float32), block_rows, axis=0)[:, :, None]
 
     def work(start: int, stop: int) -> None:
         part = padded[start:stop].reshape(stop - start, column_blocks, block_cols)
@@ -169,10 +174,12 @@ class Blocked:
         reciprocal: bool,
         to_codes: Callable[[np.ndarray, slice], np.ndarray],
         codes_dtype: Any,
+        *,
+        factors: np.ndarray | None = None,
     ) -> np.ndarray:
         """:func:`scale_and_encode` of this matrix."""
         return scale_and_encode(
-            self.padded, divisor, self.block_rows, self.block_cols, reciprocal, to_codes, codes_dtype
+            self.padded, divisor, self.block_rows, self.block_cols, reciprocal, to_codes, codes_dtype, factors=factors
         )
 
 
@@ -234,7 +241,7 @@ class BlockRule(ScaleRule):
     def uses_tensor_amax(self, scheme: Scheme) -> bool:
         return scheme.block == (0, 0)
 
-    def row_block(self, scheme: Scheme) -> int | None:
+    def row_block(self, scheme: Scheme, cols: int) -> int | None:
         if self.uses_tensor_amax(scheme):
             return scheme.block[0] or 1
         return scheme.block[0] or None

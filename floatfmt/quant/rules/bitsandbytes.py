@@ -12,6 +12,8 @@ differ in the last bit).
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -20,11 +22,11 @@ from floatfmt import _reference
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 from floatfmt.formats import IntFormat, get_format
 from floatfmt.quant import _kernels
-from floatfmt.quant.layout import Part
+from floatfmt.quant.layout import Layout, Part
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
 from floatfmt.quant.rules._blocks import Blocked, BlockRule, per_element, resolve
-from floatfmt.quant.scheme import Scheme, SchemeFormats
+from floatfmt.quant.scheme import Scheme, SchemeFormats, rows_cols
 
 __all__ = ["DYNAMIC_CODEBOOK", "NF4_CODEBOOK", "CodebookRule", "codebook_tables", "dynamic_map_search"]
 
@@ -120,16 +122,44 @@ class CodebookRule(BlockRule):
             Part("scale_codes", uint8, blocks),
         ]
 
-    def row_block(self, scheme: Scheme) -> int | None:
-        if scheme.scale_group:  # the scales' mean and their groups run across the whole tensor
-            return None
-        return super().row_block(scheme)
+    # bitsandbytes blocks the flattened tensor: blocks run on across rows, and only the last one is partial
+
+    def layout(self, scheme: Scheme, rows: int, cols: int) -> Layout:
+        size = rows * cols
+        flat = super().layout(scheme, 1 if size else 0, size)
+        # the codes of the last, partial block are not padded: ceil(size / 2) bytes of 4-bit codes
+        return replace(flat, parts=tuple(replace(p, count=size) if p.name == "codes" else p for p in flat.parts))
 
     def stored(self, q: QuantizedTensor) -> dict[str, np.ndarray]:
         arrays = super().stored(q)
+        assert q.codes is not None
+        arrays["codes"] = q.codes.reshape(-1)[: q.size]
         if q.scheme.scale_group:
             del arrays["scales"]  # stored as their double quantization, in q.extra
         return arrays
+
+    def row_block(self, scheme: Scheme, cols: int) -> int | None:
+        if scheme.scale_group:  # the scales' mean and their groups run across the whole tensor
+            return None
+        block = scheme.block[1]
+        return block // math.gcd(block, cols) if cols else 1  # the fewest rows that hold whole blocks
+
+    def quantize(
+        self,
+        matrix: np.ndarray,
+        scheme: Scheme,
+        *,
+        shape: tuple[int, ...],
+        tensor_amax: float | None,
+        importance: np.ndarray | None = None,
+    ) -> QuantizedTensor:
+        flat = matrix.reshape(1 if matrix.size else 0, matrix.size)
+        return super().quantize(flat, scheme, shape=shape, tensor_amax=tensor_amax, importance=importance)
+
+    def dequantize(self, q: QuantizedTensor) -> np.ndarray:
+        rows, cols = rows_cols(q.shape)
+        flat = replace(q, shape=(rows * cols,))
+        return super().dequantize(flat).reshape(rows, cols)
 
     def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
         assert scheme.codebook is not None

@@ -29,7 +29,7 @@ class CastRule(ScaleRule):
         assert element is not None
         return Layout(rows * cols, element.bits, (Part("codes", element, rows * cols),))
 
-    def row_block(self, scheme: Scheme) -> int | None:
+    def row_block(self, scheme: Scheme, cols: int) -> int | None:
         return 1
 
     def quantize(

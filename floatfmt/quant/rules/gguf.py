@@ -151,7 +151,7 @@ class GgufRule(ScaleRule):
         blocks = rows * cols // kind.block_size
         return Layout(rows * cols, kind.element_bits, (Part("blocks", get_format("uint8"), blocks * kind.block_bytes),))
 
-    def row_block(self, scheme: Scheme) -> int | None:
+    def row_block(self, scheme: Scheme, cols: int) -> int | None:
         return 1
 
     def matmul_bits(self, scheme: Scheme) -> int:
