@@ -55,7 +55,7 @@ def awkward(seed: int, rows: int = 64, cols: int = 256) -> np.ndarray:
 
 
 def _unpack_nibbles(packed: np.ndarray) -> np.ndarray:
-    out = np.empty(packed.shape[:-1] + (packed.shape[-1] * 2,), dtype=np.uint8)
+    out = np.empty((*packed.shape[:-1], packed.shape[-1] * 2), dtype=np.uint8)
     out[..., 0::2] = packed & 0x0F
     out[..., 1::2] = packed >> 4
     return out
@@ -80,7 +80,9 @@ def check_modelopt(seeds: range) -> Check:
         scales += int(np.count_nonzero(q.scales != theirs_scales)) + int(np.float32(q.tensor_scale) != scale_2.item())
         values += int(np.count_nonzero(q.dequantize().view(np.uint32) != theirs_values.view(np.uint32)))
         total += w.size
-    return Check("nvfp4", "nvidia-modelopt NVFP4QTensor", modelopt.__version__, len(seeds), total, codes, scales, values)
+    return Check(
+        "nvfp4", "nvidia-modelopt NVFP4QTensor", modelopt.__version__, len(seeds), total, codes, scales, values
+    )
 
 
 def check_torchao(seeds: range) -> Check:
@@ -104,7 +106,9 @@ def check_torchao(seeds: range) -> Check:
         )
         values += int(np.count_nonzero(q.dequantize().view(np.uint32) != theirs_values.view(np.uint32)))
         total += w.size
-    return Check("nvfp4_torchao", "torchao NVFP4Tensor.to_nvfp4", torchao.__version__, len(seeds), total, codes, scales, values)
+    return Check(
+        "nvfp4_torchao", "torchao NVFP4Tensor.to_nvfp4", torchao.__version__, len(seeds), total, codes, scales, values
+    )
 
 
 def check_bitsandbytes(seeds: range, double: bool) -> Check:
@@ -121,7 +125,6 @@ def check_bitsandbytes(seeds: range, double: bool) -> Check:
         theirs_codes = packed.numpy().reshape(-1)
         theirs_values = F.dequantize_4bit(packed, state).numpy()
         q = floatfmt.quantize(w, name)
-        ours = floatfmt.quant.layout.serialize  # noqa: F841 - the packed codes are the 'codes' part of to_bytes
         arrays = q.scheme.rule.stored(q)
         mine = np.asarray(arrays["codes"]).reshape(-1)
         packed_mine = (mine[0::2] << 4) | np.pad(mine[1::2], (0, mine.size % 2))  # bitsandbytes: high nibble first
@@ -134,7 +137,9 @@ def check_bitsandbytes(seeds: range, double: bool) -> Check:
             scales += int(np.count_nonzero(q.scales.reshape(-1) != state.absmax.numpy()))
         values += int(np.count_nonzero(q.dequantize().view(np.uint32) != theirs_values.view(np.uint32)))
         total += w.size
-    return Check(name, "bitsandbytes quantize_4bit (CPU)", bitsandbytes.__version__, len(seeds), total, codes, scales, values)
+    return Check(
+        name, "bitsandbytes quantize_4bit (CPU)", bitsandbytes.__version__, len(seeds), total, codes, scales, values
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

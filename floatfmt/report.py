@@ -348,7 +348,7 @@ class _CheckpointModel:
         self.shared_experts = int(any("shared_expert" in name for name in weights.tensors))
         self.tie_embeddings = "lm_head.weight" not in weights.tensors
         self.architecture = str(config.get("model_type", "llama"))
-        self.config = {
+        self.config: dict[str, Any] = {
             key: config[key] for key in ("torch_dtype", "num_attention_heads", "num_key_value_heads") if key in config
         }
         self._tensors = [

@@ -134,7 +134,12 @@ class _Bert:
         yield _Tensor("embeddings.position_embeddings.weight", (512, 384), None, "embedding")
         yield _Tensor("embeddings.token_type_embeddings.weight", (2, 384), None, "embedding")
         for i in range(self.num_layers):
-            for part in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            for part in (
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+            ):
                 yield _Tensor(f"encoder.layer.{i}.{part}.weight", (384, 384), i)
             yield _Tensor(f"encoder.layer.{i}.intermediate.dense.weight", (1536, 384), i, "mlp")
             yield _Tensor(f"encoder.layer.{i}.output.dense.weight", (384, 1536), i, "mlp")
@@ -156,11 +161,8 @@ def test_bert_categories_and_kept_tensors():
     assert types["embeddings.token_type_embeddings.weight"] == "F16"
     assert types["encoder.layer.0.attention.self.query.weight"] == "Q5_0"  # rows of 384: Q4_K falls back
     # ffn_down, rows of 1536 = 6 super-blocks: use_more_bits(i, 6) holds for layers 2 and 5
-    assert [types[f"encoder.layer.{i}.output.dense.weight"] for i in range(6)] == ["Q4_K", "Q4_K", "Q6_K"] + [
-        "Q4_K",
-        "Q4_K",
-        "Q6_K",
-    ]
+    downs = [types[f"encoder.layer.{i}.output.dense.weight"] for i in range(6)]
+    assert downs == ["Q4_K", "Q4_K", "Q6_K", "Q4_K", "Q4_K", "Q6_K"]
     assert types["encoder.layer.0.output.LayerNorm.weight"] == "F32"
 
 
@@ -234,5 +236,5 @@ def test_names_and_cases():
     for both in ("Q6_K", "Q8_0", "IQ4_XS", "Q4_0"):  # a file type in capitals, a block type in lower case
         assert file_type(both) is not None and file_type(both.lower()) is None
         assert resolve(both).name == both and resolve(both.lower()).name == both.lower()
-    with pytest.raises(ValueError, match="unknown llama.cpp file type"):
+    with pytest.raises(ValueError, match=r"unknown llama\.cpp file type"):
         tensor_types(_small(), "Q2_K_S")

@@ -269,12 +269,14 @@ def element_step(scheme: floatfmt.Scheme) -> float:
         (4, 256),
         elements=st.one_of(st.just(0.0), st.floats(2.0**-10, 1e4, width=32), st.floats(-1e4, -(2.0**-10), width=32)),
     ),
-    # (not nf4_dq: its scales are themselves approximations; test_nf4_dq_storage_and_error bounds them)
+    # (not nf4_dq: its scales are themselves approximations; test_nf4_dq_storage_and_error bounds them; not AWQ,
+    # whose clamped zero point saturates one-signed groups, as AutoAWQ does: test_awq_grid_is_the_blocks_own_range)
     name=st.sampled_from(
         [
             n
             for n in floatfmt.schemes()
-            if floatfmt.get_scheme(n).scale_rule not in ("cast", "gguf") and not floatfmt.get_scheme(n).scale_group
+            if floatfmt.get_scheme(n).scale_rule not in ("cast", "gguf", "minmax_awq")
+            and not floatfmt.get_scheme(n).scale_group
         ]
     ),
 )
@@ -529,5 +531,150 @@ def test_int4_g128_sym_is_gptqs_symmetric_grid():
 def test_fp8_per_channel_scales():
     w = np.random.default_rng(6).standard_normal((8, 64)).astype(np.float32)
     q = floatfmt.quantize(w, "fp8_e4m3_channel")
-    np.testing.assert_array_equal(q.scales[:, 0], np.abs(w).max(axis=1) / np.float32(448))
+    np.testing.assert_array_equal(q.scales[:, 0], floatfmt.round(np.abs(w).max(axis=1) / np.float32(448), "bf16"))
     assert q.scales.shape == (8, 1)
+
+
+def _e2m1_rne(x: np.ndarray) -> np.ndarray:
+    """E2M1 magnitudes by nearest-even search over the 8 values, saturating at 6 (both NVFP4 tools do this)."""
+    grid = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6], dtype=np.float32)
+    a = np.minimum(np.abs(x), np.float32(6))
+    index = np.abs(a[..., None] - grid).argmin(axis=-1)
+    tie = np.isclose(np.abs(a[..., None] - grid), np.abs(a - grid[index])[..., None], rtol=0, atol=0).sum(-1) > 1
+    index = np.where(tie & (index % 2 == 1), index + 1, index)  # ties to the even code
+    return grid[index]
+
+
+@pytest.mark.parametrize("name", ["nvfp4", "nvfp4_torchao"])
+def test_nvfp4_follows_its_tool(name):
+    """ModelOpt 0.47 and torchao 0.18's arithmetic, re-derived (benchmarks/check_references.py runs the tools)."""
+    w = awkward_matrix(rows=32, cols=256, seed=3)
+    w[9, :16] *= 1e-7  # a block scale below E4M3's range: clamped to 2**-9 (ModelOpt) or 2**-6 (torchao)
+    w[10, :16] = -0.0
+    w[10, 0] = 1.0
+    q = floatfmt.quantize(w, name)
+    f32 = np.float32
+    s2 = f32(np.abs(w).max()) / (f32(6) * f32(448))
+    assert np.float32(q.tensor_scale) == s2
+    amax = np.abs(w).reshape(32, 16, 16).max(axis=2)
+    if name == "nvfp4":
+        raw = amax / (f32(6) * s2)
+        raw[raw == 0] = 1
+        floor = f32(2.0**-9)
+    else:
+        raw = (amax / f32(6)) / s2
+        floor = f32(2.0**-6)
+    scales = floatfmt.round(np.clip(raw, floor, f32(448)), "e4m3")
+    np.testing.assert_array_equal(q.scales, scales)
+    assert q.scales[9, 0] == floor
+    per = np.repeat(scales, 16, axis=1)
+    scaled = w / (per * s2) if name == "nvfp4" else w * np.repeat((f32(1) / s2) / scales, 16, axis=1)
+    magnitudes = _e2m1_rne(scaled)
+    values = q.scheme.rule.element_values(q.codes, q.scheme)
+    np.testing.assert_array_equal(np.abs(values), magnitudes)
+    negative_zero = (q.codes == 8).sum(where=(scaled == 0))
+    assert (negative_zero == 0) if name == "nvfp4" else negative_zero > 0  # -0.0: +0 in ModelOpt, -0 in torchao
+    np.testing.assert_array_equal(q.dequantize(), values * np.repeat(scales * s2, 16, axis=1))
+
+
+def test_nf4_blocks_the_flattened_tensor_as_bitsandbytes():
+    """quantize_4bit blocks A.flatten() (bitsandbytes 0.50.2, checked on its CPU path by check_references.py)."""
+    w = awkward_matrix(rows=37, cols=100, seed=4)
+    q = floatfmt.quantize(w, "nf4")
+    flat = np.zeros(-(-w.size // 64) * 64, dtype=np.float32)
+    flat[: w.size] = w.reshape(-1)
+    absmax = np.abs(flat.reshape(-1, 64)).max(axis=1)
+    np.testing.assert_array_equal(q.scales.reshape(-1), absmax)
+    assert q.nbytes == w.size // 2 + 4 * absmax.size == len(q.to_bytes())  # 58 blocks, the last one partial
+    book = np.asarray(floatfmt.get_scheme("nf4").codebook, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalized = flat.reshape(-1, 64) * (np.float32(1) / absmax)[:, None]
+    expected = book[np.abs(normalized[..., None] - book).argmin(axis=-1)] * absmax[:, None]
+    expected[absmax == 0] = 0
+    np.testing.assert_allclose(q.dequantize().reshape(-1), expected.reshape(-1)[: w.size], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("bits", "name"), [(4, "w4a16"), (8, "w8a16")])
+def test_w4a16_w8a16_equal_compressed_tensors(bits, name):
+    """compressed-tensors' own calculate_qparams / quantize / dequantize on the same groups of 128."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("compressed_tensors")
+    from compressed_tensors.quantization import QuantizationArgs
+    from compressed_tensors.quantization.lifecycle.forward import dequantize, quantize
+    from compressed_tensors.quantization.utils import calculate_qparams
+
+    args = QuantizationArgs(num_bits=bits, type="int", strategy="group", group_size=128, symmetric=True)
+    for seed in range(3):
+        w = awkward_matrix(rows=64, cols=256, seed=seed)
+        x = torch.from_numpy(w.copy())
+        groups = x.reshape(64, 2, 128)
+        scale, zero = calculate_qparams(groups.amin(dim=2), groups.amax(dim=2), args)
+        codes = quantize(x, scale, zero, args)
+        # float32 weights: float32 scales, every code and value identical
+        ours = floatfmt.quantize(w, floatfmt.get_scheme(name).replace(scale_format="float32"))
+        np.testing.assert_array_equal(ours.scales, scale.numpy())
+        np.testing.assert_array_equal(ours.scheme.rule.element_values(ours.codes, ours.scheme), codes.numpy())
+        np.testing.assert_array_equal(ours.dequantize(), dequantize(codes, scale, zero, args).numpy())
+        # bfloat16 weights, as checkpoints are: the same bf16 scales (the codes may differ by a step where
+        # compressed-tensors' bf16 division rounds the quotient across a half; docs/quantization.md)
+        xb = x.to(torch.bfloat16)
+        bf16_scale, _ = calculate_qparams(xb.reshape(64, 2, 128).amin(dim=2), xb.reshape(64, 2, 128).amax(dim=2), args)
+        stored = floatfmt.quantize(xb.float().numpy(), name)
+        np.testing.assert_array_equal(stored.scales, bf16_scale.float().numpy())
+
+
+def test_awq_grid_is_the_blocks_own_range():
+    """AutoAWQ's pseudo_quantize_tensor: [min, max] of the group (0 need not be inside), range floored at 1e-5,
+    zero point clamped to 0..15; GPTQ's grid (int4_g128) widens a one-signed group to hold 0."""
+    w = np.zeros((3, 128), np.float32)
+    w[0] = np.linspace(1.0, 2.0, 128)  # one-signed: the zero point -15 is clamped to 0, the grid is [0, max - min]
+    w[1] = 0.5  # constant: range floored at 1e-5
+    w[2] = np.linspace(-3, 1, 128)
+    awq, gptq = floatfmt.quantize(w, "awq_int4_g128"), floatfmt.quantize(w, "int4_g128")
+    f32 = np.float32
+    scale = np.maximum(w.max(axis=1) - w.min(axis=1), f32(1e-5)) / f32(15)
+    zero = np.clip(-np.rint(w.min(axis=1) / scale), 0, 15)
+    np.testing.assert_array_equal(awq.scales[:, 0], floatfmt.round(scale, "fp16"))
+    np.testing.assert_array_equal(awq.zero_points[:, 0], zero)
+    codes = np.clip(np.rint(w / scale[:, None]) + zero[:, None], 0, 15)
+    np.testing.assert_array_equal(awq.codes, codes)
+    # so every value of the one-signed group saturates at 15 steps (AutoAWQ does the same), where GPTQ's grid holds it
+    np.testing.assert_array_equal(awq.dequantize()[0], floatfmt.round(scale[0], "fp16") * np.float32(15))
+    assert floatfmt.error_stats(w[:1], gptq.dequantize()[:1]).sqnr_db > 30
+    assert (
+        floatfmt.error_stats(w[2:], awq.dequantize()[2:]).sqnr_db
+        > floatfmt.error_stats(w[2:], gptq.dequantize()[2:]).sqnr_db - 1
+    )
+
+
+def test_fp8_e4m3_channel_equals_compressed_tensors():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("compressed_tensors")
+    from compressed_tensors.quantization import QuantizationArgs
+    from compressed_tensors.quantization.lifecycle.forward import dequantize, quantize
+    from compressed_tensors.quantization.utils import calculate_qparams
+
+    args = QuantizationArgs(num_bits=8, type="float", strategy="channel", symmetric=True)
+    for seed in range(3):
+        w = awkward_matrix(rows=64, cols=256, seed=seed)
+        w[11] = 0  # an all-zero channel: compressed-tensors' scale becomes the epsilon of the scale's dtype
+        x = torch.from_numpy(w.copy())
+        scale, zero = calculate_qparams(x.amin(dim=1, keepdim=True), x.amax(dim=1, keepdim=True), args)
+        codes = quantize(x, scale, zero, args)
+        ours = floatfmt.quantize(w, floatfmt.get_scheme("fp8_e4m3_channel").replace(scale_format="float32"))
+        np.testing.assert_array_equal(ours.scales, scale.numpy())
+        np.testing.assert_array_equal(ours.scheme.rule.element_values(ours.codes, ours.scheme), codes.numpy())
+        np.testing.assert_array_equal(ours.dequantize(), dequantize(codes, scale, zero, args).numpy())
+
+
+def test_fp8_e4m3_per_tensor_is_vllm_scaled_fp8_quant():
+    """vLLM's scaled_fp8_quant_kernel: scale = amax / 448, x * (1.0f / scale), clamped, cast (torch's CPU cast)."""
+    torch = pytest.importorskip("torch")
+    for seed in range(3):
+        w = awkward_matrix(rows=64, cols=256, seed=seed)
+        x = torch.from_numpy(w.copy())
+        scale = x.abs().max() / 448.0
+        codes = (x * (1.0 / scale)).clamp(-448, 448).to(torch.float8_e4m3fn)
+        q = floatfmt.quantize(w, "fp8_e4m3")
+        assert np.float32(q.scales.reshape(-1)[0]) == scale.item()
+        np.testing.assert_array_equal(q.codes, codes.view(torch.uint8).numpy())

@@ -86,19 +86,14 @@ class FileType:
         return self.name
 
 
-FILE_TYPES: dict[str, FileType] = {
-    ft.name: ft
-    for ft in (
-        FileType(name, base)
-        for name, base in (
-            ("Q4_0", "Q4_0"), ("Q4_1", "Q4_1"), ("Q5_0", "Q5_0"), ("Q5_1", "Q5_1"), ("Q8_0", "Q8_0"),
-            ("Q2_K", "Q2_K"), ("Q3_K_S", "Q3_K"), ("Q3_K_M", "Q3_K"), ("Q3_K_L", "Q3_K"),
-            ("Q4_K_S", "Q4_K"), ("Q4_K_M", "Q4_K"), ("Q5_K_S", "Q5_K"), ("Q5_K_M", "Q5_K"), ("Q6_K", "Q6_K"),
-            ("IQ4_NL", "IQ4_NL"), ("IQ4_XS", "IQ4_XS"), ("TQ1_0", "TQ1_0"), ("TQ2_0", "TQ2_0"),
-            ("MXFP4_MOE", "MXFP4"),
-        )  # fmt: skip
-    )
-}
+_FILE_TYPE_BASES = (
+    ("Q4_0", "Q4_0"), ("Q4_1", "Q4_1"), ("Q5_0", "Q5_0"), ("Q5_1", "Q5_1"), ("Q8_0", "Q8_0"),
+    ("Q2_K", "Q2_K"), ("Q3_K_S", "Q3_K"), ("Q3_K_M", "Q3_K"), ("Q3_K_L", "Q3_K"),
+    ("Q4_K_S", "Q4_K"), ("Q4_K_M", "Q4_K"), ("Q5_K_S", "Q5_K"), ("Q5_K_M", "Q5_K"), ("Q6_K", "Q6_K"),
+    ("IQ4_NL", "IQ4_NL"), ("IQ4_XS", "IQ4_XS"), ("TQ1_0", "TQ1_0"), ("TQ2_0", "TQ2_0"), ("MXFP4_MOE", "MXFP4"),
+)  # fmt: skip
+
+FILE_TYPES: dict[str, FileType] = {name: FileType(name, base) for name, base in _FILE_TYPE_BASES}
 """llama-quantize's file types floatfmt can quantize into, by name, with the type most of their tensors get.
 (Q2_K_S and the IQ1/IQ2/IQ3 file types need i-quant grids floatfmt does not have.)"""
 

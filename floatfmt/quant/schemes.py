@@ -74,7 +74,13 @@ _GPTQ = "IST-DASLab/gptq quant.py Quantizer (scales fp16, 4-bit zero points as G
 for _scheme in [
     Scheme("bf16", "bfloat16", scale_rule="cast", reference="a plain cast"),
     Scheme("fp16", "float16", scale_rule="cast", reference="a plain cast"),
-    Scheme("fp8_e4m3", "float8_e4m3fn", (0, 0), reference="per-tensor amax scaling (vLLM scaled_fp8_quant)"),
+    Scheme(
+        "fp8_e4m3",
+        "float8_e4m3fn",
+        (0, 0),
+        scale_rule="amax_times_reciprocal",
+        reference="vLLM csrc quantization fp8 common.cu scaled_fp8_quant_kernel (scale = amax / 448, x * (1 / scale))",
+    ),
     Scheme("fp8_e5m2", "float8_e5m2", (0, 0), reference="per-tensor amax scaling"),
     Scheme("fp8_e4m3_block128", "float8_e4m3fn", (128, 128), scale_rule="amax_reciprocal", reference=_DEEPGEMM),
     Scheme(
@@ -144,10 +150,37 @@ for _scheme in [
     ),
     Scheme("int4_g128_amax7", "int4", (1, 128), "float16", "symmetric_int", reference="amax / 7 in groups of 128"),
     Scheme(
+        "awq_int4_g128",
+        "uint4",
+        (1, 128),
+        "float16",
+        "minmax_awq",
+        zero_point="uint4",
+        reference="AutoAWQ awq/quantize/quantizer.py pseudo_quantize_tensor (w_bit=4, q_group_size=128, zero_point)",
+    ),
+    Scheme(
+        "w4a16",
+        "int4",
+        (1, 128),
+        "bfloat16",
+        "compressed_tensors",
+        reference="compressed-tensors 0.20.1 W4A16 preset: calculate_qparams (symmetric, group 128), pack-quantized",
+    ),
+    Scheme(
+        "w8a16",
+        "int8",
+        (1, 128),
+        "bfloat16",
+        "compressed_tensors",
+        reference="compressed-tensors 0.20.1 W8A16 preset: calculate_qparams (symmetric, group 128)",
+    ),
+    Scheme(
         "fp8_e4m3_channel",
         "float8_e4m3fn",
         (1, 0),
-        reference="per-output-channel FP8 (llm-compressor / vLLM FP8 W8A8 channel: weight_scale of shape [out, 1])",
+        "bfloat16",
+        "compressed_tensors",
+        reference="compressed-tensors 0.20.1 FP8 channel strategy (llm-compressor FP8_DYNAMIC: weight_scale [out, 1])",
     ),
     *(
         Scheme(name, name, (1, 32), "float16", "gguf", reference=_GGUF)

@@ -121,7 +121,7 @@ def scale_and_encode(
     codes = np.empty((rows, cols), dtype=codes_dtype)
     divisor_rows = np.repeat(divisor.astype(np.float32), block_rows, axis=0)[:, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor_rows = np.float32(1) / divisor_rows if reciprocal else None
+        factor_rows = np.where(divisor_rows == 0, np.float32(0), np.float32(1) / divisor_rows) if reciprocal else None
     if factors is not None:
         factor_rows = np.repeat(factors.astype(np.float32), block_rows, axis=0)[:, :, None]
 

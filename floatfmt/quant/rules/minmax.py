@@ -5,6 +5,10 @@
 * ``minmax_symmetric`` (``sym=True``): the range ``[-amax, amax]``, so ``scale = 2 amax / (2**bits - 1)`` and the
   zero point is ``2**(bits - 1)`` (8 for 4 bits: codes 0..15 stand for -8..7 steps).
 
+* ``minmax_awq``: AutoAWQ's ``pseudo_quantize_tensor`` (``zero_point=True``): the block's own ``[min, max]``
+  (0 need not be inside), ``scale = max(max - min, 1e-5) / (2**bits - 1)``, zero point
+  ``clamp(-round(min / scale), 0, 2**bits - 1)``.
+
 Codes ``clamp(round(x / scale) + zero, 0, 2**bits - 1)``; the scale stored in its format (fp16 in GPTQ/AWQ
 checkpoints) and the zero point as an unsigned integer, as GPTQ checkpoints store it even when symmetric.
 """
@@ -23,8 +27,8 @@ __all__ = ["MinmaxRule"]
 
 
 class MinmaxRule(BlockRule):
-    def __init__(self, name: str, description: str, *, symmetric: bool) -> None:
-        self.name, self.description, self.symmetric = name, description, symmetric
+    def __init__(self, name: str, description: str, *, symmetric: bool, awq: bool = False) -> None:
+        self.name, self.description, self.symmetric, self.awq = name, description, symmetric, awq
 
     def check(self, scheme: Scheme) -> SchemeFormats:
         formats = super().check(scheme)
@@ -45,6 +49,8 @@ class MinmaxRule(BlockRule):
         element = scheme.formats.element
         assert isinstance(element, IntFormat) and scheme.formats.scale is not None
         maximum_code = element.max
+        if self.awq:
+            return self._awq(blocked, scheme, maximum_code)
         low = np.minimum(blocked.reduce("min"), 0)
         high = np.maximum(blocked.reduce("max"), 0)
         if self.symmetric:  # GPTQ: xmax = max(|xmin|, xmax), xmin = -xmax
@@ -54,6 +60,19 @@ class MinmaxRule(BlockRule):
         low, high = np.where(empty, -1, low), np.where(empty, 1, high)
         scale = ((high - low) / np.float32(maximum_code)).astype(np.float32)
         zero = np.full_like(scale, (maximum_code + 1) // 2) if self.symmetric else np.rint(-low / scale)
+        return self._encode(blocked, scheme, scale, zero, maximum_code)
+
+    def _awq(self, blocked: Blocked, scheme: Scheme, maximum_code: int) -> QuantizedTensor:
+        low, high = blocked.reduce("min"), blocked.reduce("max")
+        scale = (np.maximum(high - low, np.float32(1e-5)) / np.float32(maximum_code)).astype(np.float32)
+        zero = np.clip(-np.rint(low / scale), 0, maximum_code)
+        return self._encode(blocked, scheme, scale, zero, maximum_code)
+
+    @staticmethod
+    def _encode(
+        blocked: Blocked, scheme: Scheme, scale: np.ndarray, zero: np.ndarray, maximum_code: int
+    ) -> QuantizedTensor:
+        assert scheme.formats.scale is not None
         zero_rows = np.repeat(zero, blocked.block_rows, axis=0)
         block_cols = blocked.block_cols
 
@@ -73,6 +92,14 @@ register_rule(
         "minmax",
         "asymmetric: scale = (max - min) / (2**bits - 1) with 0 inside the range; integer zero point (GPTQ)",
         symmetric=False,
+    )
+)
+register_rule(
+    MinmaxRule(
+        "minmax_awq",
+        "asymmetric over the block's own range: scale = max(max - min, 1e-5) / (2**bits - 1), clamped zero (AutoAWQ)",
+        symmetric=False,
+        awq=True,
     )
 )
 register_rule(
