@@ -10,6 +10,8 @@ from test_quant import awkward_matrix
 import floatfmt
 from floatfmt.quant.storage import ggml_scheme
 
+pytestmark = pytest.mark.usefixtures("each_kernel_backend")  # numpy's loops and numba's, each against the C
+
 REFERENCE_TYPES = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4",
                    "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"]  # fmt: skip
 

@@ -13,6 +13,7 @@ import pytest
 import floatfmt
 from floatfmt import _backend, _kernels
 from floatfmt.quant import _kernels as quant_kernels
+from floatfmt.quant.rules import kquants
 from floatfmt.quant.rules.bitsandbytes import codebook_tables
 
 pytest.importorskip("numba")
@@ -22,6 +23,12 @@ TWINS = [
     for module in (_kernels, quant_kernels)
     for name in module.__all__
     if hasattr(getattr(module, name), "compiled")
+] + [
+    kquants.make_qkx2_quants,
+    kquants.make_qx_quants,
+    kquants.make_qp_quants,
+    kquants.make_q3_quants,
+    kquants._iq4_blocks,
 ]
 
 RNG = np.random.default_rng(7)
@@ -58,7 +65,10 @@ def test_twins_share_one_signature(twin):
 def test_every_loop_has_a_twin():
     names = {twin.__name__ for twin in TWINS}
     assert names == {"table_encode", "stochastic_table_encode", "random_bits", "gather", "rows_max", "rows_min",
-                     "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode"}  # fmt: skip
+                     "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "make_qkx2_quants",
+                     "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks"}  # fmt: skip
+    searches = {name for name, value in vars(kquants).items() if hasattr(value, "compiled")}
+    assert searches <= names
 
 
 @pytest.mark.parametrize("dropped", [14, 15])
@@ -232,3 +242,42 @@ def test_codebook_encode_agrees_on_midpoints_and_nan():
     nearest_below = np.searchsorted(midpoints, values, side="left")  # on a midpoint: the lower entry
     finite = ~np.isnan(values)
     np.testing.assert_array_equal(numpy_codes[finite], nearest_below[finite])
+
+
+def _awkward_rows(rows: int, width: int, seed: int) -> np.ndarray:
+    """Sub-blocks as the K-quant searches meet them: scales far apart, zero, constant, one-signed, tiny, huge."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, width)) * rng.uniform(1e-6, 1e3, (rows, 1))).astype(np.float32)
+    x[0], x[1], x[2], x[3] = 0, -2.5, 3.0, np.linspace(0, 1, width)
+    x[4] = 1e-30
+    x[5, ::2] = 7e4
+    x[6] = np.round(x[6] * 4) / 4  # values on rounding ties
+    x[7, 0] = -0.0
+    return x
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [
+        ("make_qkx2_quants", lambda x, w: (x, w, 15, -1.0, 0.1, 20)),
+        ("make_qkx2_quants", lambda x, w: (x, np.abs(x), 3, -0.5, 0.1, 15, True)),
+        ("make_qx_quants", lambda x, w: (x[:, :16].copy(), 4, None)),
+        ("make_qx_quants", lambda x, w: (x[:, :16].copy(), 32, w[:, :16].copy())),
+        ("make_qp_quants", lambda x, w: (np.abs(x[:, :16]), 63, w[:, :16].copy())),
+        ("make_q3_quants", lambda x, w: (x[:, :16].copy(), 4)),
+        ("_iq4_blocks", lambda x, w: (x, w, 7)),
+        ("_iq4_blocks", lambda x, w: (x, x * x, 0)),
+    ],
+)
+def test_k_quant_searches_agree_bit_for_bit(name, arguments):
+    search = getattr(kquants, name)
+    for seed in range(3):
+        x = _awkward_rows(512, 32, seed)
+        w = np.abs(np.random.default_rng(seed).standard_normal(x.shape)).astype(np.float32)
+        w[8] = 0  # rows whose weights are all zero: zero determinants
+        args = arguments(x, w)
+        ours, theirs = search.numpy(*args), search.compiled()(*args)
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a.view(np.uint32) if a.dtype == np.float32 else a,
+                                          b.view(np.uint32) if b.dtype == np.float32 else b)  # fmt: skip

@@ -17,11 +17,20 @@ from collections.abc import Callable
 
 import numpy as np
 
+from floatfmt._backend import twin
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 
 __all__ = ["DEQUANTIZERS", "QUANTIZERS", "fp16_scales", "quantize_blocks"]
 
 F32 = np.float32
+_NUMBA = "floatfmt.quant.rules._kquants_numba"
+"""The numba twins of the scale searches below (one row at a time, as the C runs them)."""
+
+
+def _x_size(x: np.ndarray, *rest: object) -> int:
+    return int(x.size)
+
+
 QK_K = 256
 GROUP_MAX_EPS = F32(1e-15)
 
@@ -101,6 +110,7 @@ def _fp16_bytes(values: np.ndarray) -> np.ndarray:
     return _half_bytes(fp16_scales(values))
 
 
+@twin(_NUMBA, size=_x_size)
 def make_qkx2_quants(
     x: np.ndarray, weights: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int, use_mad: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,6 +159,7 @@ def make_qkx2_quants(
     return scale.astype(F32), (-low).astype(F32), codes.astype(np.int32)
 
 
+@twin(_NUMBA, size=_x_size)
 def make_qx_quants(x: np.ndarray, nmax: int, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """ggml's ``make_qx_quants`` with ``rmse_type=1`` over rows: (scale, codes + nmax); weights ``x*x`` if None."""
     strongest = _first_strongest(x)
@@ -177,6 +188,7 @@ def make_qx_quants(x: np.ndarray, nmax: int, weights: np.ndarray | None) -> tupl
     return np.where(zero, F32(0), scale).astype(F32), (codes + F32(nmax)).astype(np.int32)
 
 
+@twin(_NUMBA, size=_x_size)
 def make_qp_quants(x: np.ndarray, nmax: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ggml's ``make_qp_quants`` over rows of positive values (sub-block scales): (scale, codes 0..nmax)."""
     top = np.max(np.maximum(x, F32(0)), axis=1)
@@ -225,6 +237,7 @@ def _importance_weights(x: np.ndarray, importance: np.ndarray, sigma_factor: flo
     return importance * np.sqrt(sigma2[:, None] + x * x)
 
 
+@twin(_NUMBA, size=_x_size)
 def make_q3_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
     """ggml's ``make_q3_quants`` with ``do_rmse`` over rows: (scale, codes + nmax), the greedy refinement run in
     full (a pass that changes nothing leaves the next one nothing to change, so the C loop's early exit agrees)."""
@@ -277,7 +290,7 @@ def _quantize_q2_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     blocks = x.shape[0]
     sub = x.reshape(-1, 16)
     if importance is None:  # quantize_row_q2_K_ref
-        scales, mins, codes = make_qkx2_quants(sub, np.abs(sub), 3, -0.5, 0.1, 15, use_mad=True)
+        scales, mins, codes = make_qkx2_quants(sub, np.abs(sub), 3, -0.5, 0.1, 15, True)  # use_mad
         scales, mins, codes = scales.reshape(blocks, 16), mins.reshape(blocks, 16), codes.reshape(blocks, 256)
         max_scale, max_min = _max_positive(scales), _max_positive(mins)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -710,6 +723,7 @@ def _best_index(values: np.ndarray) -> np.ndarray:
     return np.where(values >= levels[15], 15, index).astype(np.int32)
 
 
+@twin(_NUMBA, size=_x_size)
 def _iq4_blocks(x: np.ndarray, weights: np.ndarray, ntry: int) -> tuple[np.ndarray, np.ndarray]:
     """The per-block part of ``quantize_row_iq4_nl_impl`` over rows of 32: (scale, codes)."""
     strongest = _first_strongest(x)

@@ -1,0 +1,307 @@
+"""numba twins of the scale searches in ``floatfmt.quant.rules.kquants``: the same signatures and results.
+
+Each twin runs ggml's search one row (sub-block) at a time, as the C does, with the float32 operations of the
+numpy version in the same order: every product and sum typed float32, constants cast to float32, no fused
+multiply-adds (numba contracts nothing without ``fastmath``), sums accumulated element by element. ``nearest``
+is numpy's ``rint(...).astype(int32)``, including its INT_MIN for NaN and out-of-range values, so that even the
+branches that discard such values see the same numbers. Division by zero gives infinity or NaN, as in numpy.
+
+Imported by ``floatfmt._backend`` only when numba's loops are in use; the functions release the GIL.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["_iq4_blocks", "make_q3_quants", "make_qkx2_quants", "make_qp_quants", "make_qx_quants"]
+
+_jit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+
+F32 = np.float32
+_EPS = np.float32(1e-15)  # GROUP_MAX_EPS
+_IQ4 = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.float32)
+
+
+_MAGIC = np.float32(12582912.0)  # 1.5 * 2**23: adding and subtracting it rounds a float32 below 2**22 to even
+
+
+@_jit
+def _nearest(v):  # type: ignore[no-untyped-def]
+    """numpy's ``rint(v).astype(int32)`` as a float32 (INT_MIN for NaN and values beyond int32)."""
+    if abs(v) < np.float32(4194304.0):
+        return (v + _MAGIC) - _MAGIC  # ggml's nearest_int: exact round-half-even here
+    r = np.rint(v)
+    if not (r >= -2147483648.0 and r < 2147483648.0):
+        return np.float32(-2147483648.0)
+    return np.float32(r)
+
+
+@_jit
+def _clip(v, low, high):  # type: ignore[no-untyped-def]
+    """``np.clip`` of one float32: NaN stays NaN."""
+    if v < low:
+        return low
+    if v > high:
+        return high
+    return v
+
+
+@_jit
+def _strongest(x, r):  # type: ignore[no-untyped-def]
+    """The first value of largest magnitude in row ``r`` (``argmax(abs(x))``: a NaN wins at once)."""
+    best, where = abs(x[r, 0]), 0
+    if best != best:
+        return x[r, 0]
+    for i in range(1, x.shape[1]):
+        a = abs(x[r, i])
+        if a > best or a != a:
+            best, where = a, i
+            if a != a:
+                break
+    return x[r, where]
+
+
+@_jit
+def make_qkx2_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad=False):  # type: ignore[no-untyped-def]
+    rows, n = x.shape
+    scales = np.empty(rows, dtype=np.float32)
+    mins = np.empty(rows, dtype=np.float32)
+    codes_out = np.empty((rows, n), dtype=np.int32)
+    codes = np.empty(n, dtype=np.float32)
+    trial = np.empty(n, dtype=np.float32)
+    top = F32(nmax)
+    for r in range(rows):
+        low, high = x[r, 0], x[r, 0]
+        sum_w = weights[r, 0]
+        sum_x = sum_w * x[r, 0]
+        for i in range(1, n):
+            v = x[r, i]
+            if v < low:
+                low = v
+            if v > high:
+                high = v
+            sum_w += weights[r, i]
+            sum_x += weights[r, i] * v
+        if low > 0:
+            low = F32(0)
+        flat = high == low
+        iscale = top / (high - low)
+        scale = F32(1) / iscale
+        best_error = F32(0)
+        for i in range(n):
+            codes[i] = _clip(_nearest(iscale * (x[r, i] - low)), F32(0), top)
+            diff = scale * codes[i] + low - x[r, i]
+            best_error += weights[r, i] * (abs(diff) if use_mad else diff * diff)
+        for step in range(nstep + 1):
+            iscale = (F32(rmin) + F32(rdelta) * F32(step) + top) / (high - low)
+            sum_l, sum_l2, sum_xl = F32(0), F32(0), F32(0)
+            for i in range(n):
+                t = _clip(_nearest(iscale * (x[r, i] - low)), F32(0), top)
+                trial[i] = t
+                wl = weights[r, i] * t
+                sum_l += wl
+                sum_l2 += wl * t
+                sum_xl += wl * x[r, i]
+            determinant = sum_w * sum_l2 - sum_l * sum_l
+            this_scale = (sum_w * sum_xl - sum_x * sum_l) / determinant
+            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / determinant
+            if this_min > 0:
+                this_min = F32(0)
+                this_scale = sum_xl / sum_l2
+            error = F32(0)
+            for i in range(n):
+                diff = this_scale * trial[i] + this_min - x[r, i]
+                error += weights[r, i] * (abs(diff) if use_mad else diff * diff)
+            if determinant > 0 and error < best_error:
+                for i in range(n):
+                    codes[i] = trial[i]
+                best_error, scale, low = error, this_scale, this_min
+        if flat:
+            scale = F32(0)
+            for i in range(n):
+                codes[i] = F32(0)
+        scales[r] = scale
+        mins[r] = -low
+        for i in range(n):
+            codes_out[r, i] = np.int32(codes[i])
+    return scales, mins, codes_out
+
+
+@_jit
+def _qx_pass(x, w, r, iscale, nmax, out):  # type: ignore[no-untyped-def]
+    sumlx, suml2 = F32(0), F32(0)
+    for i in range(x.shape[1]):
+        step = _clip(_nearest(iscale * x[r, i]), F32(-nmax), F32(nmax - 1))
+        out[i] = step
+        sumlx += w[r, i] * x[r, i] * step
+        suml2 += w[r, i] * step * step
+    return sumlx, suml2
+
+
+@_jit
+def make_qx_quants(x, nmax, weights):  # type: ignore[no-untyped-def]
+    rows, n = x.shape
+    w = x * x if weights is None else weights
+    scales = np.empty(rows, dtype=np.float32)
+    codes_out = np.empty((rows, n), dtype=np.int32)
+    codes = np.empty(n, dtype=np.float32)
+    trial = np.empty(n, dtype=np.float32)
+    for r in range(rows):
+        strongest = _strongest(x, r)
+        iscale = F32(-nmax) / strongest
+        sumlx, suml2 = _qx_pass(x, w, r, iscale, nmax, codes)
+        scale = sumlx / suml2 if suml2 != 0 else F32(0)
+        best = scale * sumlx
+        for step in range(-9, 10):
+            if step == 0:
+                continue
+            iscale = -(F32(nmax) + F32(0.1) * F32(step)) / strongest
+            sumlx, suml2 = _qx_pass(x, w, r, iscale, nmax, trial)
+            if suml2 > 0 and sumlx * sumlx > best * suml2:
+                for i in range(n):
+                    codes[i] = trial[i]
+                scale = sumlx / suml2
+                best = scale * sumlx
+        zero = abs(strongest) < _EPS
+        scales[r] = F32(0) if zero else scale
+        for i in range(n):
+            codes_out[r, i] = 0 if zero else np.int32(codes[i] + F32(nmax))
+    return scales, codes_out
+
+
+@_jit
+def make_qp_quants(x, nmax, weights):  # type: ignore[no-untyped-def]
+    rows, n = x.shape
+    scales = np.empty(rows, dtype=np.float32)
+    codes_out = np.empty((rows, n), dtype=np.int32)
+    codes = np.empty(n, dtype=np.float32)
+    top_code = F32(nmax)
+    for r in range(rows):
+        top = max(x[r, 0], F32(0))
+        for i in range(1, n):
+            v = max(x[r, i], F32(0))
+            if v > top or v != v:
+                top = v
+        iscale = top_code / top
+        scale = F32(1) / iscale
+        best = F32(0)
+        for i in range(n):
+            diff = x[r, i] - scale * _nearest(iscale * x[r, i])
+            best += weights[r, i] * diff * diff
+        for step in range(-4, 5):
+            if step == 0:
+                continue
+            iscale_step = (F32(0.1) * F32(step) + top_code) / top
+            scale_step = F32(1) / iscale_step
+            error = F32(0)
+            for i in range(n):
+                diff = x[r, i] - scale_step * min(_nearest(iscale_step * x[r, i]), top_code)
+                error += weights[r, i] * diff * diff
+            if error < best:
+                best, iscale = error, iscale_step
+        sumlx, suml2 = F32(0), F32(0)
+        for i in range(n):
+            codes[i] = min(_nearest(iscale * x[r, i]), top_code)
+            sumlx += weights[r, i] * x[r, i] * codes[i]
+            suml2 += weights[r, i] * codes[i] * codes[i]
+        for _ in range(5):
+            for i in range(n):
+                wi, xi, li = weights[r, i], x[r, i], codes[i]
+                slx = sumlx - wi * xi * li
+                sl2 = suml2 - wi * li * li
+                new = min(_nearest(xi * sl2 / slx), top_code)
+                slx_new = slx + wi * xi * new
+                sl2_new = sl2 + wi * new * new
+                if slx > 0 and sl2 > 0 and new != li and slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new:
+                    codes[i], sumlx, suml2 = new, slx_new, sl2_new
+        zero = top < _EPS
+        scales[r] = F32(0) if zero or not suml2 > 0 else sumlx / suml2
+        for i in range(n):
+            codes_out[r, i] = 0 if zero else np.int32(codes[i])
+    return scales, codes_out
+
+
+@_jit
+def make_q3_quants(x, nmax):  # type: ignore[no-untyped-def]
+    rows, n = x.shape
+    scales = np.empty(rows, dtype=np.float32)
+    codes_out = np.empty((rows, n), dtype=np.int32)
+    codes = np.empty(n, dtype=np.float32)
+    for r in range(rows):
+        strongest = _strongest(x, r)
+        iscale = F32(-nmax) / strongest
+        sumlx, suml2 = F32(0), F32(0)
+        for i in range(n):
+            wi = x[r, i] * x[r, i]
+            codes[i] = _clip(_nearest(iscale * x[r, i]), F32(-nmax), F32(nmax - 1))
+            sumlx += wi * x[r, i] * codes[i]
+            suml2 += wi * codes[i] * codes[i]
+        for _ in range(5):
+            for i in range(n):
+                xi, li = x[r, i], codes[i]
+                wi = xi * xi
+                slx = sumlx - wi * xi * li
+                sl2 = suml2 - wi * li * li
+                new = _clip(_nearest(xi * sl2 / slx), F32(-nmax), F32(nmax - 1))
+                slx_new = slx + wi * xi * new
+                sl2_new = sl2 + wi * new * new
+                if slx > 0 and new != li and sl2_new > 0 and slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new:
+                    codes[i], sumlx, suml2 = new, slx_new, sl2_new
+        zero = abs(strongest) < _EPS
+        scales[r] = F32(0) if zero or not suml2 > 0 else sumlx / suml2
+        for i in range(n):
+            codes_out[r, i] = 0 if zero else np.int32(codes[i] + F32(nmax))
+    return scales, codes_out
+
+
+@_jit
+def _best_index(v):  # type: ignore[no-untyped-def]
+    """ggml's ``best_index_int8`` as the numpy version computes it (a NaN gets 15)."""
+    if v != v:
+        return 15
+    upper = 0
+    while upper < 16 and _IQ4[upper] <= v:
+        upper += 1
+    upper = min(max(upper, 1), 15)
+    index = upper - 1 if v - _IQ4[upper - 1] < _IQ4[upper] - v else upper
+    if v <= _IQ4[0]:
+        return 0
+    if v >= _IQ4[15]:
+        return 15
+    return index
+
+
+@_jit
+def _iq4_blocks(x, weights, ntry):  # type: ignore[no-untyped-def]
+    rows, n = x.shape
+    scales = np.empty(rows, dtype=np.float32)
+    codes = np.empty((rows, n), dtype=np.int32)
+    first = _IQ4[0]
+    for r in range(rows):
+        strongest = _strongest(x, r)
+        d = (-strongest / first) if ntry > 0 else (strongest / first)
+        inverse = F32(1) / d
+        sumqx, sumq2 = F32(0), F32(0)
+        for i in range(n):
+            code = _best_index(inverse * x[r, i])
+            codes[r, i] = code
+            q = _IQ4[code]
+            wq = weights[r, i] * q
+            sumqx += wq * x[r, i]
+            sumq2 += wq * q
+        d = sumqx / sumq2 if sumq2 > 0 else F32(0)
+        best = d * sumqx
+        for step in range(-ntry, ntry + 1):
+            inverse = F32(step + int(first)) / strongest
+            sumqx, sumq2 = F32(0), F32(0)
+            for i in range(n):
+                q = _IQ4[_best_index(inverse * x[r, i])]
+                wq = weights[r, i] * q
+                sumqx += wq * x[r, i]
+                sumq2 += wq * q
+            if sumq2 > 0 and sumqx * sumqx > best * sumq2:
+                d = sumqx / sumq2
+                best = d * sumqx
+        scales[r] = F32(0) if abs(strongest) < _EPS else d
+    return scales, codes
