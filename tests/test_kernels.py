@@ -23,13 +23,7 @@ TWINS = [
     for module in (_kernels, quant_kernels)
     for name in module.__all__
     if hasattr(getattr(module, name), "compiled")
-] + [
-    kquants.make_qkx2_quants,
-    kquants.make_qx_quants,
-    kquants.make_qp_quants,
-    kquants.make_q3_quants,
-    kquants._iq4_blocks,
-]
+] + [value for value in vars(kquants).values() if hasattr(value, "compiled")]  # the K-quant searches and passes
 
 RNG = np.random.default_rng(7)
 HOSTILE_BITS = np.concatenate(
@@ -66,9 +60,8 @@ def test_every_loop_has_a_twin():
     names = {twin.__name__ for twin in TWINS}
     assert names == {"table_encode", "stochastic_table_encode", "random_bits", "gather", "rows_max", "rows_min",
                      "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "make_qkx2_quants",
-                     "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks"}  # fmt: skip
-    searches = {name for name, value in vars(kquants).items() if hasattr(value, "compiled")}
-    assert searches <= names
+                     "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks", "requantize",
+                     "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits"}  # fmt: skip
 
 
 @pytest.mark.parametrize("dropped", [14, 15])
@@ -244,6 +237,11 @@ def test_codebook_encode_agrees_on_midpoints_and_nan():
     np.testing.assert_array_equal(numpy_codes[finite], nearest_below[finite])
 
 
+def _codes(x: np.ndarray) -> np.ndarray:
+    """Fallback codes for the sub-blocks whose scale is 0."""
+    return (np.arange(x.size, dtype=np.int32) % 7).reshape(-1, 2, 16)
+
+
 def _awkward_rows(rows: int, width: int, seed: int) -> np.ndarray:
     """Sub-blocks as the K-quant searches meet them: scales far apart, zero, constant, one-signed, tiny, huge."""
     rng = np.random.default_rng(seed)
@@ -267,6 +265,13 @@ def _awkward_rows(rows: int, width: int, seed: int) -> np.ndarray:
         ("make_q3_quants", lambda x, w: (x[:, :16].copy(), 4)),
         ("_iq4_blocks", lambda x, w: (x, w, 7)),
         ("_iq4_blocks", lambda x, w: (x, x * x, 0)),
+        ("requantize", lambda x, w: (x.reshape(-1, 2, 16), w[:, :2] * 1e-3, None, -32, 31, 32, _codes(x))),
+        ("requantize", lambda x, w: (x.reshape(-1, 2, 16), w[:, :2] * 1e-2, w[:, 2:4], 0, 15, 0, _codes(x))),
+        ("q8_k_codes", lambda x, w: (x,)),
+        ("_pack_trits", lambda x, w: ((np.abs(x[:, :15]) * 7).astype(np.int32).reshape(-1, 5, 3) % 3, 5, 3)),
+        ("_pack_trits", lambda x, w: ((np.abs(x[:, :16]) * 7).astype(np.int32).reshape(-1, 4, 4) % 3, 4, 4)),
+        ("_ternary", lambda x, w: (x,)),
+        ("mxfp4_codes", lambda x, w: (x, np.ldexp(np.float32(1), np.arange(x.shape[0]) % 40 - 30).astype(np.float32))),
     ],
 )
 def test_k_quant_searches_agree_bit_for_bit(name, arguments):
@@ -276,7 +281,11 @@ def test_k_quant_searches_agree_bit_for_bit(name, arguments):
         w = np.abs(np.random.default_rng(seed).standard_normal(x.shape)).astype(np.float32)
         w[8] = 0  # rows whose weights are all zero: zero determinants
         args = arguments(x, w)
+        if name == "requantize":
+            args[1][::5] = 0  # sub-blocks without a scale keep their fallback codes
         ours, theirs = search.numpy(*args), search.compiled()(*args)
+        if not isinstance(ours, tuple):
+            ours, theirs = (ours,), (theirs,)
         for a, b in zip(ours, theirs, strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a.view(np.uint32) if a.dtype == np.float32 else a,

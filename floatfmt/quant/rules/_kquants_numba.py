@@ -14,7 +14,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["_iq4_blocks", "make_q3_quants", "make_qkx2_quants", "make_qp_quants", "make_qx_quants"]
+__all__ = [
+    "_iq4_blocks",
+    "_pack_trits",
+    "_ternary",
+    "make_q3_quants",
+    "make_qkx2_quants",
+    "make_qp_quants",
+    "make_qx_quants",
+    "mxfp4_codes",
+    "q8_k_codes",
+    "requantize",
+]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 
@@ -35,6 +46,12 @@ def _nearest(v):  # type: ignore[no-untyped-def]
     if not (r >= -2147483648.0 and r < 2147483648.0):
         return np.float32(-2147483648.0)
     return np.float32(r)
+
+
+@_jit
+def _nearest_small(v):  # type: ignore[no-untyped-def]
+    """``_nearest`` where ``|v| < 2**22`` is known (a NaN stays NaN: callers discard such rows)."""
+    return (v + _MAGIC) - _MAGIC
 
 
 @_jit
@@ -129,12 +146,13 @@ def make_qkx2_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad=False):  # t
 
 
 @_jit
-def _qx_pass(x, w, r, iscale, nmax, out):  # type: ignore[no-untyped-def]
+def _qx_pass(x, w, wx, r, iscale, nmax, out):  # type: ignore[no-untyped-def]
     sumlx, suml2 = F32(0), F32(0)
+    low, high = F32(-nmax), F32(nmax - 1)
     for i in range(x.shape[1]):
-        step = _clip(_nearest(iscale * x[r, i]), F32(-nmax), F32(nmax - 1))
+        step = min(max(_nearest_small(iscale * x[r, i]), low), high)  # |iscale * x| <= nmax + 1: no NaN here
         out[i] = step
-        sumlx += w[r, i] * x[r, i] * step
+        sumlx += wx[i] * step  # (w * x) * step, as numpy's w * x * steps
         suml2 += w[r, i] * step * step
     return sumlx, suml2
 
@@ -147,26 +165,33 @@ def make_qx_quants(x, nmax, weights):  # type: ignore[no-untyped-def]
     codes_out = np.empty((rows, n), dtype=np.int32)
     codes = np.empty(n, dtype=np.float32)
     trial = np.empty(n, dtype=np.float32)
+    wx = np.empty(n, dtype=np.float32)
     for r in range(rows):
+        for i in range(n):
+            wx[i] = w[r, i] * x[r, i]
         strongest = _strongest(x, r)
+        if abs(strongest) < _EPS:  # an all-zero row: scale 0, codes 0, whatever the search would find
+            scales[r] = F32(0)
+            for i in range(n):
+                codes_out[r, i] = 0
+            continue
         iscale = F32(-nmax) / strongest
-        sumlx, suml2 = _qx_pass(x, w, r, iscale, nmax, codes)
+        sumlx, suml2 = _qx_pass(x, w, wx, r, iscale, nmax, codes)
         scale = sumlx / suml2 if suml2 != 0 else F32(0)
         best = scale * sumlx
         for step in range(-9, 10):
             if step == 0:
                 continue
             iscale = -(F32(nmax) + F32(0.1) * F32(step)) / strongest
-            sumlx, suml2 = _qx_pass(x, w, r, iscale, nmax, trial)
+            sumlx, suml2 = _qx_pass(x, w, wx, r, iscale, nmax, trial)
             if suml2 > 0 and sumlx * sumlx > best * suml2:
                 for i in range(n):
                     codes[i] = trial[i]
                 scale = sumlx / suml2
                 best = scale * sumlx
-        zero = abs(strongest) < _EPS
-        scales[r] = F32(0) if zero else scale
+        scales[r] = scale
         for i in range(n):
-            codes_out[r, i] = 0 if zero else np.int32(codes[i] + F32(nmax))
+            codes_out[r, i] = np.int32(codes[i] + F32(nmax))
     return scales, codes_out
 
 
@@ -205,7 +230,8 @@ def make_qp_quants(x, nmax, weights):  # type: ignore[no-untyped-def]
             codes[i] = min(_nearest(iscale * x[r, i]), top_code)
             sumlx += weights[r, i] * x[r, i] * codes[i]
             suml2 += weights[r, i] * codes[i] * codes[i]
-        for _ in range(5):
+        for _ in range(5):  # a pass that changes nothing leaves the next nothing to change: ggml stops there
+            changed = False
             for i in range(n):
                 wi, xi, li = weights[r, i], x[r, i], codes[i]
                 slx = sumlx - wi * xi * li
@@ -215,6 +241,9 @@ def make_qp_quants(x, nmax, weights):  # type: ignore[no-untyped-def]
                 sl2_new = sl2 + wi * new * new
                 if slx > 0 and sl2 > 0 and new != li and slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new:
                     codes[i], sumlx, suml2 = new, slx_new, sl2_new
+                    changed = True
+            if not changed:
+                break
         zero = top < _EPS
         scales[r] = F32(0) if zero or not suml2 > 0 else sumlx / suml2
         for i in range(n):
@@ -228,30 +257,41 @@ def make_q3_quants(x, nmax):  # type: ignore[no-untyped-def]
     scales = np.empty(rows, dtype=np.float32)
     codes_out = np.empty((rows, n), dtype=np.int32)
     codes = np.empty(n, dtype=np.float32)
+    low, high = F32(-nmax), F32(nmax - 1)
     for r in range(rows):
         strongest = _strongest(x, r)
+        if abs(strongest) < _EPS:  # an all-zero row: scale 0, codes 0, whatever the search would find
+            scales[r] = F32(0)
+            for i in range(n):
+                codes_out[r, i] = 0
+            continue
         iscale = F32(-nmax) / strongest
         sumlx, suml2 = F32(0), F32(0)
         for i in range(n):
             wi = x[r, i] * x[r, i]
-            codes[i] = _clip(_nearest(iscale * x[r, i]), F32(-nmax), F32(nmax - 1))
+            codes[i] = min(max(_nearest_small(iscale * x[r, i]), low), high)  # |iscale * x| <= nmax
             sumlx += wi * x[r, i] * codes[i]
             suml2 += wi * codes[i] * codes[i]
         for _ in range(5):
+            changed = False
             for i in range(n):
                 xi, li = x[r, i], codes[i]
                 wi = xi * xi
                 slx = sumlx - wi * xi * li
+                if not slx > 0:  # the first condition of the C's test: the candidate is not needed
+                    continue
                 sl2 = suml2 - wi * li * li
-                new = _clip(_nearest(xi * sl2 / slx), F32(-nmax), F32(nmax - 1))
+                new = _clip(_nearest(xi * sl2 / slx), low, high)
                 slx_new = slx + wi * xi * new
                 sl2_new = sl2 + wi * new * new
-                if slx > 0 and new != li and sl2_new > 0 and slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new:
+                if new != li and sl2_new > 0 and slx_new * slx_new * suml2 > sumlx * sumlx * sl2_new:
                     codes[i], sumlx, suml2 = new, slx_new, sl2_new
-        zero = abs(strongest) < _EPS
-        scales[r] = F32(0) if zero or not suml2 > 0 else sumlx / suml2
+                    changed = True
+            if not changed:
+                break
+        scales[r] = sumlx / suml2 if suml2 > 0 else F32(0)
         for i in range(n):
-            codes_out[r, i] = 0 if zero else np.int32(codes[i] + F32(nmax))
+            codes_out[r, i] = np.int32(codes[i] + F32(nmax))
     return scales, codes_out
 
 
@@ -305,3 +345,91 @@ def _iq4_blocks(x, weights, ntry):  # type: ignore[no-untyped-def]
                 best = d * sumqx
         scales[r] = F32(0) if abs(strongest) < _EPS else d
     return scales, codes
+
+
+@_jit
+def requantize(x, sub_d, sub_m, low, high, offset, fallback):  # type: ignore[no-untyped-def]
+    blocks, subs, n = x.shape
+    codes = np.empty((blocks, subs, n), dtype=np.int32)
+    low_f, high_f = F32(low), F32(high)
+    for b in range(blocks):
+        for s in range(subs):
+            d = sub_d[b, s]
+            for i in range(n):
+                if d == 0:
+                    codes[b, s, i] = fallback[b, s, i]
+                    continue
+                v = x[b, s, i] if sub_m is None else x[b, s, i] + sub_m[b, s]
+                codes[b, s, i] = np.int32(_clip(_nearest(v / d), low_f, high_f)) + offset
+    return codes
+
+
+@_jit
+def q8_k_codes(x):  # type: ignore[no-untyped-def]
+    rows, n = x.shape
+    d = np.empty(rows, dtype=np.float32)
+    q = np.empty((rows, n), dtype=np.int32)
+    for r in range(rows):
+        strongest = _strongest(x, r)
+        iscale = F32(-127) / strongest
+        zero = strongest == 0
+        for i in range(n):
+            q[r, i] = 0 if zero else np.int32(min(_nearest(iscale * x[r, i]), F32(127)))
+        d[r] = F32(0) if zero else F32(1) / iscale
+    return d, q
+
+
+@_jit
+def _ternary(x):  # type: ignore[no-untyped-def]
+    rows, n = x.shape
+    d = np.empty(rows, dtype=np.float32)
+    trits = np.empty((rows, n), dtype=np.int32)
+    for r in range(rows):
+        amax = abs(x[r, 0])
+        for i in range(1, n):
+            a = abs(x[r, i])
+            if a > amax or a != a:
+                amax = a
+        d[r] = amax
+        inverse = F32(1) / amax if amax != 0 else F32(0)
+        for i in range(n):
+            v = x[r, i] * inverse
+            whole = np.trunc(v)
+            if abs(v - whole) >= F32(0.5):
+                whole += F32(1) if v > 0 else F32(-1)
+            trits[r, i] = np.int32(whole) + 1
+    return d, trits
+
+
+_FP4_DOUBLED = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
+
+
+@_jit
+def mxfp4_codes(x, d):  # type: ignore[no-untyped-def]
+    rows, n = x.shape
+    index = np.empty((rows, n), dtype=np.uint8)
+    for r in range(rows):
+        scale = d[r]
+        for i in range(n):
+            best, where = abs(_FP4_DOUBLED[0] * scale - x[r, i]), 0
+            for k in range(1, 16):
+                error = abs(_FP4_DOUBLED[k] * scale - x[r, i])
+                if error < best:
+                    best, where = error, k
+            index[r, i] = where
+    return index
+
+
+@_jit
+def _pack_trits(trits, count, spread):  # type: ignore[no-untyped-def]
+    blocks = trits.shape[0]
+    out = np.empty((blocks, spread), dtype=np.uint8)
+    for b in range(blocks):
+        for j in range(spread):
+            q = 0
+            for k in range(count):
+                q = q * 3 + trits[b, k, j]
+            if count == 4:
+                q *= 3
+            out[b, j] = (q * 256 + 242) // 243
+    return out

@@ -266,6 +266,18 @@ def make_q3_quants(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
     return np.where(zero, F32(0), scale).astype(F32), (codes + F32(nmax)).astype(np.int32)
 
 
+@twin(_NUMBA, size=_x_size)
+def requantize(
+    x: np.ndarray, sub_d: np.ndarray, sub_m: np.ndarray | None, low: int, high: int, offset: int, fallback: np.ndarray
+) -> np.ndarray:
+    """The final codes of ``x`` (blocks, sub-blocks, n) from the stored sub-block scales: ``clip(nearest_int((x +
+    sub_m) / sub_d), low, high) + offset`` (``x / sub_d`` without mins), ``fallback`` where ``sub_d`` is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shifted = x if sub_m is None else x + sub_m[:, :, None]
+        codes = np.clip(nearest_int(shifted / sub_d[:, :, None]), low, high) + offset
+    return np.where((sub_d != 0)[:, :, None], codes, fallback)
+
+
 def _pack_2bit(codes: np.ndarray) -> np.ndarray:
     """Q2_K/Q3_K's low bits: for each 128 values, byte ``l`` holds codes ``l, l+32, l+64, l+96`` from the low bits."""
     groups = codes.reshape(codes.shape[0], 2, 4, 32)
@@ -312,10 +324,8 @@ def _quantize_q2_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     packed_scales = (low | high).astype(np.uint8)
     sub_d = d.astype(F32)[:, None] * (packed_scales & 0xF).astype(F32)
     sub_m = dmin.astype(F32)[:, None] * (packed_scales >> 4).astype(F32)
-    xs = x.reshape(blocks, 16, 16)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        requantized = np.clip(nearest_int((xs + sub_m[:, :, None]) / sub_d[:, :, None]), 0, 3)
-    codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 16, 16)).reshape(blocks, 256)
+    codes = requantize(x.reshape(blocks, 16, 16), sub_d, sub_m, 0, 3, 0, codes.reshape(blocks, 16, 16))
+    codes = codes.reshape(blocks, 256)
     out = np.empty((blocks, 84), dtype=np.uint8)
     out[:, :16] = packed_scales
     out[:, 16:80] = _pack_2bit(codes)
@@ -377,10 +387,8 @@ def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
         d = fp16_scales(d_block)
     scale_bytes = scale_bytes.astype(np.uint8)
     sub_d = d.astype(F32)[:, None] * _q3_scale_levels(scale_bytes).astype(F32)
-    xs = x.reshape(blocks, 16, 16)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        requantized = np.clip(nearest_int(xs / sub_d[:, :, None]), -4, 3) + 4
-    codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 16, 16)).reshape(blocks, 256)
+    codes = requantize(x.reshape(blocks, 16, 16), sub_d, None, -4, 3, 4, codes.reshape(blocks, 16, 16))
+    codes = codes.reshape(blocks, 256)
     high_bits = codes > 3
     codes = np.where(high_bits, codes - 4, codes)
     hmask = np.zeros((blocks, 32), dtype=np.int32)
@@ -468,10 +476,8 @@ def _q45_k(
         d, dmin = fp16_scales(d_block), fp16_scales(m_block)
     sub_d = d.astype(F32)[:, None] * ls.astype(F32)
     sub_m = dmin.astype(F32)[:, None] * lm.astype(F32)
-    xs = x.reshape(blocks, 8, 32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        requantized = np.clip(nearest_int((xs + sub_m[:, :, None]) / sub_d[:, :, None]), 0, nmax)
-    codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 8, 32)).reshape(blocks, 256)
+    codes = requantize(x.reshape(blocks, 8, 32), sub_d, sub_m, 0, nmax, 0, codes.reshape(blocks, 8, 32))
+    codes = codes.reshape(blocks, 256)
     head = np.empty((blocks, 16), dtype=np.uint8)
     head[:, 0:2] = _half_bytes(d)
     head[:, 2:4] = _half_bytes(dmin)
@@ -501,10 +507,8 @@ def _quantize_q6_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
         d = fp16_scales(np.where(zero, F32(0), F32(1) / iscale))
         levels = np.where(zero[:, None], 0, np.minimum(nearest_int(iscale[:, None] * scales), 127))
     sub_d = d.astype(F32)[:, None] * levels.astype(F32)
-    xs = x.reshape(blocks, 16, 16)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        requantized = np.clip(nearest_int(xs / sub_d[:, :, None]), -32, 31) + 32
-    codes = np.where((sub_d != 0)[:, :, None], requantized, codes.reshape(blocks, 16, 16)).reshape(blocks, 256)
+    codes = requantize(x.reshape(blocks, 16, 16), sub_d, None, -32, 31, 32, codes.reshape(blocks, 16, 16))
+    codes = codes.reshape(blocks, 256)
     groups = codes.reshape(blocks, 2, 4, 32)
     low = groups & 0xF
     ql = np.concatenate([low[:, :, 0] | (low[:, :, 2] << 4), low[:, :, 1] | (low[:, :, 3] << 4)], axis=2)
@@ -539,14 +543,21 @@ def _dequantize_q6_k(data: np.ndarray) -> np.ndarray:
 # --- Q8_K ------------------------------------------------------------------------------------------------------
 
 
-def _quantize_q8_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+@twin(_NUMBA, size=_x_size)
+def q8_k_codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``quantize_row_q8_K_ref``'s scale and codes: ``d = 1 / iscale``, ``min(127, nearest_int(iscale * x))`` with
+    ``iscale = -127 / strongest`` (0 and codes 0 for an all-zero block)."""
     strongest = _first_strongest(x)
     with np.errstate(divide="ignore", invalid="ignore"):
         iscale = F32(-127) / strongest
         q = np.minimum(nearest_int(iscale[:, None] * x), 127)
     zero = strongest == 0
     q[zero] = 0
-    d = np.where(zero, F32(0), (F32(1) / iscale).astype(F32))
+    return np.where(zero, F32(0), (F32(1) / iscale).astype(F32)), q
+
+
+def _quantize_q8_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
+    d, q = q8_k_codes(x)
     sums = q.reshape(-1, 16, 16).sum(axis=-1).astype("<i2")
     out = np.empty((x.shape[0], 292), dtype=np.uint8)
     out[:, :4] = d.astype("<f4").view(np.uint8).reshape(-1, 4)
@@ -563,6 +574,7 @@ def _dequantize_q8_k(data: np.ndarray) -> np.ndarray:
 # --- TQ1_0 and TQ2_0 ---------------------------------------------------------------------------------------------
 
 
+@twin(_NUMBA, size=_x_size)
 def _ternary(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each block's amax (the scale d) and the trits ``lroundf(x / d) + 1`` (0, 1, 2)."""
     d = np.max(np.abs(x), axis=-1)
@@ -598,6 +610,7 @@ def _dequantize_tq2_0(data: np.ndarray) -> np.ndarray:
     return (trits.reshape(-1, 256) - 1).astype(F32) * d
 
 
+@twin(_NUMBA, size=_x_size)
 def _pack_trits(trits: np.ndarray, count: int, spread: int) -> np.ndarray:
     """``count`` trits per byte taken ``spread`` apart, the first the most significant, then the ceiling of
     ``q * 256 / 243`` (so that a byte's top bits hold the first trit)."""
@@ -644,16 +657,21 @@ def _e8m0_half(e: np.ndarray) -> np.ndarray:
     return np.ldexp(F32(1), e.astype(np.int32) - 128).astype(F32)
 
 
+@twin(_NUMBA, size=_x_size)
+def mxfp4_codes(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The index of the nearest of ``kvalues_mxfp4 * d`` for each value, the first of equal errors (the smaller
+    magnitude), as ``quantize_row_mxfp4_ref``'s ``best_index_mxfp4`` finds it."""
+    error = np.abs(_FP4_DOUBLED[None, None, :] * d[:, None, None] - x[:, :, None])
+    return np.argmin(error, axis=-1).astype(np.uint8)
+
+
 def _quantize_mxfp4(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     amax = np.max(np.abs(x), axis=-1)
     with np.errstate(divide="ignore"):
         # log2f of a float32, correctly rounded to float32 (glibc's), then its floor
         exponent = np.floor(np.log2(amax.astype(np.float64)).astype(F32))
     e = np.where(amax > 0, (exponent - 2 + 127).astype(np.int64) & 0xFF, 0).astype(np.uint8)
-    d = _e8m0_half(e)
-    candidates = _FP4_DOUBLED[None, None, :] * d[:, None, None]
-    error = np.abs(candidates - x[:, :, None])
-    index = np.argmin(error, axis=-1).astype(np.uint8)  # the first of equal errors: the smaller magnitude
+    index = mxfp4_codes(x, _e8m0_half(e))
     out = np.empty((x.shape[0], 17), dtype=np.uint8)
     out[:, 0] = e
     out[:, 1:] = index[:, :16] | (index[:, 16:] << 4)
