@@ -34,7 +34,7 @@ from floatfmt.quant import (
     register_scheme,
     schemes,
 )
-from floatfmt.report import QuantReport, quant_report
+from floatfmt.report import QuantReport, ReportError, quant_report
 
 __version__ = "0.1.0"
 
@@ -72,6 +72,7 @@ __all__ = [
     "pack",
     "packed_nbytes",
     "quant_report",
+    "ReportError",
     "quantize",
     "register_format",
     "register_scheme",

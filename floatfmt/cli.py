@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -27,20 +29,48 @@ from floatfmt.memory.engines import ENGINES
 __all__ = ["main", "main_entry"]
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that the command stops its workers and says what it kept."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0, or 2 for a usage or input error)."""
+    """Run the command line; returns the exit status (0; 1 for a tensor that failed; 2 for a usage or input error;
+    130 after Ctrl-C and 143 after SIGTERM, as shells report them)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         output = args.run(args)
     except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"floatfmt: error: {error}", file=sys.stderr)
         return 2
+    except floatfmt.ReportError as error:
+        print(f"floatfmt: error: {error}{_kept(args)}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Terminated) as stop:
+        status = 130 if isinstance(stop, KeyboardInterrupt) else 143
+        print(f"\nfloatfmt: interrupted{_kept(args)}", file=sys.stderr)
+        return status
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(output if not hasattr(output, "as_dict") else output.as_dict(), indent=2))
     else:
         print(output if isinstance(output, str) else _text(output))
     return 0
+
+
+def _kept(args: argparse.Namespace) -> str:
+    path = getattr(args, "output", None)
+    if not path:
+        return ""
+    return f"; every finished tensor's rows are in {path} (the same command with --resume goes on from there)"
 
 
 def main_entry() -> None:
@@ -94,6 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
     report.add_argument("--summary-only", action="store_true", help="leave out the per-tensor table")
     report.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    report.add_argument("--output", metavar="FILE", help="write each finished tensor's rows to FILE (JSON lines)")
+    report.add_argument("--resume", action="store_true", help="skip the tensors --output already holds")
     memory = command("memory", "parameters, weights in a scheme, KV cache and training states of a model", _memory)
     memory.add_argument("model", metavar="MODEL", help="a preset name, a config.json, or a checkpoint directory")
     memory.add_argument("--weights", default="bf16", help="a scheme or format for the matrices (default bf16)")
@@ -185,10 +217,17 @@ def _report(args: argparse.Namespace) -> str:
         sample=args.sample,
         seed=args.seed,
         progress=False if args.quiet else None,
+        output=args.output,
+        resume=args.resume,
     )
     if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
+        pool = ProcessPoolExecutor(args.workers, initializer=_quiet_worker)
+        try:
             result = floatfmt.quant_report(args.path, args.schemes, executor=pool, **options)
+        except BaseException:
+            _stop(pool)
+            raise
+        pool.shutdown()
     else:
         result = floatfmt.quant_report(args.path, args.schemes, **options)
     output_format = "json" if args.json else args.format
@@ -200,6 +239,22 @@ def _report(args: argparse.Namespace) -> str:
     if output_format == "markdown":
         return result.to_markdown(tensors=not args.summary_only).rstrip("\n")
     return result.to_text(tensors=not args.summary_only).rstrip("\n")
+
+
+def _quiet_worker() -> None:
+    """Workers leave Ctrl-C and SIGTERM to the command, which stops them (no traceback from each)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once: cancel what has not started and kill the workers (no orphans, no waiting)."""
+    workers = list(getattr(pool, "_processes", {}).values())  # the executor has no public handle on them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.kill()
+    for worker in workers:
+        worker.join(timeout=5)
 
 
 def _memory(args: argparse.Namespace) -> Any:

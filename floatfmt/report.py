@@ -32,7 +32,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from floatfmt._display import format_bytes, json_float
+from floatfmt._rowlog import RowLog, TensorFailed
 from floatfmt.io import ArrayWeights, Weights, open_weights
 from floatfmt.memory.footprint import component_of
 from floatfmt.quant.filetypes import FileType
@@ -48,7 +49,7 @@ from floatfmt.quant.scheme import Scheme
 from floatfmt.quant.storage import ggml_scheme, resolve, resolve_scheme
 from floatfmt.quant.tensor import needs_tensor_amax, quantize, row_block
 
-__all__ = ["STORED", "QuantReport", "ReportRow", "SchemeSummary", "quant_report"]
+__all__ = ["STORED", "QuantReport", "ReportError", "ReportRow", "SchemeSummary", "quant_report"]
 
 STORED = "stored"
 """What a tensor kept at its stored precision is marked with in ``ReportRow.applied``."""
@@ -58,6 +59,8 @@ CHUNK_ELEMENTS = 1 << 22
 
 JOB_BYTES = 256 << 20
 """Stored bytes of tensors per job handed to an executor."""
+JOB_TENSORS = 4
+"""Tensors per job at most: a job's rows reach ``output`` together, so an interrupted report loses little."""
 
 
 @dataclass(frozen=True)
@@ -332,8 +335,8 @@ class _CheckpointModel:
                 config = loaded if isinstance(loaded, dict) else {}
             except (OSError, ValueError):
                 config = {}
-        layer_of = {
-            name: int(found[1]) if (found := re.search(r"\.layers\.(\d+)\.", name)) else None
+        layer_of = {  # model.layers.N (Llama and most), encoder.layer.N (BERT), transformer.h.N (GPT-2)
+            name: int(found[1]) if (found := re.search(r"\.(?:layers|layer|h|blocks)\.(\d+)\.", name)) else None
             for name in weights.tensors
         }
         layers = [layer for layer in layer_of.values() if layer is not None]
@@ -351,6 +354,10 @@ class _CheckpointModel:
         self.config: dict[str, Any] = {
             key: config[key] for key in ("torch_dtype", "num_attention_heads", "num_key_value_heads") if key in config
         }
+        if "torch_dtype" not in self.config:  # no config.json: the matrices' own storage says what the converter keeps
+            stored = [info.dtype for info in weights.tensors.values() if len(info.shape) >= 2]
+            common = max(set(stored), key=stored.count) if stored else "BF16"
+            self.config["torch_dtype"] = {"BF16": "bfloat16", "F16": "float16"}.get(common, "float32")
         self._tensors = [
             _CheckpointTensor(
                 info.name, info.shape, layer_of[info.name], component_of(info.name, self.num_layers or None)
@@ -515,8 +522,32 @@ def _run_job(
     seed: int,
     chunk_elements: int,
 ) -> list[list[ReportRow]]:
-    """One unit of work for an executor: some tensors of one shard. Module-level, so processes can run it."""
-    return [_rows_for_tensor(weights, name, applied, columns, sample, seed, chunk_elements) for name, applied in tasks]
+    """One unit of work for an executor: some tensors of one shard. Module-level, so processes can run it.
+
+    Raises:
+        TensorFailed: naming the tensor that failed, with the rows of the tensors done before it.
+    """
+    done: list[list[ReportRow]] = []
+    for name, applied in tasks:
+        try:
+            done.append(_rows_for_tensor(weights, name, applied, columns, sample, seed, chunk_elements))
+        except Exception as error:
+            raise TensorFailed(name, f"{type(error).__name__}: {error}", done) from error
+    return done
+
+
+def _row_from_dict(row: Mapping[str, Any]) -> ReportRow:
+    """A row as :meth:`ReportRow.as_dict` wrote it (JSON keeps every float exactly)."""
+    return ReportRow(**{**row, "shape": tuple(row["shape"])})
+
+
+class ReportError(RuntimeError):
+    """A tensor of the report could not be measured: ``path``, ``tensor``, and the ``rows`` finished before it
+    (also in the report's ``output`` file, when it has one: ``resume=True`` goes on from there)."""
+
+    def __init__(self, path: str, tensor: str, message: str, rows: list[ReportRow]) -> None:
+        super().__init__(f"{path}: tensor {tensor!r}: {message} ({len(rows)} rows finished before it are kept)")
+        self.path, self.tensor, self.rows = path, tensor, rows
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -535,6 +566,8 @@ def quant_report(
     executor: Executor | None = None,
     progress: bool | None = None,
     chunk_elements: int = CHUNK_ELEMENTS,
+    output: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> QuantReport:
     """Quantize every tensor of a checkpoint with each scheme and measure what is lost.
 
@@ -553,15 +586,23 @@ def quant_report(
             the work over; the report is identical to the serial one.
         progress: a progress line on stderr; by default only when stderr is a terminal.
         chunk_elements: elements per block of rows held in memory at a time.
+        output: a file that receives each tensor's rows as soon as they are measured (JSON lines, flushed), so
+            that an interrupted report loses nothing it finished.
+        resume: with ``output``, skip the tensors the file already holds (from a report with the same source,
+            columns and options) and add the rest; the result equals an uninterrupted run's, bit for bit.
 
     Raises:
-        ValueError: for an unknown scheme, the same scheme twice, or ``sample`` outside (0, 1].
+        ValueError: for an unknown scheme, the same scheme twice, ``sample`` outside (0, 1], ``resume``
+            without ``output``, or an ``output`` file that holds another report's rows.
+        ReportError: when a tensor cannot be measured: it names the file and the tensor and keeps the rows done.
     """
     columns = _columns(schemes)
     if sample is not None and not 0 < sample <= 1:
         raise ValueError(f"sample is the fraction of rows to measure, in (0, 1]; got {sample}")
     if chunk_elements < 1:
         raise ValueError(f"chunk_elements must be positive, got {chunk_elements}")
+    if resume and output is None:
+        raise ValueError("resume=True needs output=PATH: the file whose finished rows the report goes on from")
     opened_here = not isinstance(source, Weights | Mapping)
     if isinstance(source, Weights):
         weights = source
@@ -571,7 +612,24 @@ def quant_report(
         weights = open_weights(source)
     try:
         options = (include, exclude, overrides, min_ndim, sample, seed, executor, progress, chunk_elements)
-        return _report(weights, columns, *options)
+        log = None
+        if output is not None:
+            header = {
+                "source": str(weights.path),
+                "columns": [column.name for column in columns],
+                "include": _patterns(include),
+                "exclude": _patterns(exclude),
+                "overrides": {pattern: str(getattr(v, "name", v)) for pattern, v in (overrides or {}).items()},
+                "min_ndim": min_ndim,
+                "sample": sample,
+                "seed": seed,
+            }
+            log = RowLog(output, header, resume=resume)
+        try:
+            return _report(weights, columns, *options, log)
+        finally:
+            if log is not None:
+                log.close()
     finally:
         if opened_here:
             weights.close()
@@ -589,6 +647,7 @@ def _report(
     executor: Executor | None,
     progress: bool | None,
     chunk_elements: int,
+    log: RowLog | None = None,
 ) -> QuantReport:
     override_list = [(pattern, _override(value)) for pattern, value in (overrides or {}).items()]
     include_list, exclude_list = _patterns(include), _patterns(exclude)
@@ -616,31 +675,50 @@ def _report(
         for name in part_names:
             batch.append((name, plan[name]))
             batch_bytes += weights.tensors[name].nbytes
-            if batch_bytes >= JOB_BYTES:
+            if batch_bytes >= JOB_BYTES or len(batch) >= JOB_TENSORS:
                 jobs.append((part, batch))
                 batch, batch_bytes = [], 0
         if batch:
             jobs.append((part, batch))
 
+    order = [name for _, batch in jobs for name, _ in batch]  # the rows' order, whatever finishes first
+    finished: dict[str, list[ReportRow]] = {}
+    if log is not None:
+        finished = {name: [_row_from_dict(row) for row in rows] for name, rows in log.done.items() if name in plan}
+        jobs = [(part, todo) for part, batch in jobs if (todo := [t for t in batch if t[0] not in finished])]
+
+    def keep(batch: list[tuple[str, Any]], results: list[list[ReportRow]]) -> None:
+        for (name, _), rows_of_tensor in zip(batch, results, strict=False):
+            finished[name] = rows_of_tensor
+            if log is not None:
+                log.add(name, [row.as_dict() for row in rows_of_tensor])
+        meter.advance(len(results), sum(weights.tensors[n].nbytes for n, _ in batch[: len(results)]))
+
     started = time.perf_counter()
     meter = _Progress(len(names), weights.nbytes, sys.stderr.isatty() if progress is None else progress)
-    results: list[list[list[ReportRow]]] = []
+    meter.advance(len(finished), sum(weights.tensors[n].nbytes for n in finished))
     arguments = (names_of_columns, sample, seed, chunk_elements)
     try:
         if executor is None:
             for part, batch in jobs:
-                results.append(_run_job(part, batch, *arguments))
-                meter.advance(len(batch), sum(weights.tensors[n].nbytes for n, _ in batch))
+                keep(batch, _run_job(part, batch, *arguments))
         else:
-            futures: list[Future[list[list[ReportRow]]]] = [
-                executor.submit(_run_job, part, batch, *arguments) for part, batch in jobs
-            ]
-            for future, (_, batch) in zip(futures, jobs, strict=True):
-                results.append(future.result())
-                meter.advance(len(batch), sum(weights.tensors[n].nbytes for n, _ in batch))
+            futures = {executor.submit(_run_job, part, batch, *arguments): batch for part, batch in jobs}
+            try:
+                for future in as_completed(futures):
+                    keep(futures[future], future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    except TensorFailed as failed:
+        failing = next(batch for _, batch in jobs if any(name == failed.tensor for name, _ in batch))
+        keep(failing, failed.done)  # the tensors of its job that finished before it
+        done_rows = [row for name in order if name in finished for row in finished[name]]
+        raise ReportError(str(weights.path), failed.tensor, failed.message, done_rows) from failed
     finally:
         meter.close()
-    rows = [row for job in results for tensor_rows in job for row in tensor_rows]
+    rows = [row for name in order for row in finished[name]]
     summary = [_summarize(column, [r for r in rows if r.scheme == column]) for column in names_of_columns]
     return QuantReport(
         weights.path, names_of_columns, rows, summary, sample, seed, seconds=time.perf_counter() - started

@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -153,3 +156,46 @@ def test_memory(capsys):
     assert status == 2 and "neither a preset" in err
     status, _, err = run(capsys, "memory", "llama-3.1-8b", "--train", "lion")
     assert status == 2 and "unknown optimizer" in err
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc").is_dir(), reason="finds leftover workers through /proc")
+def test_sigterm_stops_the_workers_keeps_the_rows_and_exits_143(tmp_path):
+    rng = np.random.default_rng(0)
+    # jobs of 4 tensors: two quick ones, then one of four large tensors that is surely running at the signal
+    shapes = [(64, 1024)] * 8 + [(1024, 1024)] * 4
+    tensors = {
+        f"layers.{i:02d}.mlp.weight": rng.standard_normal(shape).astype(np.float32) for i, shape in enumerate(shapes)
+    }
+    checkpoint = tmp_path / "sigterm-model.safetensors"
+    save_safetensors(checkpoint, tensors)
+    rows = tmp_path / "rows.jsonl"
+    command = [sys.executable, "-m", "floatfmt", "report", str(checkpoint), "--schemes", "iq4_xs,q3_k,q4_k",
+               "--workers", "2", "--output", str(rows), "--quiet"]  # fmt: skip
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (rows.exists() and len(rows.read_text().splitlines()) >= 2):
+        time.sleep(0.05)  # the header and a first finished tensor
+    assert child.poll() is None, "the report ended before the signal: the test checkpoint is too small"
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 143
+    assert err.decode().strip().splitlines()[-1].startswith("floatfmt: interrupted; every finished tensor's rows")
+    time.sleep(0.5)
+    assert _processes_mentioning(str(checkpoint)) == []  # no orphaned workers
+    kept = rows.read_text().splitlines()
+    assert 2 <= len(kept) <= 12 and all(json.loads(line) for line in kept)
+    finished = subprocess.run([*command, "--resume", "--format", "json"], capture_output=True, timeout=300)
+    assert finished.returncode == 0
+    assert len(json.loads(finished.stdout)["rows"]) == 12 * 3

@@ -297,3 +297,71 @@ def test_forked_workers_do_not_wait_on_the_parents_codec_threads():
     """A forked worker inherits the codec's thread pool without its threads; it must start its own."""
     done = subprocess.run([sys.executable, "-c", FORKED_WORKERS], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "4", done.stderr
+
+
+def test_minilm_in_q4_k_m_gets_llama_cpps_choice_per_tensor(minilm):
+    """MiniLM (BERT, rows of 384 and 1536, no output tensor) as llama-quantize Q4_K_M would store it."""
+    report = floatfmt.quant_report(minilm, ["Q4_K_M"], progress=False)
+    applied = {row.tensor: row.applied for row in report.rows}
+    assert applied["embeddings.word_embeddings.weight"] == "q8_0"  # tied to the output; 384 is no 256 multiple
+    assert applied["embeddings.position_embeddings.weight"] == "float16"  # never quantized, kept as F16
+    assert applied["embeddings.LayerNorm.weight"] == "stored"
+    # attn_v and ffn_down one step up where use_more_bits(i, 6) holds (layers 2 and 5), Q6_K's fallback is Q8_0
+    for layer in range(6):
+        prefix = f"encoder.layer.{layer}."
+        bumped = layer in (2, 5)
+        assert applied[prefix + "attention.self.value.weight"] == ("q8_0" if bumped else "q5_0")
+        assert applied[prefix + "output.dense.weight"] == ("q6_k" if bumped else "q4_k")  # rows of 1536
+        assert applied[prefix + "attention.self.query.weight"] == "q5_0"  # Q4_K's fallback for rows of 384
+        assert applied[prefix + "intermediate.dense.weight"] == "q5_0"
+    weights = floatfmt.open_weights(minilm)
+    row = report.row("encoder.layer.2.output.dense.weight", "Q4_K_M")
+    w = weights["encoder.layer.2.output.dense.weight"]
+    q = floatfmt.quantize(w, "q6_k")
+    assert row.bytes == q.nbytes and row.sqnr_db == pytest.approx(floatfmt.error_stats(w, q.dequantize()).sqnr_db)
+
+
+def test_output_holds_each_tensor_and_a_resumed_report_equals_an_uninterrupted_one(model_file, tmp_path):
+    whole = floatfmt.quant_report(model_file, ["mxfp4", "nvfp4", "int4_g128"], progress=False)
+    log = tmp_path / "rows.jsonl"
+    logged = floatfmt.quant_report(model_file, ["mxfp4", "nvfp4", "int4_g128"], progress=False, output=log)
+    assert logged.to_json() == whole.to_json()
+    lines = log.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and len(lines) - 2 == len(floatfmt.open_weights(model_file).tensors)
+    # killed after three tensors, in the middle of writing the fourth
+    cut = b"\n".join(lines[:4]) + b"\n" + lines[4][: len(lines[4]) // 2]
+    log.write_bytes(cut)
+    resumed = floatfmt.quant_report(
+        model_file, ["mxfp4", "nvfp4", "int4_g128"], progress=False, output=log, resume=True
+    )
+    assert resumed.to_json() == whole.to_json()
+    assert log.read_bytes().split(b"\n")[:4] == lines[:4] and log.read_bytes().endswith(b"\n")
+    assert len(log.read_bytes().split(b"\n")) == len(lines)  # the partial line was dropped, not kept
+
+
+def test_resume_refuses_another_reports_rows(model_file, tmp_path):
+    log = tmp_path / "rows.jsonl"
+    floatfmt.quant_report(model_file, "mxfp4", progress=False, output=log)
+    with pytest.raises(ValueError, match=r"another report \(different columns\)"):
+        floatfmt.quant_report(model_file, "nvfp4", progress=False, output=log, resume=True)
+    with pytest.raises(ValueError, match="needs output=PATH"):
+        floatfmt.quant_report(model_file, "nvfp4", progress=False, resume=True)
+    log.write_text("not json\n")
+    with pytest.raises(ValueError, match="line 1"):
+        floatfmt.quant_report(model_file, "nvfp4", progress=False, output=log, resume=True)
+
+
+def test_a_failing_tensor_is_named_and_the_rows_before_it_are_kept(tmp_path):
+    rng = np.random.default_rng(1)
+    tensors = {f"layers.{i}.weight": rng.standard_normal((8, 64)).astype(np.float32) for i in range(4)}
+    tensors["layers.2.weight"][0, 0] = np.nan  # nvfp4's reference has no rule for NaN
+    path = tmp_path / "model.safetensors"
+    save_safetensors(path, tensors)
+    log = tmp_path / "rows.jsonl"
+    with pytest.raises(
+        floatfmt.ReportError, match=r"model\.safetensors: tensor 'layers\.2\.weight': ValueError"
+    ) as info:
+        floatfmt.quant_report(path, "nvfp4", progress=False, output=log)
+    assert info.value.tensor == "layers.2.weight"
+    assert [row.tensor for row in info.value.rows] == ["layers.0.weight", "layers.1.weight"]
+    assert len(log.read_text().splitlines()) == 3  # the header and the two finished tensors

@@ -188,7 +188,11 @@ def tensor_types(model: ModelLike, name: str, *, imatrix: bool = False) -> dict[
     if preset not in FILE_TYPES:
         raise ValueError(f"unknown llama.cpp file type {name!r}; choose one of {', '.join(FILE_TYPES)}")
     base = FILE_TYPES[preset].base
-    tensors = [t for t in model.tensors() if t.component != "mtp"]
+    # llama.cpp walks a file's tensors by layer (its loader's weight_name_comparer: those of no layer first), and
+    # counts the value projections and FFN down projections in that order
+    tensors = sorted(
+        (t for t in model.tensors() if t.component != "mtp"), key=lambda t: -1 if t.layer is None else t.layer
+    )
     gqa = _gqa_ratio(model, tensors)
     context = _Context(
         preset,
@@ -200,7 +204,8 @@ def tensor_types(model: ModelLike, name: str, *, imatrix: bool = False) -> dict[
         imatrix=imatrix,
         is_70b=model.architecture == "llama" and model.num_layers == 80 and gqa > 1,
         falcon=model.architecture == "falcon",
-        value_tensors=sum(_category(t) in _ATTN_V for t in tensors),
+        # n_attention_wv: the tensors whose GGUF name holds "attn_v.weight" (and the fused kinds), not the biases
+        value_tensors=sum(_category(t) in _ATTN_V and not t.name.endswith("bias") for t in tensors),
     )
     stored = "BF16" if str(model.config.get("torch_dtype", "bfloat16")) == "bfloat16" else "F16"
     types: dict[str, str] = {}
