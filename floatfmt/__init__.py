@@ -11,6 +11,7 @@ from floatfmt._options import EncodeError
 from floatfmt.bits import Decoded, bits, explain, fields, info, table
 from floatfmt.codec import code_dtype, decode, encode
 from floatfmt.codec import round as round  # public, but not in __all__ (see below)
+from floatfmt.comparison import compare
 from floatfmt.formats import (
     FloatFormat,
     Format,
@@ -72,6 +73,7 @@ __all__ = [
     "pack",
     "packed_nbytes",
     "quant_report",
+    "compare",
     "ReportError",
     "quantize",
     "register_format",

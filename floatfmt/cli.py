@@ -5,6 +5,7 @@ floatfmt encode e4m3 0.3 22 1000 --rounding toward_zero --overflow saturate
 floatfmt decode e4m3 0x5B 91 0b01111110
 floatfmt table e2m1 --json
 floatfmt report model.safetensors --schemes fp8_e4m3_block128,mxfp4,nvfp4,int4_g128 --workers 2
+floatfmt compare model.safetensors model-Q4_K_M.gguf
 floatfmt memory deepseek-r1 --weights fp8_e4m3_block128 --kv-cache bf16 --context 131072 --tp 8
 """
 
@@ -126,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     report.add_argument("--output", metavar="FILE", help="write each finished tensor's rows to FILE (JSON lines)")
     report.add_argument("--resume", action="store_true", help="skip the tensors --output already holds")
+    compare = command("compare", "what a quantized checkpoint lost against its original, tensor by tensor", _compare)
+    compare.add_argument("original", metavar="ORIGINAL", help="the checkpoint it was made from")
+    compare.add_argument("candidate", metavar="CANDIDATE", help="a .gguf file, an FP8 checkpoint, or any readable one")
+    compare.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+    compare.add_argument("--summary-only", action="store_true", help="leave out the per-tensor table")
     memory = command("memory", "parameters, weights in a scheme, KV cache and training states of a model", _memory)
     memory.add_argument("model", metavar="MODEL", help="a preset name, a config.json, or a checkpoint directory")
     memory.add_argument("--weights", default="bf16", help="a scheme or format for the matrices (default bf16)")
@@ -230,15 +236,24 @@ def _report(args: argparse.Namespace) -> str:
         pool.shutdown()
     else:
         result = floatfmt.quant_report(args.path, args.schemes, **options)
+    return _formatted(result, args)
+
+
+def _compare(args: argparse.Namespace) -> str:
+    return _formatted(floatfmt.compare(args.original, args.candidate), args)
+
+
+def _formatted(result: Any, args: argparse.Namespace) -> str:
+    """A report in the ``--format`` asked for (``--json`` is the same as ``--format json``)."""
     output_format = "json" if args.json else args.format
     if output_format == "json":
         args.json = False  # already JSON text
-        return result.to_json()
+        return str(result.to_json())
     if output_format == "csv":
-        return result.to_csv().rstrip("\n")
+        return str(result.to_csv()).rstrip("\n")
     if output_format == "markdown":
-        return result.to_markdown(tensors=not args.summary_only).rstrip("\n")
-    return result.to_text(tensors=not args.summary_only).rstrip("\n")
+        return str(result.to_markdown(tensors=not args.summary_only)).rstrip("\n")
+    return str(result.to_text(tensors=not args.summary_only)).rstrip("\n")
 
 
 def _quiet_worker() -> None:

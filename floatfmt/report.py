@@ -321,7 +321,7 @@ class _CheckpointTensor:
         return self.component
 
 
-class _CheckpointModel:
+class CheckpointModel:
     """What llama.cpp's file-type rules need to know of a model, read from its tensor names (and the
     ``config.json`` beside the checkpoint, when there is one): layers, experts, tied embeddings."""
 
@@ -369,7 +369,7 @@ class _CheckpointModel:
         return self._tensors
 
 
-def _file_type_column(model: _CheckpointModel, file_type: FileType) -> dict[str, Scheme | None]:
+def _file_type_column(model: CheckpointModel, file_type: FileType) -> dict[str, Scheme | None]:
     """The scheme of every tensor of a checkpoint in a llama.cpp file type: its GGML type, or ``None`` for the
     tensors llama.cpp keeps in float32 (vectors, norms, the router); F16/BF16 matrices as casts."""
     types = file_type.types(model)
@@ -652,7 +652,7 @@ def _report(
     override_list = [(pattern, _override(value)) for pattern, value in (overrides or {}).items()]
     include_list, exclude_list = _patterns(include), _patterns(exclude)
     names = list(weights.tensors)
-    model = _CheckpointModel(weights) if any(isinstance(c, FileType) for c in columns) else None
+    model = CheckpointModel(weights) if any(isinstance(c, FileType) for c in columns) else None
     resolved: list[Scheme | Mapping[str, Scheme | None]] = []
     for column in columns:
         if isinstance(column, FileType):
@@ -719,7 +719,7 @@ def _report(
     finally:
         meter.close()
     rows = [row for name in order for row in finished[name]]
-    summary = [_summarize(column, [r for r in rows if r.scheme == column]) for column in names_of_columns]
+    summary = [summarize(column, [r for r in rows if r.scheme == column]) for column in names_of_columns]
     return QuantReport(
         weights.path, names_of_columns, rows, summary, sample, seed, seconds=time.perf_counter() - started
     )
@@ -740,7 +740,7 @@ def _override(value: str | Scheme | None) -> Scheme | None:
     return None if value is None or value == STORED else resolve_scheme(value)
 
 
-def _summarize(scheme: str, rows: list[ReportRow]) -> SchemeSummary:
+def summarize(scheme: str, rows: list[ReportRow]) -> SchemeSummary:
     params = sum(r.params for r in rows)
     total = sum(r.bytes for r in rows)
     quantized = [r for r in rows if r.applied != STORED and r.params]

@@ -19,7 +19,14 @@ from floatfmt._options import OVERFLOWS, ROUNDINGS
 PACKAGE = Path(floatfmt.__file__).parent
 
 LAYERS = [
-    {"floatfmt.formats", "floatfmt._display", "floatfmt._parallel", "floatfmt._backend", "floatfmt.compat"},
+    {
+        "floatfmt.formats",
+        "floatfmt._display",
+        "floatfmt._parallel",
+        "floatfmt._backend",
+        "floatfmt.compat",
+        "floatfmt._rowlog",
+    },
     {"floatfmt._kernels", "floatfmt._kernels_numba"},
     {"floatfmt._options", "floatfmt._reference"},
     {"floatfmt.codec"},
@@ -27,7 +34,7 @@ LAYERS = [
     {"floatfmt.io"},
     {"floatfmt.quant"},
     {"floatfmt.memory"},
-    {"floatfmt.report", "floatfmt.plot"},
+    {"floatfmt.report", "floatfmt.plot", "floatfmt.comparison"},
     {"floatfmt"},  # the package's __init__: the public surface, gathered from every layer
     {"floatfmt.cli", "floatfmt.__main__"},
 ]

