@@ -59,8 +59,8 @@ def test_twins_share_one_signature(twin):
 def test_every_loop_has_a_twin():
     names = {twin.__name__ for twin in TWINS}
     assert names == {"table_encode", "stochastic_table_encode", "random_bits", "gather", "rows_max", "rows_min",
-                     "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "make_qkx2_quants",
-                     "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks", "requantize",
+                     "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "error_sums",
+                     "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks", "requantize",
                      "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits"}  # fmt: skip
 
 
@@ -290,3 +290,20 @@ def test_k_quant_searches_agree_bit_for_bit(name, arguments):
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a.view(np.uint32) if a.dtype == np.float32 else a,
                                           b.view(np.uint32) if b.dtype == np.float32 else b)  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 127, 128, 129, 1000, 65536, 65541])
+def test_error_sums_agree_bit_for_bit_with_numpys_pairwise_sums(size):
+    rng = np.random.default_rng(size)
+    reference = (rng.standard_normal(size) * rng.choice([1e-30, 1.0, 1e30], size)).astype(np.float32)
+    approx = floatfmt.round(reference, "e4m3", overflow="saturate")
+    if size > 20:
+        reference[3], approx[5], approx[7], reference[11] = np.nan, np.inf, -np.inf, -0.0
+        approx[::9] = 0  # flushed
+    for top in (0.0, 448.0, float(np.max(np.abs(approx[np.isfinite(approx)]), initial=0.0))):
+        ours, theirs = (
+            quant_kernels.error_sums.numpy(reference, approx, top),
+            quant_kernels.error_sums.compiled()(reference, approx, top),
+        )
+        np.testing.assert_array_equal(ours[0].view(np.uint64), theirs[0].view(np.uint64))
+        assert ours[1:] == tuple(theirs[1:])

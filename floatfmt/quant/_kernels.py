@@ -19,6 +19,7 @@ from floatfmt._backend import twin
 
 __all__ = [
     "codebook_encode",
+    "error_sums",
     "gguf_blocks",
     "reduce_rows",
     "row_absmax",
@@ -168,6 +169,36 @@ def codebook_encode(values: np.ndarray, base: np.ndarray, threshold: np.ndarray,
 
 
 # --- conveniences over any leading shape ---------------------------------------------------------------------
+
+
+def _pair_size(reference: np.ndarray, *rest: Any) -> int:
+    return int(reference.size)
+
+
+@twin(_NUMBA, size=_pair_size)
+def error_sums(reference: np.ndarray, approx: np.ndarray, top: float) -> tuple[np.ndarray, int, float, int, int, int]:
+    """The error sums of one piece (1-D float arrays of equal size) over the pairs where both are finite:
+    ``([err², ref², app², ref·app], count, max |err|, pairs left out, saturated, flushed)``, in float64.
+
+    The four sums are numpy's pairwise sums (``np.add.reduce``) of the float64 products, which the numba twin
+    reproduces exactly; ``saturated`` counts values the approximation put at ``±top`` (or beyond) whose reference
+    lies beyond ``top``, ``flushed`` the non-zero references approximated by 0.
+    """
+    r = reference.astype(np.float64)
+    a = approx.astype(np.float64)
+    finite = np.isfinite(r)
+    finite &= np.isfinite(a)
+    left_out = 0
+    if not finite.all():
+        left_out = int(r.size - np.count_nonzero(finite))
+        r, a = r[finite], a[finite]
+    error = a - r
+    products = np.array([np.add.reduce(x * y) for x, y in ((error, error), (r, r), (a, a), (r, a))])
+    max_abs = float(np.max(np.abs(error))) if error.size else 0.0
+    at_top = np.flatnonzero((a >= top) | (a <= -top)) if top else np.zeros(0, np.intp)
+    saturated = int(np.count_nonzero(np.abs(r[at_top]) > top))
+    flushed = int(np.count_nonzero(r[np.flatnonzero(a == 0)]))
+    return products, int(r.size), max_abs, left_out, saturated, flushed
 
 
 def reduce_rows(loop: Any, rows: np.ndarray) -> np.ndarray:

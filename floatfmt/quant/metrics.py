@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
+from floatfmt.quant import _kernels
 
 __all__ = ["ErrorAccumulator", "ErrorStats", "error_stats"]
 
@@ -93,26 +94,11 @@ class ErrorAccumulator:
 
         top = max(map_chunks(largest, app.size, CHUNK_ELEMENTS), default=0.0)  # what saturated values sit at
 
-        def sums(start: int, stop: int) -> tuple[np.ndarray, float, int, int, int]:
-            r = ref[start:stop].astype(np.float64)
-            a = app[start:stop].astype(np.float64)
-            finite = np.isfinite(r)
-            finite &= np.isfinite(a)
-            nan = 0
-            if not finite.all():
-                nan = int(r.size - np.count_nonzero(finite))
-                r, a = r[finite], a[finite]
-            error = a - r
-            # einsum, not dot: BLAS splits dot products by its thread count, and results must not depend on it
-            products = [np.einsum("i,i->", x, y) for x, y in ((error, error), (r, r), (a, a), (r, a))]
-            max_abs = max(float(np.max(error)), -float(np.min(error))) if error.size else 0.0
-            at_top = np.flatnonzero((a >= top) | (a <= -top)) if top else np.zeros(0, np.intp)
-            saturated = int(np.count_nonzero(np.abs(r[at_top]) > top))
-            flushed = int(np.count_nonzero(r[np.flatnonzero(a == 0)]))
-            return np.array([*products, r.size]), max_abs, nan, saturated, flushed
+        def sums(start: int, stop: int) -> tuple[np.ndarray, int, float, int, int, int]:
+            return _kernels.error_sums(ref[start:stop], app[start:stop], top)
 
-        for products, max_abs, nan, saturated, flushed in map_chunks(sums, ref.size, CHUNK_ELEMENTS):  # in chunk order
-            self.sums += products
+        for products, count, max_abs, nan, saturated, flushed in map_chunks(sums, ref.size, CHUNK_ELEMENTS):
+            self.sums += [*products, count]  # in chunk order: the sums do not depend on the thread count
             self.max_abs = max(self.max_abs, max_abs)
             self.nan += nan
             self.saturated += saturated
