@@ -60,8 +60,8 @@ def test_every_loop_has_a_twin():
     names = {twin.__name__ for twin in TWINS}
     assert names == {"table_encode", "stochastic_table_encode", "random_bits", "gather", "rows_max", "rows_min",
                      "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "error_sums",
-                     "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks", "requantize",
-                     "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits"}  # fmt: skip
+                     "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks",
+                     "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits"}  # fmt: skip
 
 
 @pytest.mark.parametrize("dropped", [14, 15])
