@@ -418,9 +418,12 @@ def _measure_tensor(
 
     tensor_amax = None
     if any(needs_tensor_amax(s) for s in schemes) and rows:
+        # the per-tensor scales' largest magnitude: of the whole tensor, or with ``sample`` of the sampled row
+        # blocks alone, so that a 5% sample reads 5% of the bytes (the scale is then an estimate too)
+        scanned = chosen if sample is not None else np.arange(units)
         tensor_amax = 0.0
-        for first in range(0, units, chunk_units):
-            block, _ = read_units(np.arange(first, min(first + chunk_units, units)))
+        for first in range(0, len(scanned), chunk_units):
+            block, _ = read_units(scanned[first : first + chunk_units])
             tensor_amax = max(tensor_amax, float(np.max(np.abs(block), initial=0.0)))
 
     sums = {s: ErrorAccumulator() for s in schemes}

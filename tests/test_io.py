@@ -401,3 +401,20 @@ def test_gguf_reports_storage_types_and_dequantizes(tmp_path):
 
 def test_top_level_names():
     assert floatfmt.open_weights is open_weights and issubclass(floatfmt.WeightsError, ValueError)
+
+
+@pytest.mark.parametrize("dtype_name", ["F4", "F6_E2M3", "F6_E3M2"])
+def test_sub_byte_rows_are_read_alone_and_equal_the_whole_tensors_rows(tmp_path, dtype_name):
+    dtype = {"F4": ml_dtypes.float4_e2m1fn, "F6_E2M3": ml_dtypes.float6_e2m3fn, "F6_E3M2": ml_dtypes.float6_e3m2fn}
+    rng = np.random.default_rng(0)
+    for shape in [(8, 5), (12, 3), (7, 4), (16, 100)]:  # rows that start inside a byte, and on one
+        values = rng.standard_normal(shape).astype(dtype[dtype_name])
+        floatfmt.io.save_safetensors(tmp_path / "t.safetensors", {"x": values})
+        weights = floatfmt.open_weights(tmp_path / "t.safetensors")
+        assert weights.tensors["x"].dtype == dtype_name
+        whole = np.asarray(weights["x"]).reshape(shape)
+        for start in range(shape[0] + 1):
+            for stop in range(start, shape[0] + 1):
+                rows = weights.read_rows("x", start, stop)
+                assert rows.view(np.uint8).tobytes() == whole[start:stop].view(np.uint8).tobytes()
+        weights.close()

@@ -365,3 +365,21 @@ def test_a_failing_tensor_is_named_and_the_rows_before_it_are_kept(tmp_path):
     assert info.value.tensor == "layers.2.weight"
     assert [row.tensor for row in info.value.rows] == ["layers.0.weight", "layers.1.weight"]
     assert len(log.read_text().splitlines()) == 3  # the header and the two finished tensors
+
+
+def test_a_sample_reads_only_its_row_blocks(tmp_path):
+    """sample= cuts the reading, per-tensor scales included: count the rows the reader hands out."""
+    rng = np.random.default_rng(2)
+    path = tmp_path / "model.safetensors"
+    save_safetensors(path, {f"layers.{i}.weight": rng.standard_normal((2000, 64)).astype(np.float32) for i in range(3)})
+    weights = floatfmt.open_weights(path)
+    read = []
+    original = weights.read_rows
+
+    def counting(name, start, stop):
+        read.append(stop - start)
+        return original(name, start, stop)
+
+    weights.read_rows = counting
+    floatfmt.quant_report(weights, ["nvfp4", "fp8_e4m3", "mxfp4"], sample=0.05, progress=False)
+    assert sum(read) <= 2 * 0.06 * 3 * 2000  # the sampled blocks, read once for the scales and once to measure

@@ -222,13 +222,26 @@ class SafetensorsFile(Weights):
         dtype, bits = SAFETENSORS_DTYPES[info.dtype]
         start, stop, _ = slice(start, stop).indices(info.rows)
         if bits < 8:
-            return super().read_rows(name, start, stop)
+            return self._read_packed_rows(name, start, stop)
         rows = np.empty((max(stop - start, 0), info.cols), dtype)
         with open(self.path, "rb") as file:
             file.seek(self._data_start + self._begins[name] + start * info.cols * dtype.itemsize)
             if file.readinto(rows.reshape(-1).view(np.uint8).data) != rows.nbytes:
                 raise weights_error(self.path, f"the file ended inside tensor {name!r}; it changed since it was opened")
         return rows
+
+    def _read_packed_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows of a sub-byte tensor: only the bytes that hold them, unpacked (from the last element boundary that
+        falls on a byte boundary: every 2 values for 4 bits, every 4 for 6)."""
+        info = self.tensors[name]
+        dtype, bits = SAFETENSORS_DTYPES[info.dtype]
+        first, last = start * info.cols, max(stop, start) * info.cols
+        period = 8 // math.gcd(8, bits)
+        aligned = first // period * period
+        begin, end = aligned * bits // 8, -(-last * bits // 8)
+        packed = np.frombuffer(self._mapped(), np.uint8, end - begin, self._data_start + self._begins[name] + begin)
+        codes = unpack(packed, _SUB_BYTE_FORMATS[info.dtype], last - aligned)[first - aligned :]
+        return np.array(codes.view(dtype).reshape(-1, info.cols))
 
     def close(self) -> None:
         if self._map is not None:
