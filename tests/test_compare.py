@@ -104,3 +104,52 @@ def test_fp8_checkpoints_with_block_and_channel_scales(tmp_path, minilm):
         row = floatfmt.compare(tmp_path / "original.safetensors", path).rows[0]
         assert row.sqnr_db == floatfmt.error_stats(w, q.dequantize()).sqnr_db
         assert row.bytes == 1500 * 300 + 4 * q.scales.size
+
+
+def _pack_int32(fields: np.ndarray, axis: int, order: tuple[int, ...] | None = None) -> np.ndarray:
+    """Eight 4-bit fields per int32 along ``axis`` (field k at bits 4k; ``order[k]``: which of the eight it is)."""
+    moved = np.moveaxis(fields.astype(np.uint32), axis, -1)
+    groups = moved.reshape(*moved.shape[:-1], -1, 8)
+    if order is not None:
+        groups = groups[..., list(order)]
+    packed = np.zeros(groups.shape[:-1], dtype=np.uint32)
+    for k in range(8):
+        packed |= groups[..., k] << np.uint32(4 * k)
+    return np.moveaxis(packed, -1, axis).view(np.int32)
+
+
+@pytest.mark.parametrize("method", ["gptq", "awq"])
+def test_gptq_and_awq_packed_int4_are_read_as_their_kernels_dequantize(minilm, tmp_path, method):
+    """Packs written the way AutoGPTQ (v1: zero points stored minus one, inputs packed down the columns) and
+    AutoAWQ (outputs packed in the order 0 2 4 6 1 3 5 7) write them, from floatfmt's own grids."""
+    weights = floatfmt.open_weights(minilm)
+    name = "encoder.layer.0.intermediate.dense"
+    w = np.asarray(weights[name + ".weight"], dtype=np.float32)  # (1536, 384): out, in
+    scheme = "int4_g128" if method == "gptq" else "awq_int4_g128"
+    q = floatfmt.quantize(w, scheme)
+    codes, zeros, scales = q.codes.astype(np.int64), q.zero_points.astype(np.int64), q.scales.astype(np.float16)
+    folder = tmp_path / method
+    folder.mkdir()
+    if method == "gptq":
+        tensors = {
+            name + ".qweight": _pack_int32(codes.T, axis=0),  # (in / 8, out)
+            name + ".qzeros": _pack_int32((zeros - 1).T, axis=1),  # (groups, out / 8), v1: zero - 1
+            name + ".scales": scales.T.copy(),  # (groups, out)
+            name + ".g_idx": (np.arange(384) // 128).astype(np.int32),
+        }
+        config = {"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}}
+    else:
+        order = (0, 2, 4, 6, 1, 3, 5, 7)
+        tensors = {
+            name + ".qweight": _pack_int32(codes.T, axis=1, order=order),  # (in, out / 8)
+            name + ".qzeros": _pack_int32(zeros.T, axis=1, order=order),  # (groups, out / 8)
+            name + ".scales": scales.T.copy(),
+        }
+        config = {"quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}}
+    save_safetensors(folder / "model.safetensors", tensors)
+    (folder / "config.json").write_text(__import__("json").dumps(config))
+    report = floatfmt.compare({name + ".weight": w}, folder / "model.safetensors")
+    row = report.rows[0]
+    assert row.applied == ("GPTQ int4" if method == "gptq" else "AWQ int4")
+    assert row.sqnr_db == pytest.approx(floatfmt.error_stats(w, q.dequantize()).sqnr_db, abs=1e-9)
+    assert row.bytes == sum(np.asarray(t).nbytes for t in tensors.values())
