@@ -180,9 +180,10 @@ def error_sums(reference: np.ndarray, approx: np.ndarray, top: float) -> tuple[n
     """The error sums of one piece (1-D float arrays of equal size) over the pairs where both are finite:
     ``([err², ref², app², ref·app], count, max |err|, pairs left out, saturated, flushed)``, in float64.
 
-    The four sums are numpy's pairwise sums (``np.add.reduce``) of the float64 products, which the numba twin
-    reproduces exactly; ``saturated`` counts values the approximation put at ``±top`` (or beyond) whose reference
-    lies beyond ``top``, ``flushed`` the non-zero references approximated by 0.
+    The four sums run over blocks of :data:`SUM_BLOCK` products, each block summed by numpy's pairwise
+    summation (``np.add.reduce``, one call per block in every numpy release) and the blocks added in order; the
+    numba twin reproduces exactly that. ``saturated`` counts values the approximation put at ``±top`` (or
+    beyond) whose reference lies beyond ``top``, ``flushed`` the non-zero references approximated by 0.
     """
     r = reference.astype(np.float64)
     a = approx.astype(np.float64)
@@ -193,12 +194,23 @@ def error_sums(reference: np.ndarray, approx: np.ndarray, top: float) -> tuple[n
         left_out = int(r.size - np.count_nonzero(finite))
         r, a = r[finite], a[finite]
     error = a - r
-    products = np.array([np.add.reduce(x * y) for x, y in ((error, error), (r, r), (a, a), (r, a))])
+    products = np.array([_blocked_sum(x * y) for x, y in ((error, error), (r, r), (a, a), (r, a))])
     max_abs = float(np.max(np.abs(error))) if error.size else 0.0
     at_top = np.flatnonzero((a >= top) | (a <= -top)) if top else np.zeros(0, np.intp)
     saturated = int(np.count_nonzero(np.abs(r[at_top]) > top))
     flushed = int(np.count_nonzero(r[np.flatnonzero(a == 0)]))
     return products, int(r.size), max_abs, left_out, saturated, flushed
+
+
+SUM_BLOCK = 8192
+"""Products per pairwise sum in :func:`error_sums` (numpy's ufunc buffer size: a block is always one call)."""
+
+
+def _blocked_sum(terms: np.ndarray) -> float:
+    total = 0.0
+    for start in range(0, terms.size, SUM_BLOCK):
+        total += float(np.add.reduce(terms[start : start + SUM_BLOCK]))
+    return total
 
 
 def reduce_rows(loop: Any, rows: np.ndarray) -> np.ndarray:

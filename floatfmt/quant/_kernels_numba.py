@@ -305,7 +305,11 @@ def _pairwise_products(r, a):  # type: ignore[no-untyped-def]
 
 @_jit
 def _piece_sums(r, a, top):  # type: ignore[no-untyped-def]
-    products = _pairwise_products(r, a).copy()
+    products = np.zeros(4)
+    for start in range(0, r.size, 8192):  # SUM_BLOCK: pairwise within each block, the blocks added in order
+        block = _pairwise_products(r[start : start + 8192], a[start : start + 8192])
+        for k in range(4):
+            products[k] += block[k]
     max_abs = 0.0
     saturated = flushed = 0
     limit = top if top != 0 else np.inf  # no saturation without a largest magnitude
