@@ -18,7 +18,8 @@ against the original's, as a :class:`~floatfmt.report.QuantReport` with one colu
 
 A tensor of the original with no counterpart gets a row marked ``missing`` and one of the candidate alone a row
 marked ``extra``: nothing is dropped without a word. Layouts not supported yet (compressed-tensors
-pack-quantized, gpt-oss's MXFP4 blocks, GGUF's merged experts) show up that way too.
+pack-quantized, gpt-oss's MXFP4 blocks) show up that way too. GGUF's merged 3-D expert tensors are sliced: each
+expert of the original is compared with its slice, and counted a share of the merged tensor's bytes.
 
 Example:
     >>> import numpy as np, tempfile, pathlib, floatfmt
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -82,12 +84,12 @@ def compare(original: Source, candidate: Source, *, name: str | None = None) -> 
         rows: list[ReportRow] = []
         seen: set[str] = set()
         for tensor, info in reference.tensors.items():
-            counterpart, transform = match(tensor, info)
+            counterpart, transform, expert = match(tensor, info)
             if counterpart is None or counterpart not in view.tensors:
                 rows.append(_placeholder(info, column, MISSING, "no counterpart in the candidate"))
                 continue
             seen.add(counterpart)
-            rows.append(_measure(reference, view, tensor, counterpart, transform, column))
+            rows.append(_measure(reference, view, tensor, counterpart, transform, expert, column))
         for counterpart, info in view.tensors.items():
             if counterpart not in seen:
                 rows.append(_placeholder(info, column, EXTRA, "only in the candidate"))
@@ -121,6 +123,7 @@ class _Dequantized:
 
     def __init__(self, weights: Weights) -> None:
         self.weights = weights
+        self._last: tuple[str, np.ndarray] | None = None
         self.packs = _int4_packs(weights)
         names = set(weights.tensors)
         self.scale_of: dict[str, str] = {}
@@ -152,6 +155,14 @@ class _Dequantized:
         return self.weights.tensors[tensor].nbytes + (self.weights.tensors[scale].nbytes if scale else 0)
 
     def read(self, tensor: str) -> np.ndarray:
+        """The tensor in float32 (the last one read is kept: a merged expert tensor serves all its experts)."""
+        if self._last is not None and self._last[0] == tensor:
+            return self._last[1]
+        values = self._read(tensor)
+        self._last = (tensor, values)
+        return values
+
+    def _read(self, tensor: str) -> np.ndarray:
         if tensor in self.packs:
             return self.packs[tensor].dequantize(self.weights)
         values = np.asarray(self.weights[tensor], dtype=np.float32)
@@ -278,11 +289,15 @@ def _tile_size(shape: tuple[int, ...], scales: tuple[int, ...]) -> int | None:
 # --- matching names ---------------------------------------------------------------------------------------------
 
 Transform = Callable[[np.ndarray], np.ndarray] | None
-Matcher = Callable[[str, TensorInfo], tuple[str | None, Transform]]
+Match = tuple[str | None, Transform, int | None]
+"""The candidate's tensor, what to do to the original first, and the expert it is within a merged 3-D tensor."""
+Matcher = Callable[[str, TensorInfo], Match]
+
+_EXPERT = re.compile(r"\.experts\.(\d+)\.")
 
 
-def _same_names(tensor: str, info: TensorInfo) -> tuple[str | None, Transform]:
-    return tensor, None
+def _same_names(tensor: str, info: TensorInfo) -> Match:
+    return tensor, None, None
 
 
 def _gguf_names(reference: Weights, candidate: Weights) -> Matcher:
@@ -299,14 +314,21 @@ def _gguf_names(reference: Weights, candidate: Weights) -> Matcher:
     heads = int(metadata.get(f"{arch}.attention.head_count", 0) or 0)
     kv_heads = int(metadata.get(f"{arch}.attention.head_count_kv", heads) or heads)
 
-    def match(tensor: str, info: TensorInfo) -> tuple[str | None, Transform]:
+    def match(tensor: str, info: TensorInfo) -> Match:
+        expert = None
+        found = _EXPERT.search(tensor)
+        if found:  # the converter merges a layer's experts into one 3-D tensor: this one is a slice of it
+            expert = int(found[1])
+            tensor = _EXPERT.sub(".experts.", tensor, count=1)
         mapped = names.get_name(tensor, try_suffixes=(".weight", ".bias"))
         if mapped is None:
-            return None, None
+            return None, None, None
+        if not mapped.endswith((".weight", ".bias")):
+            mapped += ".weight"
         if arch == "llama" and heads and mapped.endswith(("attn_q.weight", "attn_k.weight")):
             groups = heads if mapped.endswith("attn_q.weight") else kv_heads
-            return mapped, lambda w, n=groups: _rotary_permute(w, n)
-        return mapped, None
+            return mapped, lambda w, n=groups: _rotary_permute(w, n), expert
+        return mapped, None, expert
 
     return match
 
@@ -324,7 +346,13 @@ def _rotary_permute(weights: np.ndarray, heads: int) -> np.ndarray:
 
 
 def _measure(
-    reference: Weights, view: _Dequantized, tensor: str, counterpart: str, transform: Transform, column: str
+    reference: Weights,
+    view: _Dequantized,
+    tensor: str,
+    counterpart: str,
+    transform: Transform,
+    expert: int | None,
+    column: str,
 ) -> ReportRow:
     info = reference.tensors[tensor]
     original = np.asarray(reference[tensor], dtype=np.float32)
@@ -334,11 +362,16 @@ def _measure(
         approx = view.read(counterpart)
     except ValueError as error:  # a layout not supported yet: the row says so and the comparison goes on
         return _placeholder(info, column, MISSING, str(error))
+    nbytes = view.nbytes(counterpart)
+    if expert is not None:
+        if approx.ndim != 3 or expert >= approx.shape[0]:
+            return _placeholder(info, column, MISSING, f"{counterpart} holds no expert {expert}")
+        nbytes //= approx.shape[0]
+        approx = approx[expert]
     if approx.size != original.size:
         return _placeholder(info, column, MISSING, f"the candidate's {counterpart} has shape {approx.shape}")
     stats = error_stats(original, approx.reshape(original.shape))
-    nbytes = view.nbytes(counterpart)
-    note = "" if counterpart == tensor else f"as {counterpart}"
+    note = "" if counterpart == tensor else f"as {counterpart}" + ("" if expert is None else f"[{expert}]")
     return ReportRow(
         tensor=tensor,
         shape=info.shape,

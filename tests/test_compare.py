@@ -153,3 +153,20 @@ def test_gptq_and_awq_packed_int4_are_read_as_their_kernels_dequantize(minilm, t
     assert row.applied == ("GPTQ int4" if method == "gptq" else "AWQ int4")
     assert row.sqnr_db == pytest.approx(floatfmt.error_stats(w, q.dequantize()).sqnr_db, abs=1e-9)
     assert row.bytes == sum(np.asarray(t).nbytes for t in tensors.values())
+
+
+def test_each_expert_is_compared_with_its_slice_of_the_merged_gguf_tensor(tmp_path):
+    """convert_hf_to_gguf.py stacks a layer's experts into one 3-D tensor (ffn_down_exps, ...)."""
+    rng = np.random.default_rng(3)
+    experts = [rng.standard_normal((64, 128)).astype(np.float32) for _ in range(4)]
+    original = {f"model.layers.0.block_sparse_moe.experts.{e}.w2.weight": w for e, w in enumerate(experts)}
+    stacked = np.stack(experts)
+    candidate = tmp_path / "moe-q8_0.gguf"
+    _write_gguf(candidate, "llama", {"blk.0.ffn_down_exps.weight": (stacked, "Q8_0")}, block_count=1)
+    report = floatfmt.compare(original, candidate)
+    merged_bytes = floatfmt.open_weights(candidate).tensors["blk.0.ffn_down_exps.weight"].nbytes
+    for e, w in enumerate(experts):
+        row = report.row(f"model.layers.0.block_sparse_moe.experts.{e}.w2.weight", "moe-q8_0.gguf")
+        expected = floatfmt.error_stats(w, floatfmt.quantize(w, "q8_0").dequantize()).sqnr_db
+        assert row.sqnr_db == expected and row.note == f"as blk.0.ffn_down_exps.weight[{e}]"
+        assert row.bytes == merged_bytes // 4
