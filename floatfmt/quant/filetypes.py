@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from floatfmt.quant.rules.gguf import ggml_type
+from floatfmt.quant.rules.gguf import GGML_TYPES, ggml_type
 
 __all__ = ["FILE_TYPES", "FileType", "file_type", "tensor_types"]
 
@@ -104,10 +104,8 @@ _FALLBACK = {
 """``tensor_type_fallback``: the type for rows that are not whole blocks of the chosen one (32-value types have
 none: they become F16, as does a fallback that does not fit either)."""
 
-_BLOCK_TYPE_NAMES = {name.lower() for name in (*FILE_TYPES, "Q8_K")} & {
-    "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k",
-    "iq4_nl", "iq4_xs", "tq1_0", "tq2_0",
-}  # fmt: skip
+_BLOCK_TYPE_NAMES = {name.lower() for name in FILE_TYPES} & set(GGML_TYPES)
+"""File-type names that also name a GGML block type (``q6_k``): in lower case they mean the block type."""
 
 
 def file_type(name: str) -> FileType | None:
