@@ -372,25 +372,7 @@ def _measure(
         return _placeholder(info, column, MISSING, f"the candidate's {counterpart} has shape {approx.shape}")
     stats = error_stats(original, approx.reshape(original.shape))
     note = "" if counterpart == tensor else f"as {counterpart}" + ("" if expert is None else f"[{expert}]")
-    return ReportRow(
-        tensor=tensor,
-        shape=info.shape,
-        dtype=info.dtype,
-        params=info.size,
-        scheme=column,
-        applied=view.applied(counterpart),
-        bytes=nbytes,
-        bits_per_weight=8 * nbytes / info.size if info.size else 0.0,
-        rmse=stats.rmse,
-        rel_rmse=stats.rel_rmse,
-        sqnr_db=stats.sqnr_db,
-        max_abs=stats.max_abs,
-        cosine=stats.cosine,
-        saturated=stats.saturated,
-        flushed=stats.flushed,
-        nan=stats.nan,
-        note=note,
-    )
+    return ReportRow.from_stats(info, column, view.applied(counterpart), nbytes, stats, note=note)
 
 
 def _placeholder(info: TensorInfo, column: str, applied: str, note: str) -> ReportRow:

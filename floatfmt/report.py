@@ -41,7 +41,7 @@ import numpy as np
 
 from floatfmt._display import format_bytes, json_float
 from floatfmt._rowlog import RowLog, TensorFailed
-from floatfmt.io import ArrayWeights, Weights, open_weights
+from floatfmt.io import ArrayWeights, TensorInfo, Weights, open_weights
 from floatfmt.memory.footprint import component_of
 from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.metrics import ErrorAccumulator, ErrorStats
@@ -98,6 +98,32 @@ class ReportRow:
         row = asdict(self)
         row["shape"] = list(self.shape)
         return row
+
+    @classmethod
+    def from_stats(
+        cls, info: TensorInfo, scheme: str, applied: str, nbytes: int, stats: ErrorStats, **extra: Any
+    ) -> ReportRow:
+        """The row of a tensor stored in ``nbytes`` under ``applied``, whose error is ``stats`` (``extra``:
+        ``measured``, ``sqnr_db_stderr``, ``note``)."""
+        return cls(
+            tensor=info.name,
+            shape=info.shape,
+            dtype=info.dtype,
+            params=info.size,
+            scheme=scheme,
+            applied=applied,
+            bytes=nbytes,
+            bits_per_weight=8 * nbytes / info.size if info.size else 0.0,
+            rmse=stats.rmse,
+            rel_rmse=stats.rel_rmse,
+            sqnr_db=stats.sqnr_db,
+            max_abs=stats.max_abs,
+            cosine=stats.cosine,
+            saturated=stats.saturated,
+            flushed=stats.flushed,
+            nan=stats.nan,
+            **extra,
+        )
 
 
 @dataclass(frozen=True)
@@ -490,25 +516,13 @@ def _rows_for_tensor(
             applied_name, size, result = STORED, info.nbytes, exact
         else:
             applied_name, size, result = scheme.name, storage[scheme], measured[scheme]
-        stats = result.stats
         rows.append(
-            ReportRow(
-                tensor=name,
-                shape=info.shape,
-                dtype=info.dtype,
-                params=info.size,
-                scheme=column,
-                applied=applied_name,
-                bytes=size,
-                bits_per_weight=8 * size / info.size if info.size else 0.0,
-                rmse=stats.rmse,
-                rel_rmse=stats.rel_rmse,
-                sqnr_db=stats.sqnr_db,
-                max_abs=stats.max_abs,
-                cosine=stats.cosine,
-                saturated=stats.saturated,
-                flushed=stats.flushed,
-                nan=stats.nan,
+            ReportRow.from_stats(
+                info,
+                column,
+                applied_name,
+                size,
+                result.stats,
                 measured=result.measured,
                 sqnr_db_stderr=result.sqnr_db_stderr,
                 note=notes.get(scheme, "") if scheme is not None else "",
