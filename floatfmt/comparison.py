@@ -10,16 +10,16 @@ against the original's, as a :class:`~floatfmt.report.QuantReport` with one colu
 * safetensors with FP8 weights and their scales: DeepSeek's ``weight_scale_inv`` (one float32 per 128 × 128 tile,
   partial tiles unpadded: ``weight * scale``) and vLLM / llm-compressor's ``weight_scale`` (per tensor or per
   output channel). The scale tensors count in the candidate's bytes.
-* GPTQ (AutoGPTQ / GPTQModel: ``qweight`` packing inputs down its columns, ``qzeros`` stored minus one in the
-  v1 checkpoint format, ``g_idx`` for act-order) and AWQ (AutoAWQ's GEMM packing, outputs in the order
-  0 2 4 6 1 3 5 7) int4 layers: ``(q - zero) * scale``, the method and group size from the
-  ``quantization_config`` beside the checkpoint.
+* layers stored as packed parts (:mod:`floatfmt.packed_layers`): GPTQ and AWQ int4 (``qweight``, ``qzeros``,
+  ``scales``, ``g_idx``), compressed-tensors ``pack-quantized`` (``weight_packed``, ``weight_scale``,
+  ``weight_zero_point``, ``weight_shape``) and gpt-oss's MXFP4 experts (``*_blocks``, ``*_scales``), each
+  dequantized as its engine's kernel does and compared with the ``weight`` it stands for.
 * anything else :func:`floatfmt.open_weights` reads, tensor for tensor by name (a BF16 or FP16 copy, say).
 
 A tensor of the original with no counterpart gets a row marked ``missing`` and one of the candidate alone a row
-marked ``extra``: nothing is dropped without a word. Layouts not supported yet (compressed-tensors
-pack-quantized, gpt-oss's MXFP4 blocks) show up that way too. GGUF's merged 3-D expert tensors are sliced: each
-expert of the original is compared with its slice, and counted a share of the merged tensor's bytes.
+marked ``extra``: nothing is dropped without a word; a layout that cannot be read gets a ``missing`` row that says
+why, and the comparison goes on. GGUF's merged 3-D expert tensors are sliced: each expert of the original is
+compared with its slice, and counted a share of the merged tensor's bytes.
 
 Example:
     >>> import numpy as np, tempfile, pathlib, floatfmt
@@ -38,12 +38,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +49,7 @@ import numpy as np
 
 from floatfmt.io import ArrayWeights, Weights, open_weights
 from floatfmt.io._weights import TensorInfo
+from floatfmt.packed_layers import find_packed_layers
 from floatfmt.quant.metrics import error_stats
 from floatfmt.report import QuantReport, ReportRow, summarize
 
@@ -124,7 +123,7 @@ class _Dequantized:
     def __init__(self, weights: Weights) -> None:
         self.weights = weights
         self._last: tuple[str, np.ndarray] | None = None
-        self.packs = _int4_packs(weights)
+        self.packs = find_packed_layers(weights)
         names = set(weights.tensors)
         self.scale_of: dict[str, str] = {}
         for tensor in names:
@@ -138,7 +137,7 @@ class _Dequantized:
             if tensor not in self.scale_of.values() and tensor not in packed
         }
         for name, pack in self.packs.items():
-            nbytes = sum(weights.tensors[part].nbytes for part in pack.parts if part in weights.tensors)
+            nbytes = sum(weights.tensors[part].nbytes for part in pack.parts)
             self.tensors[name] = TensorInfo(name, pack.shape, pack.kind, nbytes, weights.path)
 
     def applied(self, tensor: str) -> str:
@@ -164,7 +163,7 @@ class _Dequantized:
 
     def _read(self, tensor: str) -> np.ndarray:
         if tensor in self.packs:
-            return self.packs[tensor].dequantize(self.weights)
+            return self.packs[tensor].dequantize()
         values = np.asarray(self.weights[tensor], dtype=np.float32)
         scale_name = self.scale_of.get(tensor)
         if scale_name is None:
@@ -182,99 +181,6 @@ class _Dequantized:
         if scale.size == 1:
             return values * scale.reshape(())
         return values * scale.reshape(values.shape[0], *([1] * (values.ndim - 1)))  # per output channel
-
-
-@dataclass(frozen=True)
-class _Int4Pack:
-    """A GPTQ or AWQ linear layer's packed tensors (``qweight``, ``qzeros``, ``scales``, GPTQ's ``g_idx``)."""
-
-    prefix: str
-    kind: str  # "GPTQ int4" or "AWQ int4"
-    shape: tuple[int, int]  # the weight's (out, in)
-    bits: int
-    group_size: int
-    zero_plus_one: bool  # legacy AutoGPTQ ("gptq" checkpoint format v1) stores zero - 1
-
-    @property
-    def parts(self) -> tuple[str, ...]:
-        return tuple(f"{self.prefix}.{part}" for part in ("qweight", "qzeros", "scales", "g_idx"))
-
-    def dequantize(self, weights: Weights) -> np.ndarray:
-        qweight = np.asarray(weights[f"{self.prefix}.qweight"]).view(np.uint32)
-        qzeros = np.asarray(weights[f"{self.prefix}.qzeros"]).view(np.uint32)
-        scales = np.asarray(weights[f"{self.prefix}.scales"], dtype=np.float32)
-        out, inputs = self.shape
-        if self.kind.startswith("GPTQ"):
-            codes = _unpack_int32(qweight, self.bits, axis=0)[:inputs]  # (in, out): 32/bits inputs per int32
-            zeros = _unpack_int32(qzeros, self.bits, axis=1)[:, :out]  # (groups, out)
-            g_idx_name = f"{self.prefix}.g_idx"
-            groups = (
-                np.asarray(weights[g_idx_name]).astype(np.intp)
-                if g_idx_name in weights.tensors
-                else np.arange(inputs) // self.group_size
-            )
-        else:  # AutoAWQ's GEMM packing: outputs 0, 2, 4, 6, 1, 3, 5, 7 of each int32, lowest nibble first
-            codes = _unpack_int32(qweight, self.bits, axis=1, order=_AWQ_ORDER)[:, :out]
-            zeros = _unpack_int32(qzeros, self.bits, axis=1, order=_AWQ_ORDER)[:, :out]
-            groups = np.arange(inputs) // self.group_size
-        zero = zeros[groups].astype(np.float32) + (1 if self.zero_plus_one else 0)
-        return ((codes.astype(np.float32) - zero) * scales[groups]).T
-
-
-_AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
-
-
-def _unpack_int32(packed: np.ndarray, bits: int, axis: int, order: tuple[int, ...] | None = None) -> np.ndarray:
-    """The ``32 / bits`` fields of each uint32 along ``axis``, lowest first (``order``: the position each field
-    takes among its int32's outputs)."""
-    per = 32 // bits
-    fields = np.stack([(packed >> np.uint32(bits * k)) & np.uint32((1 << bits) - 1) for k in range(per)], axis=-1)
-    if order is not None:
-        fields = fields[..., np.argsort(order)]  # field k holds output order[k]
-    if axis == 0:
-        return np.moveaxis(fields, -1, 1).reshape(packed.shape[0] * per, packed.shape[1])
-    return fields.reshape(packed.shape[0], packed.shape[1] * per)
-
-
-def _int4_packs(weights: Weights) -> dict[str, _Int4Pack]:
-    """The GPTQ/AWQ layers of a checkpoint, keyed by the ``weight`` each stands for; the method, bits, group size
-    and checkpoint format from the ``quantization_config`` beside it (else GPTQ where there is a ``g_idx``)."""
-    config: dict[str, Any] = {}
-    folder = Path(weights.path) if Path(weights.path).is_dir() else Path(weights.path).parent
-    for candidate in (folder / "config.json", folder / "quantize_config.json"):
-        try:
-            loaded = json.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(loaded, dict):
-            config = (
-                loaded.get("quantization_config", loaded)
-                if isinstance(loaded.get("quantization_config", loaded), dict)
-                else {}
-            )
-            break
-    packs: dict[str, _Int4Pack] = {}
-    for tensor, info in weights.tensors.items():
-        if not tensor.endswith(".qweight") or len(info.shape) != 2:
-            continue
-        prefix = tensor[: -len(".qweight")]
-        if f"{prefix}.qzeros" not in weights.tensors or f"{prefix}.scales" not in weights.tensors:
-            continue
-        method = str(config.get("quant_method", "gptq" if f"{prefix}.g_idx" in weights.tensors else "awq")).lower()
-        bits = int(config.get("bits", config.get("w_bit", 4)))
-        scales = weights.tensors[f"{prefix}.scales"].shape
-        if method == "awq":
-            shape = (info.shape[1] * 32 // bits, info.shape[0])
-            kind = "AWQ int4" if bits == 4 else f"AWQ int{bits}"
-        else:
-            shape = (info.shape[1], info.shape[0] * 32 // bits)
-            kind = "GPTQ int4" if bits == 4 else f"GPTQ int{bits}"
-        group = int(config.get("group_size", config.get("q_group_size", 0)) or 0)
-        if group <= 0:
-            group = -(-shape[1] // scales[0]) if scales and scales[0] else shape[1]
-        v1 = method != "awq" and str(config.get("checkpoint_format", "gptq")).lower() != "gptq_v2"
-        packs[f"{prefix}.weight"] = _Int4Pack(prefix, kind, shape, bits, group, v1)
-    return packs
 
 
 def _tile_size(shape: tuple[int, ...], scales: tuple[int, ...]) -> int | None:

@@ -34,7 +34,7 @@ LAYERS = [
     {"floatfmt.io"},
     {"floatfmt.quant"},
     {"floatfmt.memory"},
-    {"floatfmt.report", "floatfmt.plot", "floatfmt.comparison"},
+    {"floatfmt.report", "floatfmt.plot", "floatfmt.comparison", "floatfmt.packed_layers"},
     {"floatfmt"},  # the package's __init__: the public surface, gathered from every layer
     {"floatfmt.cli", "floatfmt.__main__"},
 ]

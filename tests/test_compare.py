@@ -170,3 +170,95 @@ def test_each_expert_is_compared_with_its_slice_of_the_merged_gguf_tensor(tmp_pa
         expected = floatfmt.error_stats(w, floatfmt.quantize(w, "q8_0").dequantize()).sqnr_db
         assert row.sqnr_db == expected and row.note == f"as blk.0.ffn_down_exps.weight[{e}]"
         assert row.bytes == merged_bytes // 4
+
+
+@pytest.mark.parametrize(
+    ("bits", "symmetric", "strategy"),
+    [(4, True, "group"), (4, False, "group"), (8, True, "channel"), (3, False, "channel")],
+)
+def test_compressed_tensors_pack_quantized_equals_the_packages_own_decompression(minilm, tmp_path, bits, symmetric,
+                                                                                 strategy):  # fmt: skip
+    """llm-compressor's checkpoints: compressed-tensors packs MiniLM's real weights and decompresses them; the
+    comparison's dequantized values are the package's, bit for bit."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("compressed_tensors")
+    from compressed_tensors.compressors.pack_quantized.base import PackedQuantizationCompressor
+    from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+    from compressed_tensors.quantization.utils import calculate_qparams
+
+    weights = floatfmt.open_weights(minilm)
+    name = "encoder.layer.2.attention.output.dense"
+    w = torch.from_numpy(np.array(weights[name + ".weight"], dtype=np.float32))  # (384, 384)
+    group = 128 if strategy == "group" else None
+    args = QuantizationArgs(num_bits=bits, type="int", symmetric=symmetric, strategy=strategy, group_size=group)
+    scheme = QuantizationScheme(targets=["Linear"], weights=args)
+    grouped = w.reshape(w.shape[0], -1, group or w.shape[1])
+    scale, zero = calculate_qparams(grouped.amin(-1), grouped.amax(-1), args)
+    state = {"weight": w, "weight_scale": scale.to(torch.bfloat16), "weight_zero_point": zero}
+    packed = PackedQuantizationCompressor.compress(state, scheme)
+    expected = PackedQuantizationCompressor.decompress(packed, scheme)["weight"].float().numpy()
+
+    folder = tmp_path / "w4a16"
+    folder.mkdir()
+    stored = {f"{name}.{part}": value for part, value in packed.items()}
+    save_safetensors(folder / "model.safetensors", {k: _numpy(v) for k, v in stored.items()})
+    config = {"quant_method": "compressed-tensors", "format": "pack-quantized",
+              "config_groups": {"group_0": {"targets": ["Linear"], "weights": args.model_dump()}}}  # fmt: skip
+    (folder / "config.json").write_text(__import__("json").dumps({"quantization_config": config}, default=str))
+    original = {name + ".weight": w.numpy()}
+    row = floatfmt.compare(original, folder / "model.safetensors").rows[0]
+    stats = floatfmt.error_stats(w.numpy(), expected)
+    assert row.applied == f"compressed-tensors int{bits}" and row.tensor == name + ".weight"
+    assert (row.sqnr_db, row.max_abs, row.cosine) == (stats.sqnr_db, stats.max_abs, stats.cosine)
+    assert row.bytes == sum(t.numel() * t.element_size() for t in packed.values())
+
+
+def _numpy(tensor):  # torch → numpy, BF16 through its bits
+    import ml_dtypes
+    import torch
+
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
+
+
+def test_gpt_oss_mxfp4_experts_are_read_as_transformers_dequantizes_them(tmp_path):
+    """gpt-oss ships its experts as ``*_blocks`` (two E2M1 codes a byte, low nibble first, stored (experts, out,
+    in/32, 16)) and ``*_scales`` (E8M0): against the original's (experts, in, out) through floatfmt's OCP MX codes."""
+    import ml_dtypes
+
+    rng = np.random.default_rng(5)
+    experts, inputs, outputs = 3, 64, 48
+    original = rng.standard_normal((experts, inputs, outputs)).astype(np.float32)
+    blocks, scales, approx = [], [], []
+    for e in range(experts):
+        q = floatfmt.quantize(original[e].T.copy(), "mxfp4")  # rows = outputs, blocks of 32 inputs
+        codes = q.codes.astype(np.uint8).reshape(outputs, inputs // 32, 16, 2)
+        blocks.append(codes[..., 0] | (codes[..., 1] << 4))
+        scales.append(floatfmt.encode(q.scales, "e8m0").astype(np.uint8))
+        approx.append(q.dequantize().T)
+    name = "model.layers.0.mlp.experts.down_proj"
+    save_safetensors(tmp_path / "original.safetensors", {name: original})
+    save_safetensors(tmp_path / "mxfp4.safetensors",
+                     {name + "_blocks": np.stack(blocks), name + "_scales": np.stack(scales)})  # fmt: skip
+    row = floatfmt.compare(tmp_path / "original.safetensors", tmp_path / "mxfp4.safetensors").rows[0]
+    expected = np.stack(approx).astype(ml_dtypes.bfloat16)  # convert_moe_packed_tensors works in BF16
+    stats = floatfmt.error_stats(original, expected)
+    assert row.applied == "MXFP4 (gpt-oss)" and row.sqnr_db == stats.sqnr_db and row.max_abs == stats.max_abs
+    assert row.bytes == experts * outputs * (inputs // 2 + inputs // 32)
+
+
+def test_a_pack_whose_parts_disagree_gets_a_row_that_says_so(tmp_path):
+    name = "layer.weight"
+    save_safetensors(
+        tmp_path / "bad.safetensors",
+        {
+            "layer.weight_packed": np.zeros((8, 4), np.int32),
+            "layer.weight_scale": np.ones((8, 1), np.float32),
+            "layer.weight_shape": np.array([8, 1000], np.int64),  # 4 words cannot hold 1000 values
+        },
+    )
+    report = floatfmt.compare({name: np.ones((8, 1000), np.float32)}, tmp_path / "bad.safetensors")
+    assert [(row.applied, row.note) for row in report.rows] == [
+        ("missing", "layer.weight_shape (8, 1000) does not fit layer.weight_packed of shape (8, 4)")
+    ]
