@@ -89,6 +89,26 @@ def _build(library: Path) -> None:
         shutil.move(str(built), library)
 
 
+def converter() -> Path:
+    """The sdist's ``vendor/llama.cpp`` with ``convert_hf_to_gguf.py``'s ``conversion`` package and its own
+    gguf-py (extracted once into the cache): put it and its ``gguf-py`` first on ``PYTHONPATH`` to run the real
+    converter's classes."""
+    root = CACHE / f"llama.cpp-{VERSION}"
+    if not (root / "conversion" / "__init__.py").exists():
+        with tempfile.TemporaryDirectory() as scratch:
+            work = Path(scratch)
+            prefix = f"llama_cpp_python-{VERSION}/vendor/llama.cpp/"
+            with tarfile.open(_download(work)) as archive:
+                wanted = (prefix + "conversion/", prefix + "gguf-py/", prefix + "convert_hf_to_gguf.py")
+                archive.extractall(work, members=[m for m in archive.getmembers() if m.name.startswith(wanted)],
+                                   filter="data")  # fmt: skip
+            if root.exists():
+                shutil.rmtree(root)
+            root.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(work / prefix), root)
+    return root
+
+
 @cache
 def library() -> ctypes.CDLL:
     path = CACHE / f"libggml-quants-{VERSION}.so"

@@ -262,3 +262,95 @@ def test_a_pack_whose_parts_disagree_gets_a_row_that_says_so(tmp_path):
     assert [(row.applied, row.note) for row in report.rows] == [
         ("missing", "layer.weight_shape (8, 1000) does not fit layer.weight_packed of shape (8, 4)")
     ]
+
+
+_CONVERT = """
+import pathlib, sys
+import gguf
+from conversion import get_model_class
+source, target, file_type = sys.argv[1:4]
+model = get_model_class("LlamaForCausalLM")(pathlib.Path(source), gguf.LlamaFileType[file_type],
+                                            pathlib.Path(target), eager=True)
+model.set_vocab = lambda: None  # the tensors are the point: no tokenizer needed
+model.write()
+"""
+
+
+def _llama_checkpoint(folder: pathlib.Path) -> dict[str, np.ndarray]:
+    """A two-layer llama (grouped-query attention, 4 heads of 64 and 2 KV heads) with its config.json."""
+    import json
+
+    import ml_dtypes
+
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256,
+              "intermediate_size": 512, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+              "vocab_size": 256, "rms_norm_eps": 1e-5, "max_position_embeddings": 512, "rope_theta": 10000.0,
+              "torch_dtype": "bfloat16", "tie_word_embeddings": False}  # fmt: skip
+    shapes = {"model.embed_tokens.weight": (256, 256), "model.norm.weight": (256,), "lm_head.weight": (256, 256)}
+    for layer in range(2):
+        prefix = f"model.layers.{layer}."
+        shapes |= {prefix + "self_attn.q_proj.weight": (256, 256), prefix + "self_attn.k_proj.weight": (128, 256),
+                   prefix + "self_attn.v_proj.weight": (128, 256), prefix + "self_attn.o_proj.weight": (256, 256),
+                   prefix + "mlp.gate_proj.weight": (512, 256), prefix + "mlp.up_proj.weight": (512, 256),
+                   prefix + "mlp.down_proj.weight": (256, 512), prefix + "input_layernorm.weight": (256,),
+                   prefix + "post_attention_layernorm.weight": (256,)}  # fmt: skip
+    rng = np.random.default_rng(11)
+    tensors = {name: (rng.standard_normal(shape) * 0.05).astype(ml_dtypes.bfloat16) for name, shape in shapes.items()}
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    save_safetensors(folder / "model.safetensors", tensors)
+    return {name: values.astype(np.float32) for name, values in tensors.items()}
+
+
+@pytest.mark.parametrize("file_type", ["MOSTLY_Q8_0", "MOSTLY_Q4_K"])
+def test_a_llama_converted_by_llama_cpps_own_converter_is_measured_exactly(tmp_path, file_type):
+    """convert_hf_to_gguf.py's LlamaModel (from the llama-cpp-python sdist, with its own gguf-py) maps the names and
+    permutes q_proj/k_proj; Q8_0 is the converter's own quantization, Q4_K requantizes its F32 output with ggml's C
+    (what llama-quantize does). compare() must undo the permutation and match every tensor."""
+    import os
+    import subprocess
+    import sys
+
+    import gguf
+    from ggml_reference import converter
+    from ggml_reference import quantize as ggml_quantize
+
+    original = _llama_checkpoint(tmp_path / "hf")
+    root = converter()
+    converted = tmp_path / ("llama-q8_0.gguf" if file_type == "MOSTLY_Q8_0" else "llama-f32.gguf")
+    kind = "MOSTLY_Q8_0" if file_type == "MOSTLY_Q8_0" else "ALL_F32"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "gguf-py")])}
+    subprocess.run([sys.executable, "-c", _CONVERT, str(tmp_path / "hf"), str(converted), kind], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    candidate = converted
+    scheme = "q8_0"
+    if file_type == "MOSTLY_Q4_K":  # llama-quantize's step: each matrix of the converter's F32 output to Q4_K
+        scheme = "q4_k"
+        reader = gguf.GGUFReader(converted)
+        candidate = tmp_path / "llama-q4_k.gguf"
+        writer = gguf.GGUFWriter(str(candidate), "llama")
+        for field in ("block_count", "attention.head_count", "attention.head_count_kv"):
+            writer.add_uint32(f"llama.{field}", int(reader.get_field(f"llama.{field}").contents()))
+        for tensor in reader.tensors:
+            values = np.asarray(tensor.data, dtype=np.float32).reshape(tuple(reversed(tensor.shape.tolist())))
+            if values.ndim == 2:
+                data = np.frombuffer(ggml_quantize("q4_k", values), np.uint8).reshape(values.shape[0], -1)
+                writer.add_tensor(tensor.name, data, raw_dtype=gguf.GGMLQuantizationType.Q4_K)
+            else:
+                writer.add_tensor(tensor.name, values)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+
+    report = floatfmt.compare(tmp_path / "hf", candidate)
+    assert not [row.tensor for row in report.rows if row.applied in ("missing", "extra")]
+    for name, w in original.items():
+        row = report.row(name, candidate.name)
+        if w.ndim == 1:
+            assert row.sqnr_db == np.inf
+            continue
+        # quantizing along rows commutes with the converter's permutation of whole rows
+        expected = floatfmt.error_stats(w, floatfmt.quantize(w, scheme).dequantize())
+        assert (row.sqnr_db, row.max_abs, row.applied) == (expected.sqnr_db, expected.max_abs, scheme.upper()), name
+    assert report.row("model.layers.1.self_attn.k_proj.weight", candidate.name).note == "as blk.1.attn_k.weight"
