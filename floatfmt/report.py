@@ -47,7 +47,7 @@ from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.metrics import ErrorAccumulator, ErrorStats
 from floatfmt.quant.scheme import Scheme
 from floatfmt.quant.storage import ggml_scheme, resolve, resolve_scheme
-from floatfmt.quant.tensor import needs_tensor_amax, quantize, row_block
+from floatfmt.quant.tensor import approximate, needs_tensor_amax, row_block
 
 __all__ = ["STORED", "QuantReport", "ReportError", "ReportRow", "SchemeSummary", "quant_report"]
 
@@ -458,9 +458,7 @@ def _measure_tensor(
         block, starts = read_units(chosen[first : first + chunk_units])
         energy = np.add.reduceat(np.einsum("ij,ij->i", block, block, dtype=np.float64), starts) if sample else None
         for scheme in schemes:
-            approx = quantize(
-                block, scheme, tensor_amax=tensor_amax if needs_tensor_amax(scheme) else None
-            ).dequantize()
+            approx = approximate(block, scheme, tensor_amax=tensor_amax if needs_tensor_amax(scheme) else None)
             sums[scheme].add(block, approx)
             if energy is not None:
                 error = (approx - block).astype(np.float64)

@@ -59,7 +59,7 @@ def test_twins_share_one_signature(twin):
 def test_every_loop_has_a_twin():
     names = {twin.__name__ for twin in TWINS}
     assert names == {"table_encode", "stochastic_table_encode", "random_bits", "gather", "rows_max", "rows_min",
-                     "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "error_sums",
+                     "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "error_sums", "block_roundtrip",
                      "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks",
                      "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits"}  # fmt: skip
 
@@ -293,7 +293,7 @@ def test_k_quant_searches_agree_bit_for_bit(name, arguments):
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 127, 128, 129, 1000, 65536, 65541])
-def test_error_sums_agree_bit_for_bit_with_numpys_pairwise_sums(size):
+def test_error_sums_agree_bit_for_bit_in_numpy_and_numba(size):
     rng = np.random.default_rng(size)
     reference = (rng.standard_normal(size) * rng.choice([1e-30, 1.0, 1e30], size)).astype(np.float32)
     approx = floatfmt.round(reference, "e4m3", overflow="saturate")
@@ -307,3 +307,29 @@ def test_error_sums_agree_bit_for_bit_with_numpys_pairwise_sums(size):
         )
         np.testing.assert_array_equal(ours[0].view(np.uint64), theirs[0].view(np.uint64))
         assert ours[1:] == tuple(theirs[1:])
+
+
+@pytest.mark.parametrize("element", ["float8_e4m3fn", "float8_e5m2", "float4_e2m1fn", "float6_e3m2fn", "int4", "int8"])
+@pytest.mark.parametrize("divide", [False, True])
+def test_block_roundtrip_agrees_on_ties_subnormals_zeros_and_overflow(element, divide):
+    from floatfmt.quant.rules._blocks import element_rounding
+
+    scheme = floatfmt.Scheme("probe", element, (1, 32), "float32", "amax")
+    rounding = element_rounding(scheme)
+    assert rounding is not None
+    rng = np.random.default_rng(len(element))
+    rows = 48
+    padded = (rng.standard_normal((rows, 64)) * rng.choice([1e-40, 1e-6, 1.0, 1e3], (rows, 1))).astype(np.float32)
+    padded[0, :32] = np.arange(32, dtype=np.float32) * np.float32(0.25) - 4  # ties between grid points
+    padded[1, :32] = -0.0
+    by = rng.uniform(0.01, 10, (rows, 2)).astype(np.float32)
+    by[2, 0] = 0  # a zero divisor (or factor): every element 0
+    dequant = rng.uniform(0.5, 2, (rows, 2)).astype(np.float32)
+    args = (padded, by, divide, 1, 32, rounding.integer, rounding.shift, rounding.smallest_normal, rounding.magic,
+            rounding.largest, rounding.smallest, rounding.positive_zero, dequant, np.float32(0.75))  # fmt: skip
+    ours, theirs = np.empty_like(padded), np.empty_like(padded)
+    roundtrip = quant_kernels.block_roundtrip
+    assert roundtrip.numpy(*args, ours) == roundtrip.compiled()(*args, theirs) == 0
+    np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+    padded[5, 7] = np.inf  # not finite once scaled: both say so, and the caller takes the codes' path
+    assert roundtrip.numpy(*args, ours) == roundtrip.compiled()(*args, theirs) == 1

@@ -681,3 +681,49 @@ def test_fp8_e4m3_per_tensor_is_vllm_scaled_fp8_quant():
         q = floatfmt.quantize(w, "fp8_e4m3")
         assert np.float32(q.scales.reshape(-1)[0]) == scale.item()
         np.testing.assert_array_equal(q.codes, codes.view(torch.uint8).numpy())
+
+
+@pytest.mark.parametrize("name", sorted(floatfmt.schemes()))
+def test_approximate_is_quantize_then_dequantize_bit_for_bit(name):
+    """The report measures ``approximate``: for every scheme, on awkward matrices with float32 subnormals, ties and
+    values at the elements' range, the same bits as the codes' path (the fused pass where a rule has one)."""
+    from floatfmt.quant import approximate
+
+    scheme = floatfmt.get_scheme(name)
+    for seed in range(2):
+        w = awkward_matrix(rows=130, cols=256, seed=seed)
+        w[7, :64] = np.float32(2.0**-130) * np.arange(64)
+        w[8, :64] = np.linspace(-1, 1, 64, dtype=np.float32) * 448
+        w[9, :64] = np.linspace(-6.5, 6.5, 64, dtype=np.float32)
+        try:
+            expected = floatfmt.quantize(w, scheme).dequantize()
+        except ValueError:  # rows GGUF cannot block: approximate says the same
+            with pytest.raises(ValueError):
+                approximate(w, scheme)
+            continue
+        got = approximate(w, scheme)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_approximate_takes_the_codes_path_for_blocks_that_are_not_finite():
+    """MX gives a block holding NaN or infinity a NaN scale; the fused pass hands such tensors to the codes."""
+    from floatfmt.quant import approximate
+
+    w = awkward_matrix()
+    w[3, 5], w[10, 40] = np.nan, -np.inf
+    expected = floatfmt.quantize(w, "mxfp4").dequantize()
+    np.testing.assert_array_equal(approximate(w, "mxfp4"), expected)  # NaN where expected has NaN
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3_block128", "mxfp4", "nvfp4", "nvfp4_torchao", "w4a16", "fp8_e4m3"])
+def test_the_fused_pass_makes_no_codes(name, monkeypatch):
+    from floatfmt.quant import approximate
+    from floatfmt.quant.rules._blocks import BlockRule
+
+    def no_codes(*args, **kwargs):
+        raise AssertionError("the fused pass encoded the elements")
+
+    monkeypatch.setattr(BlockRule, "_encode_blocks", no_codes)
+    w = awkward_matrix()
+    assert approximate(w, name).shape == w.shape

@@ -11,7 +11,7 @@ from floatfmt.quant.rules import RULES, ScaleRule, get_rule, register_rule
 from floatfmt.quant.scheme import Scheme
 from floatfmt.quant.schemes import get_scheme, register_scheme, schemes
 from floatfmt.quant.storage import resolve
-from floatfmt.quant.tensor import quantize
+from floatfmt.quant.tensor import approximate, quantize
 
 SCALE_RULES = {name: rule.description for name, rule in RULES.items()}
 """Every registered rule and what it does (the rule objects are in ``floatfmt.quant.RULES``)."""
@@ -23,6 +23,7 @@ __all__ = [
     "QuantizedTensor",
     "ScaleRule",
     "Scheme",
+    "approximate",
     "error_stats",
     "get_rule",
     "get_scheme",

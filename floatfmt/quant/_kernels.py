@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from floatfmt._backend import twin
+from floatfmt._parallel import scratch
 
 __all__ = [
+    "block_roundtrip",
     "codebook_encode",
     "error_sums",
     "gguf_blocks",
@@ -180,22 +182,29 @@ def error_sums(reference: np.ndarray, approx: np.ndarray, top: float) -> tuple[n
     """The error sums of one piece (1-D float arrays of equal size) over the pairs where both are finite:
     ``([err², ref², app², ref·app], count, max |err|, pairs left out, saturated, flushed)``, in float64.
 
-    The four sums run over blocks of :data:`SUM_BLOCK` products, each block summed by numpy's pairwise
-    summation (``np.add.reduce``, one call per block in every numpy release) and the blocks added in order; the
-    numba twin reproduces exactly that. ``saturated`` counts values the approximation put at ``±top`` (or
-    beyond) whose reference lies beyond ``top``, ``flushed`` the non-zero references approximated by 0.
+    Each sum runs over blocks of :data:`SUM_BLOCK` products in :data:`SUM_LANES` lanes: a block's rows of
+    ``SUM_LANES`` products are added lane by lane in order (``np.add.reduce`` over the rows), the lanes then
+    pairwise (halving), the products of a last partial row one by one, and the blocks' sums in order from 0.
+    Every step has one order in numpy and in the numba twin (whose lanes the compiler vectorizes), so the two
+    agree bit for bit. ``saturated`` counts values the approximation put at ``±top`` (or beyond) whose
+    reference lies beyond ``top``, ``flushed`` the non-zero references approximated by 0.
     """
-    r = reference.astype(np.float64)
-    a = approx.astype(np.float64)
+    # float64 copies in this thread's reused buffers: fresh arrays would cost a page fault per 4 KiB
+    r = scratch(0, reference.size, np.float64)
+    a = scratch(1, approx.size, np.float64)
+    r[...], a[...] = reference, approx
     finite = np.isfinite(r)
     finite &= np.isfinite(a)
     left_out = 0
     if not finite.all():
         left_out = int(r.size - np.count_nonzero(finite))
         r, a = r[finite], a[finite]
-    error = a - r
-    products = np.array([_blocked_sum(x * y) for x, y in ((error, error), (r, r), (a, a), (r, a))])
-    max_abs = float(np.max(np.abs(error))) if error.size else 0.0
+    error = np.subtract(a, r, out=scratch(2, r.size, np.float64))
+    product = scratch(3, r.size, np.float64)
+    products = np.array(
+        [_lane_sum(np.multiply(x, y, out=product)) for x, y in ((error, error), (r, r), (a, a), (r, a))]
+    )
+    max_abs = float(np.max(np.abs(error, out=product))) if error.size else 0.0
     at_top = np.flatnonzero((a >= top) | (a <= -top)) if top else np.zeros(0, np.intp)
     saturated = int(np.count_nonzero(np.abs(r[at_top]) > top))
     flushed = int(np.count_nonzero(r[np.flatnonzero(a == 0)]))
@@ -203,14 +212,105 @@ def error_sums(reference: np.ndarray, approx: np.ndarray, top: float) -> tuple[n
 
 
 SUM_BLOCK = 8192
-"""Products per pairwise sum in :func:`error_sums` (numpy's ufunc buffer size: a block is always one call)."""
+"""Products per block of :func:`error_sums`."""
+
+SUM_LANES = 32
+"""Lanes of a block's sums: products ``i``, ``i + 32``, ``i + 64`` ... of a block run in lane ``i % 32``."""
 
 
-def _blocked_sum(terms: np.ndarray) -> float:
+def _lane_sum(terms: np.ndarray) -> float:
+    """:func:`error_sums`' sum of ``terms``: blocks of rows of lanes, as its docstring says."""
+    rows = SUM_BLOCK // SUM_LANES
+    whole = terms.size // SUM_BLOCK
+    lanes = np.add.reduce(terms[: whole * SUM_BLOCK].reshape(whole, rows, SUM_LANES), axis=1)  # row by row
+    sums = [*_halved(lanes)]
+    rest = terms[whole * SUM_BLOCK :]
+    if rest.size:
+        full = rest.size // SUM_LANES
+        part = (
+            float(_halved(np.add.reduce(rest[: full * SUM_LANES].reshape(1, full, SUM_LANES), axis=1))[0])
+            if full
+            else 0.0
+        )
+        for term in rest[full * SUM_LANES :].tolist():
+            part += term
+        sums.append(part)
     total = 0.0
-    for start in range(0, terms.size, SUM_BLOCK):
-        total += float(np.add.reduce(terms[start : start + SUM_BLOCK]))
+    for block in sums:
+        total += float(block)
     return total
+
+
+def _halved(lanes: np.ndarray) -> np.ndarray:
+    """Each row's lanes added pairwise: ``(l0 + l1)``, ``(l2 + l3)`` ... and again, down to one sum per row."""
+    while lanes.shape[1] > 1:
+        lanes = lanes[:, 0::2] + lanes[:, 1::2]
+    return lanes[:, 0]
+
+
+def _padded_size(padded: np.ndarray, *rest: Any) -> int:
+    return int(padded.size)
+
+
+@twin(_NUMBA, size=_padded_size)
+def block_roundtrip(
+    padded: np.ndarray,
+    by: np.ndarray,
+    divide: bool,
+    block_rows: int,
+    block_cols: int,
+    integer: bool,
+    shift: int,
+    smallest_normal: np.float32,
+    magic: np.float32,
+    largest: np.float32,
+    smallest: np.float32,
+    positive_zero: bool,
+    dequant: np.float32 | np.ndarray,
+    tensor_scale: np.float32,
+    out: np.ndarray,
+) -> int:
+    """Quantize and dequantize in one pass, without codes: what a block rule's ``quantize`` then ``dequantize``
+    give, for elements that round to nearest-even and saturate. Returns the count of scaled values that are not
+    finite (then ``out`` is undefined and the caller takes the codes' path).
+
+    Each element ``x`` of block ``(i, j)`` (of ``block_rows × block_cols`` in the float32 ``padded`` matrix) is
+    scaled, ``s = x / by[i, j]`` (``divide``; 0 where ``by`` is 0) or ``s = x * by[i, j]``, in float32, rounded to
+    the element format, and scaled back, ``out = (v * dequant[i, j]) * tensor_scale``. The rounding of ``|s|``:
+
+    * a float element: at or above ``smallest_normal`` its float32 bits rounded to nearest-even at bit ``shift``
+      (``23 -`` the element's mantissa bits); below, ``(|s| + magic) - magic`` (``magic`` is the power of two
+      whose float32 spacing is the element's subnormal step); at most ``largest``; the sign of ``s``, made +0
+      for a zero where ``positive_zero``;
+    * an integer element: ``rint`` (``(|s| + 2**23) - 2**23`` below 2**23), signed, clipped to ``[smallest,
+      largest]``, +0 for zero.
+    """
+    rows, cols = padded.shape
+    tiles = padded.reshape(rows // block_rows, block_rows, cols // block_cols, block_cols)
+    factor = np.asarray(by, dtype=np.float32)[:, None, :, None]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scaled = np.where(factor == 0, np.float32(0), tiles / factor) if divide else tiles * factor
+    finite = np.isfinite(scaled)
+    if not finite.all():
+        return int(scaled.size - np.count_nonzero(finite))
+    magnitude = np.abs(scaled)
+    if integer:
+        two23 = np.float32(2.0**23)
+        rounded = np.where(magnitude < two23, (magnitude + two23) - two23, magnitude)
+        values = np.clip(np.copysign(rounded, scaled), smallest, largest) + np.float32(0)
+    else:
+        bits = magnitude.view(np.uint32)
+        up = (bits + (np.uint32((1 << (shift - 1)) - 1) + ((bits >> np.uint32(shift)) & np.uint32(1)))) & np.uint32(
+            ~((1 << shift) - 1) & 0xFFFFFFFF
+        )
+        rounded = np.where(magnitude >= smallest_normal, up.view(np.float32), (magnitude + magic) - magic)
+        values = np.copysign(np.minimum(rounded, largest), scaled)
+        if positive_zero:
+            values += np.float32(0)
+    values *= np.asarray(dequant, dtype=np.float32)[:, None, :, None]
+    values *= tensor_scale
+    out[...] = values.reshape(rows, cols)
+    return 0
 
 
 def reduce_rows(loop: Any, rows: np.ndarray) -> np.ndarray:

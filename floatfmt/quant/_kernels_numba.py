@@ -10,7 +10,16 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["codebook_encode", "error_sums", "gguf_blocks", "rows_absmax", "rows_max", "rows_min", "rows_strongest"]
+__all__ = [
+    "block_roundtrip",
+    "codebook_encode",
+    "error_sums",
+    "gguf_blocks",
+    "rows_absmax",
+    "rows_max",
+    "rows_min",
+    "rows_strongest",
+]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
@@ -44,27 +53,17 @@ def rows_min(rows, out):  # type: ignore[no-untyped-def]
 
 @_jit
 def rows_absmax(rows, out):  # type: ignore[no-untyped-def]
-    """Eight running maxima per row, so that the compares do not wait on each other; zeros are all +0 here."""
+    """On the magnitudes' float32 bits, whose order as integers is the values' (a NaN's bits exceed infinity's):
+    an integer maximum, which the compiler vectorizes; zeros are all +0 here."""
     width = rows.shape[1]
-    x = rows.reshape(-1)
-    lanes = min(8, width)
-    running = np.empty(8, dtype=rows.dtype)
+    bits = rows.reshape(-1).view(np.uint32)
+    largest = np.empty(rows.shape[0], dtype=np.uint32)
     for i in range(rows.shape[0]):
-        first = i * width
-        for lane in range(lanes):
-            running[lane] = abs(x[first + lane])
-        for j in range(first + lanes, first + width - width % lanes, lanes):
-            for lane in range(lanes):
-                v, m = abs(x[j + lane]), running[lane]
-                running[lane] = v if (v > m) | (v != v) else m
-        m = running[0]
-        for lane in range(1, lanes):
-            v = running[lane]
-            m = v if (v > m) | (v != v) else m
-        for j in range(first + width - width % lanes, first + width):
-            v = abs(x[j])
-            m = v if (v > m) | (v != v) else m
-        out[i] = m
+        m = np.uint32(0)
+        for j in range(i * width, (i + 1) * width):
+            m = max(m, bits[j] & np.uint32(0x7FFFFFFF))
+        largest[i] = m
+    out[:] = largest.view(np.float32)
 
 
 @_jit
@@ -156,164 +155,75 @@ def codebook_encode(values, base, threshold, out):  # type: ignore[no-untyped-de
         out[i] = base[key] + (1 if values[i] > threshold[key] else 0)
 
 
-# The error sums: numpy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src, pairwise_sum with
-# PW_BLOCKSIZE 128) of the four float64 products, carried through one traversal instead of four arrays.
+# The error sums (see floatfmt.quant._kernels.error_sums): per block of 8192 products, 32 lanes added row by row,
+# the lanes pairwise, a partial row one by one, the blocks in order. The lanes are a loop of 32 the compiler
+# vectorizes: each lane's own order is untouched.
+
+_LANES = 32
+_BLOCK = 8192
 
 
 @_jit
-def _leaf_products(r, a, start, n, out):  # type: ignore[no-untyped-def]
-    """A leaf of numpy's pairwise sum (n <= 128): sequential below 8, else eight running sums combined as a tree."""
-    if n < 8:
-        for k in range(4):
-            out[k] = 0.0
-        for i in range(start, start + n):
-            x, y = np.float64(r[i]), np.float64(a[i])
+def _halve_lanes(acc, k):  # type: ignore[no-untyped-def]
+    """Lanes ``32k .. 32k + 31`` of ``acc`` added pairwise, as ``_halved`` does."""
+    width = _LANES
+    base = k * _LANES
+    work = acc[base : base + _LANES].copy()
+    while width > 1:
+        width //= 2
+        for j in range(width):
+            work[j] = work[2 * j] + work[2 * j + 1]
+    return work[0]
+
+
+@_jit
+def _add_rows(r, a, start, rows, acc):  # type: ignore[no-untyped-def]
+    """Rows of 32 pairs from ``start``, each product added to its lane (a loop the compiler vectorizes)."""
+    for i in range(rows):
+        base = start + i * 32
+        for j in range(32):
+            x = np.float64(r[base + j])
+            y = np.float64(a[base + j])
             e = y - x
-            out[0] += e * e
-            out[1] += x * x
-            out[2] += y * y
-            out[3] += x * y
-        return
-    # eight running sums of each product, as scalars so that they stay in registers
-    x, y = np.float64(r[start + 0]), np.float64(a[start + 0])
-    e = y - x
-    ee0, rr0, aa0, ra0 = e * e, x * x, y * y, x * y
-    x, y = np.float64(r[start + 1]), np.float64(a[start + 1])
-    e = y - x
-    ee1, rr1, aa1, ra1 = e * e, x * x, y * y, x * y
-    x, y = np.float64(r[start + 2]), np.float64(a[start + 2])
-    e = y - x
-    ee2, rr2, aa2, ra2 = e * e, x * x, y * y, x * y
-    x, y = np.float64(r[start + 3]), np.float64(a[start + 3])
-    e = y - x
-    ee3, rr3, aa3, ra3 = e * e, x * x, y * y, x * y
-    x, y = np.float64(r[start + 4]), np.float64(a[start + 4])
-    e = y - x
-    ee4, rr4, aa4, ra4 = e * e, x * x, y * y, x * y
-    x, y = np.float64(r[start + 5]), np.float64(a[start + 5])
-    e = y - x
-    ee5, rr5, aa5, ra5 = e * e, x * x, y * y, x * y
-    x, y = np.float64(r[start + 6]), np.float64(a[start + 6])
-    e = y - x
-    ee6, rr6, aa6, ra6 = e * e, x * x, y * y, x * y
-    x, y = np.float64(r[start + 7]), np.float64(a[start + 7])
-    e = y - x
-    ee7, rr7, aa7, ra7 = e * e, x * x, y * y, x * y
-    i = 8
-    while i < n - (n % 8):
-        b = start + i
-        x, y = np.float64(r[b + 0]), np.float64(a[b + 0])
-        e = y - x
-        ee0 += e * e
-        rr0 += x * x
-        aa0 += y * y
-        ra0 += x * y
-        x, y = np.float64(r[b + 1]), np.float64(a[b + 1])
-        e = y - x
-        ee1 += e * e
-        rr1 += x * x
-        aa1 += y * y
-        ra1 += x * y
-        x, y = np.float64(r[b + 2]), np.float64(a[b + 2])
-        e = y - x
-        ee2 += e * e
-        rr2 += x * x
-        aa2 += y * y
-        ra2 += x * y
-        x, y = np.float64(r[b + 3]), np.float64(a[b + 3])
-        e = y - x
-        ee3 += e * e
-        rr3 += x * x
-        aa3 += y * y
-        ra3 += x * y
-        x, y = np.float64(r[b + 4]), np.float64(a[b + 4])
-        e = y - x
-        ee4 += e * e
-        rr4 += x * x
-        aa4 += y * y
-        ra4 += x * y
-        x, y = np.float64(r[b + 5]), np.float64(a[b + 5])
-        e = y - x
-        ee5 += e * e
-        rr5 += x * x
-        aa5 += y * y
-        ra5 += x * y
-        x, y = np.float64(r[b + 6]), np.float64(a[b + 6])
-        e = y - x
-        ee6 += e * e
-        rr6 += x * x
-        aa6 += y * y
-        ra6 += x * y
-        x, y = np.float64(r[b + 7]), np.float64(a[b + 7])
-        e = y - x
-        ee7 += e * e
-        rr7 += x * x
-        aa7 += y * y
-        ra7 += x * y
-        i += 8
-    out[0] = ((ee0 + ee1) + (ee2 + ee3)) + ((ee4 + ee5) + (ee6 + ee7))
-    out[1] = ((rr0 + rr1) + (rr2 + rr3)) + ((rr4 + rr5) + (rr6 + rr7))
-    out[2] = ((aa0 + aa1) + (aa2 + aa3)) + ((aa4 + aa5) + (aa6 + aa7))
-    out[3] = ((ra0 + ra1) + (ra2 + ra3)) + ((ra4 + ra5) + (ra6 + ra7))
-    while i < n:
-        x, y = np.float64(r[start + i]), np.float64(a[start + i])
-        e = y - x
-        out[0] += e * e
-        out[1] += x * x
-        out[2] += y * y
-        out[3] += x * y
-        i += 1
-
-
-@_jit
-def _pairwise_products(r, a):  # type: ignore[no-untyped-def]
-    """(Σ e², Σ r², Σ a², Σ r·a) with e = a - r in float64, in the order of numpy's recursive pairwise sum: its
-    tree (halves rounded down to a multiple of 8, leaves of at most 128) walked with an explicit stack."""
-    starts = np.empty(64, dtype=np.int64)
-    sizes = np.empty(64, dtype=np.int64)
-    stages = np.empty(64, dtype=np.int64)
-    values = np.empty((64, 4))
-    nodes, depth = 1, 0  # depth: values on the value stack
-    starts[0], sizes[0], stages[0] = 0, r.size, 0
-    leaf = np.empty(4)
-    while nodes:
-        node = nodes - 1
-        n = sizes[node]
-        if n <= 128:
-            _leaf_products(r, a, starts[node], n, leaf)
-            values[depth, :] = leaf
-            depth += 1
-            nodes -= 1
-            continue
-        half = n // 2
-        half -= half % 8
-        if stages[node] == 0:
-            stages[node] = 1
-            starts[nodes], sizes[nodes], stages[nodes] = starts[node], half, 0
-            nodes += 1
-        elif stages[node] == 1:
-            stages[node] = 2
-            starts[nodes], sizes[nodes], stages[nodes] = starts[node] + half, n - half, 0
-            nodes += 1
-        else:
-            for k in range(4):
-                values[depth - 2, k] = values[depth - 2, k] + values[depth - 1, k]
-            depth -= 1
-            nodes -= 1
-    return values[0]
+            acc[j] += e * e
+            acc[32 + j] += x * x
+            acc[64 + j] += y * y
+            acc[96 + j] += x * y
 
 
 @_jit
 def _piece_sums(r, a, top):  # type: ignore[no-untyped-def]
     products = np.zeros(4)
-    for start in range(0, r.size, 8192):  # SUM_BLOCK: pairwise within each block, the blocks added in order
-        block = _pairwise_products(r[start : start + 8192], a[start : start + 8192])
+    acc = np.empty(4 * _LANES)
+    n = r.size
+    for start in range(0, n, _BLOCK):
+        m = min(_BLOCK, n - start)
+        rows = m // _LANES
+        part = np.zeros(4)
+        if rows:
+            for j in range(_LANES):
+                x, y = np.float64(r[start + j]), np.float64(a[start + j])
+                e = y - x
+                acc[j] = e * e
+                acc[_LANES + j] = x * x
+                acc[2 * _LANES + j] = y * y
+                acc[3 * _LANES + j] = x * y
+            _add_rows(r, a, start + _LANES, rows - 1, acc)
+            for k in range(4):
+                part[k] = _halve_lanes(acc, k)
+        for t in range(start + rows * _LANES, start + m):
+            x, y = np.float64(r[t]), np.float64(a[t])
+            e = y - x
+            part[0] += e * e
+            part[1] += x * x
+            part[2] += y * y
+            part[3] += x * y
         for k in range(4):
-            products[k] += block[k]
+            products[k] += part[k]
     max_abs = 0.0
     saturated = flushed = 0
     limit = top if top != 0 else np.inf  # no saturation without a largest magnitude
-    for i in range(r.size):  # branch-free: counts add the comparisons
+    for i in range(n):  # branch-free: counts add the comparisons
         x, y = np.float64(r[i]), np.float64(a[i])
         max_abs = max(max_abs, abs(y - x))
         saturated += (abs(y) >= limit) & (abs(x) > limit)
@@ -340,3 +250,52 @@ def error_sums(reference, approx, top):  # type: ignore[no-untyped-def]
             k += 1
     products, max_abs, saturated, flushed = _piece_sums(r, a, top)
     return products, finite, max_abs, n - finite, saturated, flushed
+
+
+@_jit
+def block_roundtrip(padded, by, divide, block_rows, block_cols, integer, shift, smallest_normal, magic, largest,  # type: ignore[no-untyped-def]
+                    smallest, positive_zero, dequant, tensor_scale, out):  # fmt: skip
+    rows, cols = padded.shape
+    scaled = np.empty(block_cols, dtype=np.float32)
+    rounded = np.empty(block_cols, dtype=np.float32)
+    scaled_bits = scaled.view(np.uint32)
+    rounded_bits = rounded.view(np.uint32)
+    half = np.uint32((1 << (shift - 1)) - 1)
+    mask = np.uint32(~((1 << shift) - 1) & 0xFFFFFFFF)
+    two23 = np.float32(2.0**23)
+    zero = np.float32(0)
+    huge = np.float32(3.4028235e38)
+    bad = 0
+    for i in range(rows):
+        bi = i // block_rows
+        for bj in range(cols // block_cols):
+            f = by[bi, bj]
+            q = dequant[bi, bj]
+            c0 = bj * block_cols
+            if divide:
+                if f == 0:
+                    for k in range(block_cols):
+                        scaled[k] = zero
+                else:
+                    for k in range(block_cols):
+                        scaled[k] = padded[i, c0 + k] / f
+            else:
+                for k in range(block_cols):
+                    scaled[k] = padded[i, c0 + k] * f
+            for k in range(block_cols):  # the magnitudes' bits rounded at bit ``shift``
+                b = scaled_bits[k] & np.uint32(0x7FFFFFFF)
+                rounded_bits[k] = (b + half + ((b >> np.uint32(shift)) & np.uint32(1))) & mask
+            for k in range(block_cols):
+                s = scaled[k]
+                a = abs(s)
+                bad += not (a <= huge)
+                if integer:
+                    r = (a + two23) - two23 if a < two23 else a
+                    v = min(max(math.copysign(r, s), smallest), largest) + zero
+                else:
+                    r = rounded[k] if a >= smallest_normal else (a + magic) - magic
+                    v = math.copysign(min(r, largest), s)
+                    if positive_zero:
+                        v += zero
+                out[i, c0 + k] = (np.float32(v) * q) * tensor_scale
+    return bad

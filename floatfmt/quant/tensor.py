@@ -19,7 +19,7 @@ from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.scheme import Scheme, rows_cols
 from floatfmt.quant.storage import resolve_scheme
 
-__all__ = ["QuantizedTensor", "needs_tensor_amax", "quantize", "row_block"]
+__all__ = ["QuantizedTensor", "approximate", "needs_tensor_amax", "quantize", "row_block"]
 
 
 def quantize(
@@ -44,6 +44,33 @@ def quantize(
             row length GGUF cannot block, or a ``tensor_amax`` the scheme has no use for.
         TypeError: for an array that is not real-valued.
     """
+    chosen, matrix, shape, weights = _prepared(w, scheme, tensor_amax, importance, options)
+    return chosen.rule.quantize(matrix, chosen, shape=shape, tensor_amax=tensor_amax, importance=weights)
+
+
+def approximate(w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, **options: Any) -> np.ndarray:
+    """``quantize(w, scheme).dequantize()``, bit for bit, without keeping the codes: what a tensor stored in the
+    scheme stands for (fake quantization). Block rules whose elements round to nearest-even do it in one pass.
+
+    Example:
+        >>> import numpy as np, floatfmt
+        >>> from floatfmt.quant import approximate
+        >>> w = np.random.default_rng(0).standard_normal((64, 256)).astype(np.float32)
+        >>> np.array_equal(approximate(w, "nvfp4"), floatfmt.quantize(w, "nvfp4").dequantize())
+        True
+
+    Raises:
+        ValueError, TypeError: as :func:`quantize`.
+    """
+    chosen, matrix, shape, _ = _prepared(w, scheme, tensor_amax, None, options)
+    values = chosen.rule.approximate(matrix, chosen, shape=shape, tensor_amax=tensor_amax)
+    return values.reshape(shape)
+
+
+def _prepared(
+    w: Any, scheme: Scheme | str, tensor_amax: float | None, importance: Any, options: dict[str, Any]
+) -> tuple[Scheme, np.ndarray, tuple[int, ...], np.ndarray | None]:
+    """The scheme, the input as a float32 ``rows × cols`` matrix, its shape and the importance vector, checked."""
     chosen = resolve_scheme(scheme)
     if options:
         chosen = chosen.replace(**options)
@@ -74,7 +101,7 @@ def quantize(
             raise ValueError(
                 f"importance needs {columns} finite, non-negative weights (one per column), got {weights.size} values"
             )
-    return rule.quantize(matrix, chosen, shape=shape, tensor_amax=tensor_amax, importance=weights)
+    return chosen, matrix, shape, weights
 
 
 def needs_tensor_amax(scheme: Scheme) -> bool:

@@ -62,6 +62,13 @@ class ScaleRule:
         """
         raise NotImplementedError
 
+    def approximate(
+        self, matrix: np.ndarray, scheme: Scheme, *, shape: tuple[int, ...], tensor_amax: float | None
+    ) -> np.ndarray:
+        """``dequantize(quantize(matrix))``: the values the stored tensor stands for, without keeping it. Rules
+        with a faster way override this; it must give the same bits."""
+        return self.dequantize(self.quantize(matrix, scheme, shape=shape, tensor_amax=tensor_amax))
+
     def uses_importance(self, scheme: Scheme) -> bool:
         """Whether the rule weighs its choices by a per-column importance vector (llama.cpp's imatrix)."""
         return False

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
-from floatfmt.codec import decode, encode
-from floatfmt.formats import FloatFormat, Format, get_format
+from floatfmt.codec import code_dtype, decode, encode
+from floatfmt.formats import FloatFormat, Format, IntFormat, get_format
 from floatfmt.quant import _kernels
 from floatfmt.quant.layout import Layout, Part
 from floatfmt.quant.quantized import QuantizedTensor
@@ -25,14 +25,17 @@ from floatfmt.quant.rules import ScaleRule
 from floatfmt.quant.scheme import Scheme, SchemeFormats, rows_cols
 
 __all__ = [
+    "BlockEncoding",
     "BlockRule",
     "Blocked",
+    "ElementRounding",
     "block_reduce",
     "block_shape",
     "pad",
     "per_element",
     "resolve",
     "scale_and_encode",
+    "element_rounding",
     "store",
 ]
 
@@ -183,6 +186,72 @@ class Blocked:
         )
 
 
+@dataclass(frozen=True)
+class BlockEncoding:
+    """What a block rule computes from the blocks before it encodes the elements: each block's ``divisor`` (the
+    elements are ``x / divisor``, or ``x * (1 / divisor)`` in float32 where ``reciprocal``, or ``x * factors``
+    where a tool computes its own factors), and what the tensor stores beside the codes."""
+
+    divisor: np.ndarray
+    reciprocal: bool
+    scales: np.ndarray | None
+    factors: np.ndarray | None = None
+    zero_points: np.ndarray | None = None
+    tensor_scale: float | None = None
+
+    def multipliers(self) -> np.ndarray | None:
+        """What each block's elements are multiplied by, or ``None`` where they are divided."""
+        if self.factors is not None:
+            return self.factors.astype(np.float32)
+        if not self.reciprocal:
+            return None
+        divisor = self.divisor.astype(np.float32)
+        with np.errstate(divide="ignore"):
+            return np.where(divisor == 0, np.float32(0), np.float32(1) / divisor)
+
+
+@dataclass(frozen=True)
+class ElementRounding:
+    """An element format's round-to-nearest-even with saturation as float32 arithmetic (see
+    :func:`floatfmt.quant._kernels.block_roundtrip`)."""
+
+    integer: bool
+    shift: int
+    smallest_normal: np.float32
+    magic: np.float32
+    largest: np.float32
+    smallest: np.float32
+    positive_zero: bool
+
+    def replace_zero(self, positive_zero: bool) -> ElementRounding:
+        return ElementRounding(self.integer, self.shift, self.smallest_normal, self.magic, self.largest,
+                               self.smallest, positive_zero)  # fmt: skip
+
+
+def element_rounding(scheme: Scheme) -> ElementRounding | None:
+    """The scheme's element rounding as arithmetic, where encoding then decoding is exactly that: nearest-even
+    rounding, saturating at the largest value, for integers of at most 24 bits and for signed floats with zero
+    and subnormals whose values float32 holds (``None`` otherwise)."""
+    element = scheme.formats.element
+    if scheme.rounding != "nearest_even":
+        return None
+    if isinstance(element, IntFormat):
+        if element.bits > 24:
+            return None
+        zero = np.float32(0)
+        return ElementRounding(True, 1, zero, zero, np.float32(element.max), np.float32(element.min), True)
+    if not isinstance(element, FloatFormat):
+        return None
+    regular = element.signed and element.zero and element.subnormals and element.nan != "negative_zero"
+    if not regular or not 1 <= element.mantissa_bits <= 22 or element.smallest_subnormal < 2.0**-149:
+        return None
+    if element.max > float(np.finfo(np.float32).max):
+        return None
+    magic = np.float32(2.0 ** (element.minexp - element.mantissa_bits + 23))  # float32 spacing: the subnormal step
+    return ElementRounding(False, 23 - element.mantissa_bits, np.float32(element.smallest_normal), magic,
+                           np.float32(element.max), np.float32(-element.max), False)  # fmt: skip
+
+
 class BlockRule(ScaleRule):
     """A rule whose tensors store element codes with one scale per block (and maybe a zero point per block
     and a per-tensor scale). Subclasses implement :meth:`quantize_blocks` and, where the elements are not
@@ -260,9 +329,75 @@ class BlockRule(ScaleRule):
         blocked = Blocked(pad(matrix, block_rows, block_cols), shape, block_rows, block_cols, tensor_amax)
         return self.quantize_blocks(blocked, scheme)
 
+    def encoding(self, blocked: Blocked, scheme: Scheme) -> BlockEncoding | None:
+        """The blocks' divisors and what the tensor stores beside the codes; ``None`` for a rule that writes its
+        own :meth:`quantize_blocks` (and so has no fused :meth:`approximate`)."""
+        return None
+
     def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
-        """Quantize a matrix padded to whole blocks."""
-        raise NotImplementedError
+        """Quantize a matrix padded to whole blocks: the :meth:`encoding`'s scaling, then :meth:`encode_elements`."""
+        encoding = self.encoding(blocked, scheme)
+        if encoding is None:
+            raise NotImplementedError(f"{type(self).__name__} implements neither encoding nor quantize_blocks")
+        return self._encode_blocks(blocked, scheme, encoding)
+
+    def _encode_blocks(self, blocked: Blocked, scheme: Scheme, encoding: BlockEncoding) -> QuantizedTensor:
+        assert scheme.formats.element is not None
+        codes = blocked.scale_and_encode(
+            encoding.divisor, encoding.reciprocal, self.encode_elements(scheme), code_dtype(scheme.formats.element),
+            factors=encoding.factors,
+        )  # fmt: skip
+        return QuantizedTensor(scheme, blocked.shape, codes, encoding.scales, zero_points=encoding.zero_points,
+                               tensor_scale=encoding.tensor_scale)  # fmt: skip
+
+    def fused_rounding(self, scheme: Scheme) -> ElementRounding | None:
+        """:meth:`encode_elements` then :meth:`element_values` as arithmetic (``None`` where they are not the
+        element format's plain saturating round trip); a rule that overrides either overrides this too."""
+        return element_rounding(scheme)
+
+    def dequantization(self, encoding: BlockEncoding) -> tuple[np.ndarray, np.float32]:
+        """What :meth:`dequantize` multiplies each block's element values by, then the whole tensor by."""
+        assert encoding.scales is not None
+        tensor = np.float32(1 if encoding.tensor_scale is None else encoding.tensor_scale)
+        return encoding.scales.astype(np.float32), tensor
+
+    def approximate(
+        self, matrix: np.ndarray, scheme: Scheme, *, shape: tuple[int, ...], tensor_amax: float | None
+    ) -> np.ndarray:
+        """``dequantize(quantize(matrix))``, bit for bit, in one pass without codes where the rule's encoding and
+        element rounding allow it (:func:`floatfmt.quant._kernels.block_roundtrip`)."""
+        rows, cols = matrix.shape
+        block_rows, block_cols = block_shape(scheme, rows, cols)
+        blocked = Blocked(pad(matrix, block_rows, block_cols), shape, block_rows, block_cols, tensor_amax)
+        rounding = self.fused_rounding(scheme)
+        encoding = self.encoding(blocked, scheme) if rounding is not None else None
+        if rounding is None or encoding is None or encoding.zero_points is not None or encoding.scales is None:
+            return super().approximate(matrix, scheme, shape=shape, tensor_amax=tensor_amax)
+        multipliers = encoding.multipliers()
+        by = (encoding.divisor.astype(np.float32) if multipliers is None else multipliers).reshape(
+            -1, blocked.padded.shape[1] // block_cols
+        )
+        dequant, tensor_scale = self.dequantization(encoding)
+        dequant = dequant.reshape(by.shape)
+        padded = blocked.padded
+        out = np.empty_like(padded)
+
+        def work(start: int, stop: int) -> int:
+            band = slice(start * block_rows, stop * block_rows)
+            return int(
+                _kernels.block_roundtrip(
+                    padded[band], by[start:stop], multipliers is None, block_rows, block_cols, rounding.integer,
+                    rounding.shift, rounding.smallest_normal, rounding.magic, rounding.largest, rounding.smallest,
+                    rounding.positive_zero, dequant[start:stop], tensor_scale, out[band],
+                )
+            )  # fmt: skip
+
+        bands = padded.shape[0] // block_rows
+        band_chunk = max(1, _row_chunk(padded.shape[1]) // block_rows)
+        if bands and sum(map_chunks(work, bands, band_chunk, item_elements=block_rows * padded.shape[1])):
+            # a scaled value that is not finite: the codes' path says what it becomes
+            return self.dequantize(self._encode_blocks(blocked, scheme, encoding))
+        return out[:rows, :cols]
 
     def block_amax(self, blocked: Blocked, scheme: Scheme) -> np.ndarray:
         """Each block's largest magnitude; for per-tensor scales, the whole tensor's (``tensor_amax`` if given)."""

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from floatfmt.codec import code_dtype
 from floatfmt.formats import FloatFormat, IntFormat
-from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
-from floatfmt.quant.rules._blocks import Blocked, BlockRule, element_max, store
+from floatfmt.quant.rules._blocks import Blocked, BlockEncoding, BlockRule, element_max, store
 from floatfmt.quant.scheme import Scheme, SchemeFormats
 
 __all__ = ["AmaxRule"]
@@ -45,7 +43,7 @@ class AmaxRule(BlockRule):
             raise ValueError(f"scheme {scheme.name!r}: scale_rule='{self.name}' needs an integer element format")
         return formats
 
-    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
+    def encoding(self, blocked: Blocked, scheme: Scheme) -> BlockEncoding:
         amax = self.block_amax(blocked, scheme)
         if self.floor is not None:
             amax = np.maximum(amax, np.float32(self.floor))
@@ -60,10 +58,7 @@ class AmaxRule(BlockRule):
         if self.power_of_two:
             scale = np.exp2(np.ceil(np.log2(scale))).astype(np.float32)
         stored = store(scale, scheme.formats.scale)  # elements are scaled by the scale as stored
-        codes = blocked.scale_and_encode(
-            stored, self.reciprocal, self.encode_elements(scheme), code_dtype(scheme.formats.element)
-        )
-        return QuantizedTensor(scheme, blocked.shape, codes, stored)
+        return BlockEncoding(stored, self.reciprocal, stored)
 
 
 for _rule in (

@@ -13,11 +13,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from floatfmt.codec import code_dtype, decode, encode
+from floatfmt.codec import decode, encode
 from floatfmt.formats import FloatFormat, IntFormat
-from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
-from floatfmt.quant.rules._blocks import Blocked, BlockRule
+from floatfmt.quant.rules._blocks import Blocked, BlockEncoding, BlockRule, ElementRounding
 from floatfmt.quant.scheme import Scheme, SchemeFormats
 
 __all__ = ["MxRule"]
@@ -37,7 +36,7 @@ class MxRule(BlockRule):
             raise ValueError(f"scheme {scheme.name!r}: MX needs a float or integer element")
         return formats
 
-    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
+    def encoding(self, blocked: Blocked, scheme: Scheme) -> BlockEncoding:
         amax = self.block_amax(blocked, scheme)
         # floor(log2 amax) from the float's own exponent, exactly (a float32 log2 rounds up for values a few
         # ulps below a power of two, which would make the scale one step too large); NaN and infinity stay NaN
@@ -51,8 +50,11 @@ class MxRule(BlockRule):
         exponent = np.where(exponent < -127, -127, exponent)
         exponent = np.where((exponent > 127) | np.isnan(exponent), np.nan, exponent)
         scale = np.exp2(exponent).astype(np.float32)
-        codes = blocked.scale_and_encode(scale, True, self.encode_elements(scheme), code_dtype(element))
-        return QuantizedTensor(scheme, blocked.shape, codes, scale)
+        return BlockEncoding(scale, True, scale)
+
+    def fused_rounding(self, scheme: Scheme) -> ElementRounding | None:
+        # MXINT8's elements are fixed point (clamped to ±127): they take the codes' path
+        return None if isinstance(scheme.formats.element, IntFormat) else super().fused_rounding(scheme)
 
     def encode_elements(self, scheme: Scheme) -> Callable[[np.ndarray, slice], np.ndarray]:
         element, rounding = scheme.formats.element, scheme.rounding

@@ -29,7 +29,16 @@ import numpy as np
 from floatfmt.codec import code_dtype
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import register_rule
-from floatfmt.quant.rules._blocks import Blocked, BlockRule, block_shape, element_max, rows_cols, store
+from floatfmt.quant.rules._blocks import (
+    Blocked,
+    BlockEncoding,
+    BlockRule,
+    ElementRounding,
+    block_shape,
+    element_max,
+    rows_cols,
+    store,
+)
 from floatfmt.quant.scheme import Scheme, SchemeFormats
 
 __all__ = ["Nvfp4Rule", "TorchaoNvfp4Rule"]
@@ -60,7 +69,7 @@ class Nvfp4Rule(BlockRule):
         scale[scale == 0] = 1  # ModelOpt stores 1.0 for an all-zero block
         return scale
 
-    def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
+    def encoding(self, blocked: Blocked, scheme: Scheme) -> BlockEncoding:
         amax = self.block_amax(blocked, scheme)
         assert scheme.formats.scale is not None and scheme.formats.element is not None
         elements_max, scale_max = element_max(scheme), np.float32(scheme.formats.scale.max)
@@ -71,14 +80,21 @@ class Nvfp4Rule(BlockRule):
         tensor_scale = global_amax / (elements_max * scale_max) if global_amax else np.float32(1)
         unclamped = self.block_scales(amax.astype(np.float32), np.float32(tensor_scale), elements_max)
         block_scale = store(np.clip(unclamped, self.scale_floor, scale_max), scheme.formats.scale)
-        codes = blocked.scale_and_encode(
+        return BlockEncoding(
             block_scale * np.float32(tensor_scale),
             False,
-            self.encode_elements(scheme),
-            code_dtype(scheme.formats.element),
+            block_scale,
             factors=self.factors(block_scale, np.float32(tensor_scale)),
+            tensor_scale=float(tensor_scale),
         )
-        return QuantizedTensor(scheme, blocked.shape, codes, block_scale, tensor_scale=float(tensor_scale))
+
+    def fused_rounding(self, scheme: Scheme) -> ElementRounding | None:
+        rounding = super().fused_rounding(scheme)
+        return None if rounding is None else rounding.replace_zero(not self.signed_zero)
+
+    def dequantization(self, encoding: BlockEncoding) -> tuple[np.ndarray, np.float32]:
+        assert encoding.scales is not None and encoding.tensor_scale is not None
+        return encoding.scales.astype(np.float32) * np.float32(encoding.tensor_scale), np.float32(1)
 
     def factors(self, block_scale: np.ndarray, tensor_scale: np.float32) -> np.ndarray | None:
         """What each block's elements are multiplied by, or ``None`` to divide them by ``scale * s2``."""
