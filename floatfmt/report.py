@@ -4,7 +4,7 @@
 blocks of rows cut at the schemes' block boundaries (per-tensor scales are
 computed from a first pass over the tensor's largest magnitude), so every block
 quantizes exactly as it would inside the whole tensor. Peak memory is a few
-times ``chunk_elements`` float32 values per worker, whatever the checkpoint's
+times ``chunk_elements`` float32 values per thread and worker, whatever the checkpoint's
 size; only ``nf4_dq`` (whose scales are centred on their mean over the tensor)
 and custom schemes with blocks spanning every row need a whole tensor at once.
 
@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from floatfmt._display import format_bytes, json_float
+from floatfmt._parallel import map_chunks
 from floatfmt._rowlog import RowLog, TensorFailed
 from floatfmt.io import ArrayWeights, TensorInfo, Weights, open_weights
 from floatfmt.memory.footprint import component_of
@@ -54,8 +55,12 @@ __all__ = ["STORED", "QuantReport", "ReportError", "ReportRow", "SchemeSummary",
 STORED = "stored"
 """What a tensor kept at its stored precision is marked with in ``ReportRow.applied``."""
 
-CHUNK_ELEMENTS = 1 << 22
-"""Elements per block of rows read and quantized at a time (16 MB as float32)."""
+STEPS = 8
+"""A tensor is measured in at least this many blocks of rows where it has them, for the threads to share."""
+
+CHUNK_ELEMENTS = 1 << 20
+"""Elements per block of rows read and quantized at a time (4 MB as float32); the package's threads each take
+blocks of their own."""
 
 JOB_BYTES = 256 << 20
 """Stored bytes of tensors per job handed to an executor."""
@@ -452,19 +457,35 @@ def _measure_tensor(
             block, _ = read_units(scanned[first : first + chunk_units])
             tensor_amax = max(tensor_amax, float(np.max(np.abs(block), initial=0.0)))
 
-    sums = {s: ErrorAccumulator() for s in schemes}
-    per_unit: dict[Scheme, list[np.ndarray]] = {s: [] for s in schemes}
-    for first in range(0, len(chosen), chunk_units):
-        block, starts = read_units(chosen[first : first + chunk_units])
+    def measure_step(first: int, stop: int) -> list[tuple[ErrorAccumulator, np.ndarray | None]]:
+        """One block of row units, every scheme: their error sums (and per-unit sums when sampling)."""
+        block, starts = read_units(chosen[first:stop])
         energy = np.add.reduceat(np.einsum("ij,ij->i", block, block, dtype=np.float64), starts) if sample else None
+        measured = []
         for scheme in schemes:
             approx = approximate(block, scheme, tensor_amax=tensor_amax if needs_tensor_amax(scheme) else None)
-            sums[scheme].add(block, approx)
+            step_sums = ErrorAccumulator()
+            step_sums.add(block, approx)
+            units_sums = None
             if energy is not None:
-                error = (approx - block).astype(np.float64)
-                per_unit[scheme].append(
-                    np.stack([np.add.reduceat(np.einsum("ij,ij->i", error, error), starts), energy])
-                )
+                error = approx - block
+                squares = np.einsum("ij,ij->i", error, error, dtype=np.float64)
+                units_sums = np.stack([np.add.reduceat(squares, starts), energy])
+            measured.append((step_sums, units_sums))
+        return measured
+
+    # the blocks of rows run on the package's threads (each one's loops then run serially inside it); their sums
+    # are merged in block order, so the result does not depend on the number of threads
+    sums = {s: ErrorAccumulator() for s in schemes}
+    per_unit: dict[Scheme, list[np.ndarray]] = {s: [] for s in schemes}
+    # at least STEPS blocks where the tensor has the rows (so that threads share a tensor), a count that does not
+    # depend on the machine: the sums' grouping, and so their last bits, are the same on every one
+    step_units = max(1, min(chunk_units, -(-len(chosen) // STEPS)))
+    for step in map_chunks(measure_step, len(chosen), step_units, item_elements=unit * max(cols, 1)):
+        for scheme, (step_sums, units_sums) in zip(schemes, step, strict=True):
+            sums[scheme].merge(step_sums)
+            if units_sums is not None:
+                per_unit[scheme].append(units_sums)
     measured = len(chosen) / units if units else 1.0
     results = {}
     for scheme in schemes:

@@ -104,6 +104,14 @@ class ErrorAccumulator:
             self.saturated += saturated
             self.flushed += flushed
 
+    def merge(self, other: ErrorAccumulator) -> None:
+        """Add the sums of another accumulator (of the pieces that follow this one's)."""
+        self.sums += other.sums
+        self.max_abs = max(self.max_abs, other.max_abs)
+        self.nan += other.nan
+        self.saturated += other.saturated
+        self.flushed += other.flushed
+
     def stats(self) -> ErrorStats:
         err2, ref2, app2, cross, count = (float(x) for x in self.sums)
         mse = err2 / count if count else 0.0
