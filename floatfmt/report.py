@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from floatfmt._display import format_bytes, json_float
@@ -445,7 +446,7 @@ def _measure_tensor(
             starts.extend(range(position, position + stop - start, unit))
             position += stop - start
         block = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-        return block.astype(np.float32, copy=False), np.asarray(starts, dtype=np.intp)
+        return _as_float32(block), np.asarray(starts, dtype=np.intp)
 
     tensor_amax = None
     if any(needs_tensor_amax(s) for s in schemes) and rows:
@@ -495,6 +496,13 @@ def _measure_tensor(
             stderr = _sqnr_stderr(np.concatenate(per_unit[scheme], axis=1), units)
         results[scheme] = _Measured(stats, measured, stderr)
     return results
+
+
+def _as_float32(block: np.ndarray) -> np.ndarray:
+    """The values as float32: BF16 by shifting its bits into place (exact, and faster than its cast)."""
+    if block.dtype == ml_dtypes.bfloat16:
+        return np.left_shift(block.view(np.uint16), 16, dtype=np.uint32).view(np.float32)
+    return block.astype(np.float32, copy=False)
 
 
 def _sqnr_stderr(unit_sums: np.ndarray, population: int) -> float:

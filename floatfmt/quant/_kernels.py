@@ -178,37 +178,39 @@ def _pair_size(reference: np.ndarray, *rest: Any) -> int:
 
 
 @twin(_NUMBA, size=_pair_size)
-def error_sums(reference: np.ndarray, approx: np.ndarray, top: float) -> tuple[np.ndarray, int, float, int, int, int]:
+def error_sums(reference: np.ndarray, approx: np.ndarray) -> tuple[np.ndarray, int, float, int, float, int, int]:
     """The error sums of one piece (1-D float arrays of equal size) over the pairs where both are finite:
-    ``([err², ref², app², ref·app], count, max |err|, pairs left out, saturated, flushed)``, in float64.
+    ``([err², ref², app², ref·app], count, max |err|, pairs left out, top, at top, flushed)``, in float64.
 
     Each sum runs over blocks of :data:`SUM_BLOCK` products in :data:`SUM_LANES` lanes: a block's rows of
     ``SUM_LANES`` products are added lane by lane in order (``np.add.reduce`` over the rows), the lanes then
     pairwise (halving), the products of a last partial row one by one, and the blocks' sums in order from 0.
     Every step has one order in numpy and in the numba twin (whose lanes the compiler vectorizes), so the two
-    agree bit for bit. ``saturated`` counts values the approximation put at ``±top`` (or beyond) whose
-    reference lies beyond ``top``, ``flushed`` the non-zero references approximated by 0.
+    agree bit for bit. ``top`` is the largest finite ``|approx|``, ``at top`` the pairs whose approximation is
+    ``±top`` while the reference lies beyond (0 when ``top`` is 0): the saturated values, once the pieces' tops
+    are compared. ``flushed`` counts the non-zero references approximated by 0.
     """
     # float64 copies in this thread's reused buffers: fresh arrays would cost a page fault per 4 KiB
     r = scratch(0, reference.size, np.float64)
     a = scratch(1, approx.size, np.float64)
     r[...], a[...] = reference, approx
+    finite_approx = np.isfinite(a)
+    top = float(np.max(np.abs(a), where=finite_approx, initial=0.0))
     finite = np.isfinite(r)
-    finite &= np.isfinite(a)
+    finite &= finite_approx
     left_out = 0
     if not finite.all():
         left_out = int(r.size - np.count_nonzero(finite))
         r, a = r[finite], a[finite]
+    at_top = int(np.count_nonzero((np.abs(a) == top) & (np.abs(r) > top))) if top else 0
     error = np.subtract(a, r, out=scratch(2, r.size, np.float64))
     product = scratch(3, r.size, np.float64)
     products = np.array(
         [_lane_sum(np.multiply(x, y, out=product)) for x, y in ((error, error), (r, r), (a, a), (r, a))]
     )
     max_abs = float(np.max(np.abs(error, out=product))) if error.size else 0.0
-    at_top = np.flatnonzero((a >= top) | (a <= -top)) if top else np.zeros(0, np.intp)
-    saturated = int(np.count_nonzero(np.abs(r[at_top]) > top))
     flushed = int(np.count_nonzero(r[np.flatnonzero(a == 0)]))
-    return products, int(r.size), max_abs, left_out, saturated, flushed
+    return products, int(r.size), max_abs, left_out, top, at_top, flushed
 
 
 SUM_BLOCK = 8192

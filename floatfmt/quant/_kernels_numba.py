@@ -224,43 +224,63 @@ def _lane_products(r, a):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _piece_stats(r, a, top):  # type: ignore[no-untyped-def]
-    """(pairs not both finite, max |a - r|, saturated, flushed). In lanes of 32 the compiler vectorizes: a maximum
-    and counts do not depend on the order they are taken in."""
+def _piece_stats(r, a):  # type: ignore[no-untyped-def]
+    """(pairs not both finite, max |a - r|, flushed, top) over the finite pairs (``top``: over the finite ``a``),
+    in lanes of 32 the compiler vectorizes: maxima and counts do not depend on the order they are taken in."""
     n = r.size
     largest = np.zeros(_LANES)
-    counts = np.zeros((3, _LANES), dtype=np.int64)
+    tops = np.zeros(_LANES)
+    counts = np.zeros((2, _LANES), dtype=np.int64)
     huge = np.float64(np.finfo(np.float64).max)
-    limit = top if top != 0 else np.inf  # no saturation without a largest magnitude
     rows = n // _LANES
     for i in range(rows):
         base = i * _LANES
         for j in range(_LANES):
             x, y = np.float64(r[base + j]), np.float64(a[base + j])
+            t = abs(y)
+            finite_y = t <= huge
+            pair = (abs(x) <= huge) & finite_y
             e = abs(y - x)
-            largest[j] = e if e > largest[j] else largest[j]
-            counts[0, j] += not ((abs(x) <= huge) & (abs(y) <= huge))
-            counts[1, j] += (abs(y) >= limit) & (abs(x) > limit)
-            counts[2, j] += (y == 0) & (x != 0)
-    max_abs = 0.0
+            largest[j] = e if pair & (e > largest[j]) else largest[j]
+            tops[j] = t if finite_y & (t > tops[j]) else tops[j]
+            counts[0, j] += not pair
+            counts[1, j] += pair & (y == 0) & (x != 0)
+    max_abs = top = 0.0
     for j in range(_LANES):
         max_abs = max(max_abs, largest[j])
-    nonfinite, saturated, flushed = counts[0].sum(), counts[1].sum(), counts[2].sum()
+        top = max(top, tops[j])
+    nonfinite, flushed = counts[0].sum(), counts[1].sum()
     for i in range(rows * _LANES, n):
         x, y = np.float64(r[i]), np.float64(a[i])
-        nonfinite += not ((abs(x) <= huge) & (abs(y) <= huge))
-        max_abs = max(max_abs, abs(y - x))
-        saturated += (abs(y) >= limit) & (abs(x) > limit)
-        flushed += (y == 0) & (x != 0)
-    return nonfinite, max_abs, saturated, flushed
+        t = abs(y)
+        pair = (abs(x) <= huge) & (t <= huge)
+        nonfinite += not pair
+        if pair:
+            max_abs = max(max_abs, abs(y - x))
+            flushed += (y == 0) & (x != 0)
+        if t <= huge:
+            top = max(top, t)
+    return nonfinite, max_abs, flushed, top
 
 
 @_jit
-def error_sums(reference, approx, top):  # type: ignore[no-untyped-def]
+def _at_top(r, a, top):  # type: ignore[no-untyped-def]
+    """Finite pairs whose approximation is ``±top`` while the reference lies beyond it."""
+    huge = np.float64(np.finfo(np.float64).max)
+    count = 0
+    for i in range(r.size):
+        x, y = np.float64(r[i]), np.float64(a[i])
+        count += (abs(y) == top) & (abs(x) > top) & (abs(x) <= huge)
+    return count
+
+
+@_jit
+def error_sums(reference, approx):  # type: ignore[no-untyped-def]
     n = reference.size
-    nonfinite, max_abs, saturated, flushed = _piece_stats(reference, approx, top)
+    nonfinite, max_abs, flushed, top = _piece_stats(reference, approx)
+    at_top = _at_top(reference, approx, top) if top != 0 else 0
     if nonfinite == 0:
-        return _lane_products(reference, approx), n, max_abs, 0, saturated, flushed
+        return _lane_products(reference, approx), n, max_abs, 0, top, at_top, flushed
     finite = n - nonfinite
     r = np.empty(finite)
     a = np.empty(finite)
@@ -269,8 +289,7 @@ def error_sums(reference, approx, top):  # type: ignore[no-untyped-def]
         if np.isfinite(reference[i]) and np.isfinite(approx[i]):
             r[k], a[k] = reference[i], approx[i]
             k += 1
-    _, max_abs, saturated, flushed = _piece_stats(r, a, top)
-    return _lane_products(r, a), finite, max_abs, nonfinite, saturated, flushed
+    return _lane_products(r, a), finite, max_abs, nonfinite, top, at_top, flushed
 
 
 @_jit

@@ -84,24 +84,16 @@ class ErrorAccumulator:
     def add(self, reference: np.ndarray, approx: np.ndarray) -> None:
         ref, app = reference.reshape(-1), approx.reshape(-1)
 
-        def largest(start: int, stop: int) -> float:
-            part = app[start:stop]
-            low, high = float(np.min(part, initial=0.0)), float(np.max(part, initial=0.0))
-            if math.isfinite(low) and math.isfinite(high):
-                return max(-low, high)
-            magnitudes = np.abs(part.astype(np.float64))  # rare: leave out infinities and NaN
-            return float(np.max(magnitudes, where=np.isfinite(magnitudes), initial=0.0))
+        def sums(start: int, stop: int) -> tuple[np.ndarray, int, float, int, float, int, int]:
+            return _kernels.error_sums(ref[start:stop], app[start:stop])
 
-        top = max(map_chunks(largest, app.size, CHUNK_ELEMENTS), default=0.0)  # what saturated values sit at
-
-        def sums(start: int, stop: int) -> tuple[np.ndarray, int, float, int, int, int]:
-            return _kernels.error_sums(ref[start:stop], app[start:stop], top)
-
-        for products, count, max_abs, nan, saturated, flushed in map_chunks(sums, ref.size, CHUNK_ELEMENTS):
+        pieces = map_chunks(sums, ref.size, CHUNK_ELEMENTS)
+        top = max((piece[4] for piece in pieces), default=0.0)  # what saturated values sit at
+        for products, count, max_abs, nan, piece_top, at_top, flushed in pieces:
             self.sums += [*products, count]  # in chunk order: the sums do not depend on the thread count
             self.max_abs = max(self.max_abs, max_abs)
             self.nan += nan
-            self.saturated += saturated
+            self.saturated += at_top if top and piece_top == top else 0
             self.flushed += flushed
 
     def merge(self, other: ErrorAccumulator) -> None:
