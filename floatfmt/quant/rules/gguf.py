@@ -193,14 +193,25 @@ class GgufRule(ScaleRule):
         assert q.codes is not None and q.scales is not None
         rows, cols = rows_cols(q.shape)
         codes = q.codes.reshape(-1, BLOCK)
-        d = q.scales.reshape(-1, 1).astype(np.float32)
-        if kind.bits == 8:
-            values = d * codes.view(np.int8).astype(np.float32)
-        elif kind.asymmetric:
-            assert q.zero_points is not None
-            values = d * codes.astype(np.float32) + q.zero_points.reshape(-1, 1).astype(np.float32)
-        else:
-            values = d * (codes.astype(np.int16) - 2 ** (kind.bits - 1)).astype(np.float32)
+        scales = q.scales.reshape(-1, 1)
+        minimums = None if q.zero_points is None else q.zero_points.reshape(-1, 1)
+        values = np.empty(codes.shape, dtype=np.float32)
+        offset = np.float32(2 ** (kind.bits - 1))
+
+        def work(start: int, stop: int) -> None:  # in cache-sized runs of blocks on the package's threads
+            d = scales[start:stop].astype(np.float32)
+            out = values[start:stop]
+            if kind.bits == 8:
+                np.multiply(d, codes[start:stop].view(np.int8), out=out, dtype=np.float32)
+            elif kind.asymmetric:
+                assert minimums is not None
+                np.multiply(d, codes[start:stop], out=out, dtype=np.float32)
+                out += minimums[start:stop].astype(np.float32)
+            else:  # the codes less the offset are small integers, exact in float32
+                np.subtract(codes[start:stop], offset, out=out, dtype=np.float32)
+                out *= d
+
+        map_chunks(work, codes.shape[0], CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
         return values.reshape(rows, cols)
 
 
