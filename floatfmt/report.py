@@ -41,7 +41,7 @@ import ml_dtypes
 import numpy as np
 
 from floatfmt._display import format_bytes, json_float
-from floatfmt._parallel import map_chunks
+from floatfmt._parallel import map_chunks, scratch
 from floatfmt._rowlog import RowLog, TensorFailed
 from floatfmt.io import ArrayWeights, TensorInfo, Weights, open_weights
 from floatfmt.memory.footprint import component_of
@@ -446,7 +446,7 @@ def _measure_tensor(
             starts.extend(range(position, position + stop - start, unit))
             position += stop - start
         block = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-        return _as_float32(block), np.asarray(starts, dtype=np.intp)
+        return _as_float32(block, _REUSED_BLOCK), np.asarray(starts, dtype=np.intp)
 
     tensor_amax = None
     if any(needs_tensor_amax(s) for s in schemes) and rows:
@@ -464,7 +464,8 @@ def _measure_tensor(
         energy = np.add.reduceat(np.einsum("ij,ij->i", block, block, dtype=np.float64), starts) if sample else None
         measured = []
         for scheme in schemes:
-            approx = approximate(block, scheme, tensor_amax=tensor_amax if needs_tensor_amax(scheme) else None)
+            scheme_amax = tensor_amax if needs_tensor_amax(scheme) else None
+            approx = approximate(block, scheme, tensor_amax=scheme_amax, out=_reused(_REUSED_APPROX, block.shape))
             step_sums = ErrorAccumulator()
             step_sums.add(block, approx)
             units_sums = None
@@ -498,11 +499,32 @@ def _measure_tensor(
     return results
 
 
-def _as_float32(block: np.ndarray) -> np.ndarray:
-    """The values as float32: BF16 by shifting its bits into place (exact, and faster than its cast)."""
+_REUSED_BLOCK, _REUSED_APPROX = 16, 17
+"""The per-thread buffers (``floatfmt._parallel.scratch`` slots) a block of rows and its approximation reuse: on
+this kind of machine a fresh page costs about a microsecond, more than the work on the values it holds."""
+
+_REUSE_AT_MOST = 1 << 22
+"""Blocks larger than this (a tensor measured whole) get fresh arrays, so that no thread keeps a huge buffer."""
+
+
+def _reused(slot: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    size = math.prod(shape)
+    return scratch(slot, size, np.float32).reshape(shape) if size <= _REUSE_AT_MOST else None
+
+
+def _as_float32(block: np.ndarray, slot: int) -> np.ndarray:
+    """The values as float32 (a float32 block itself): BF16 by shifting its bits into place, exact and faster
+    than its cast; into this thread's buffer ``slot`` where the block is not too large."""
+    if block.dtype == np.float32:
+        return block
+    out = _reused(slot, block.shape)
     if block.dtype == ml_dtypes.bfloat16:
-        return np.left_shift(block.view(np.uint16), 16, dtype=np.uint32).view(np.float32)
-    return block.astype(np.float32, copy=False)
+        wide = out.view(np.uint32) if out is not None else None
+        return np.left_shift(block.view(np.uint16), 16, out=wide, dtype=np.uint32).view(np.float32)
+    if out is None:
+        return block.astype(np.float32)
+    out[...] = block
+    return out
 
 
 def _sqnr_stderr(unit_sums: np.ndarray, population: int) -> float:

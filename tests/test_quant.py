@@ -727,3 +727,17 @@ def test_the_fused_pass_makes_no_codes(name, monkeypatch):
     monkeypatch.setattr(BlockRule, "_encode_blocks", no_codes)
     w = awkward_matrix()
     assert approximate(w, name).shape == w.shape
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "q4_0", "nf4"])
+def test_approximate_writes_into_out_and_refuses_one_that_does_not_fit(name):
+    from floatfmt.quant import approximate
+
+    w = awkward_matrix()
+    out = np.full(w.shape, np.nan, dtype=np.float32)
+    assert approximate(w, name, out=out) is out
+    np.testing.assert_array_equal(out, floatfmt.quantize(w, name).dequantize())
+    for wrong in (np.empty((w.shape[0], w.shape[1] + 1), np.float32), np.empty(w.shape, np.float64),
+                  np.empty(w.shape[::-1], np.float32).T):  # fmt: skip
+        with pytest.raises(ValueError, match="out must be"):
+            approximate(w, name, out=wrong)

@@ -177,8 +177,9 @@ def _halve_lanes(acc, k):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _add_rows(r, a, start, rows, acc):  # type: ignore[no-untyped-def]
-    """Rows of 32 pairs from ``start``, each product added to its lane (a loop the compiler vectorizes)."""
+def _add_rows(r, a, start, rows, acc, top, hits):  # type: ignore[no-untyped-def]
+    """Rows of 32 pairs from ``start``, each product added to its lane, and the pairs at ``±top`` whose reference
+    lies beyond counted (a loop the compiler vectorizes)."""
     for i in range(rows):
         base = start + i * 32
         for j in range(32):
@@ -189,12 +190,16 @@ def _add_rows(r, a, start, rows, acc):  # type: ignore[no-untyped-def]
             acc[32 + j] += x * x
             acc[64 + j] += y * y
             acc[96 + j] += x * y
+            hits[j] += (abs(y) == top) & (abs(x) > top)
 
 
 @_jit
-def _lane_products(r, a):  # type: ignore[no-untyped-def]
+def _lane_products(r, a, top):  # type: ignore[no-untyped-def]
+    """The four lane sums of finite pairs, and the pairs at ``±top`` with the reference beyond (none for 0)."""
     products = np.zeros(4)
     acc = np.empty(4 * _LANES)
+    hits = np.zeros(_LANES, dtype=np.int64)
+    level = top if top != 0 else np.inf  # no finite value is at an infinite top
     n = r.size
     for start in range(0, n, _BLOCK):
         m = min(_BLOCK, n - start)
@@ -208,7 +213,8 @@ def _lane_products(r, a):  # type: ignore[no-untyped-def]
                 acc[_LANES + j] = x * x
                 acc[2 * _LANES + j] = y * y
                 acc[3 * _LANES + j] = x * y
-            _add_rows(r, a, start + _LANES, rows - 1, acc)
+                hits[j] += (abs(y) == level) & (abs(x) > level)
+            _add_rows(r, a, start + _LANES, rows - 1, acc, level, hits)
             for k in range(4):
                 part[k] = _halve_lanes(acc, k)
         for t in range(start + rows * _LANES, start + m):
@@ -218,9 +224,10 @@ def _lane_products(r, a):  # type: ignore[no-untyped-def]
             part[1] += x * x
             part[2] += y * y
             part[3] += x * y
+            hits[0] += (abs(y) == level) & (abs(x) > level)
         for k in range(4):
             products[k] += part[k]
-    return products
+    return products, hits.sum()
 
 
 @_jit
@@ -264,23 +271,12 @@ def _piece_stats(r, a):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _at_top(r, a, top):  # type: ignore[no-untyped-def]
-    """Finite pairs whose approximation is ``±top`` while the reference lies beyond it."""
-    huge = np.float64(np.finfo(np.float64).max)
-    count = 0
-    for i in range(r.size):
-        x, y = np.float64(r[i]), np.float64(a[i])
-        count += (abs(y) == top) & (abs(x) > top) & (abs(x) <= huge)
-    return count
-
-
-@_jit
 def error_sums(reference, approx):  # type: ignore[no-untyped-def]
     n = reference.size
     nonfinite, max_abs, flushed, top = _piece_stats(reference, approx)
-    at_top = _at_top(reference, approx, top) if top != 0 else 0
     if nonfinite == 0:
-        return _lane_products(reference, approx), n, max_abs, 0, top, at_top, flushed
+        products, at_top = _lane_products(reference, approx, top)
+        return products, n, max_abs, 0, top, at_top, flushed
     finite = n - nonfinite
     r = np.empty(finite)
     a = np.empty(finite)
@@ -289,7 +285,8 @@ def error_sums(reference, approx):  # type: ignore[no-untyped-def]
         if np.isfinite(reference[i]) and np.isfinite(approx[i]):
             r[k], a[k] = reference[i], approx[i]
             k += 1
-    return _lane_products(r, a), finite, max_abs, nonfinite, top, at_top, flushed
+    products, at_top = _lane_products(r, a, top)
+    return products, finite, max_abs, nonfinite, top, at_top, flushed
 
 
 @_jit

@@ -63,11 +63,22 @@ class ScaleRule:
         raise NotImplementedError
 
     def approximate(
-        self, matrix: np.ndarray, scheme: Scheme, *, shape: tuple[int, ...], tensor_amax: float | None
+        self,
+        matrix: np.ndarray,
+        scheme: Scheme,
+        *,
+        shape: tuple[int, ...],
+        tensor_amax: float | None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``dequantize(quantize(matrix))``: the values the stored tensor stands for, without keeping it. Rules
-        with a faster way override this; it must give the same bits."""
-        return self.dequantize(self.quantize(matrix, scheme, shape=shape, tensor_amax=tensor_amax))
+        """``dequantize(quantize(matrix))``: the values the stored tensor stands for, without keeping it, written
+        into ``out`` (float32, the matrix's shape) when given. Rules with a faster way override this; it must
+        give the same bits."""
+        values = self.dequantize(self.quantize(matrix, scheme, shape=shape, tensor_amax=tensor_amax))
+        if out is None:
+            return values
+        out[...] = values
+        return out
 
     def uses_importance(self, scheme: Scheme) -> bool:
         """Whether the rule weighs its choices by a per-column importance vector (llama.cpp's imatrix)."""

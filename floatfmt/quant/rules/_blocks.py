@@ -362,7 +362,13 @@ class BlockRule(ScaleRule):
         return encoding.scales.astype(np.float32), tensor
 
     def approximate(
-        self, matrix: np.ndarray, scheme: Scheme, *, shape: tuple[int, ...], tensor_amax: float | None
+        self,
+        matrix: np.ndarray,
+        scheme: Scheme,
+        *,
+        shape: tuple[int, ...],
+        tensor_amax: float | None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """``dequantize(quantize(matrix))``, bit for bit, in one pass without codes where the rule's encoding and
         element rounding allow it (:func:`floatfmt.quant._kernels.block_roundtrip`)."""
@@ -372,7 +378,7 @@ class BlockRule(ScaleRule):
         rounding = self.fused_rounding(scheme)
         encoding = self.encoding(blocked, scheme) if rounding is not None else None
         if rounding is None or encoding is None or encoding.zero_points is not None or encoding.scales is None:
-            return super().approximate(matrix, scheme, shape=shape, tensor_amax=tensor_amax)
+            return super().approximate(matrix, scheme, shape=shape, tensor_amax=tensor_amax, out=out)
         multipliers = encoding.multipliers()
         by = (encoding.divisor.astype(np.float32) if multipliers is None else multipliers).reshape(
             -1, blocked.padded.shape[1] // block_cols
@@ -380,7 +386,7 @@ class BlockRule(ScaleRule):
         dequant, tensor_scale = self.dequantization(encoding)
         dequant = dequant.reshape(by.shape)
         padded = blocked.padded
-        out = np.empty_like(padded)
+        target = out if out is not None and padded is matrix else np.empty_like(padded)
 
         def work(start: int, stop: int) -> int:
             band = slice(start * block_rows, stop * block_rows)
@@ -388,7 +394,7 @@ class BlockRule(ScaleRule):
                 _kernels.block_roundtrip(
                     padded[band], by[start:stop], multipliers is None, block_rows, block_cols, rounding.integer,
                     rounding.shift, rounding.smallest_normal, rounding.magic, rounding.largest, rounding.smallest,
-                    rounding.positive_zero, dequant[start:stop], tensor_scale, out[band],
+                    rounding.positive_zero, dequant[start:stop], tensor_scale, target[band],
                 )
             )  # fmt: skip
 
@@ -396,8 +402,11 @@ class BlockRule(ScaleRule):
         band_chunk = max(1, _row_chunk(padded.shape[1]) // block_rows)
         if bands and sum(map_chunks(work, bands, band_chunk, item_elements=block_rows * padded.shape[1])):
             # a scaled value that is not finite: the codes' path says what it becomes
-            return self.dequantize(self._encode_blocks(blocked, scheme, encoding))
-        return out[:rows, :cols]
+            target = self.dequantize(self._encode_blocks(blocked, scheme, encoding))
+        if out is None or target is out:
+            return target[:rows, :cols]
+        out[...] = target[:rows, :cols]
+        return out
 
     def block_amax(self, blocked: Blocked, scheme: Scheme) -> np.ndarray:
         """Each block's largest magnitude; for per-tensor scales, the whole tensor's (``tensor_amax`` if given)."""
