@@ -423,6 +423,8 @@ def _measure_tensor(
 ) -> dict[Scheme, _Measured]:
     """Quantize one tensor with each scheme, block of rows by block of rows, and accumulate the errors."""
     info = weights.tensors[name]
+    if info.size == 0:  # nothing to measure, whatever its dimensions claim (work follows elements, not shapes)
+        return {s: _Measured(ErrorAccumulator().stats(), 1.0, 0.0) for s in schemes}
     rows, cols = info.rows, info.cols
     steps = [row_block(s, cols) for s in schemes]
     unit = (rows or 1) if None in steps or rows == 0 else math.lcm(*(s for s in steps if s is not None))

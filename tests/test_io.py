@@ -418,3 +418,84 @@ def test_sub_byte_rows_are_read_alone_and_equal_the_whole_tensors_rows(tmp_path,
                 rows = weights.read_rows("x", start, stop)
                 assert rows.view(np.uint8).tobytes() == whole[start:stop].view(np.uint8).tobytes()
         weights.close()
+
+
+# --- findings of the fault campaign (issue 15) ---------------------------------------------------------------
+
+
+def test_an_index_that_names_a_tensor_twice_or_nests_deeply_or_is_a_directory(tmp_path):
+    _, weight_map = sharded(tmp_path)
+    first, shard = next(iter(weight_map.items()))
+    index = tmp_path / "model.safetensors.index.json"
+    body = json.dumps({"weight_map": weight_map})
+    index.write_text(body[:-2] + f', "{first}": "{shard}"' + "}}")  # the same key twice
+    with pytest.raises(WeightsError, match=f"names '{first}' twice"):
+        open_weights(tmp_path)
+    index.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(WeightsError, match="nests too deeply"):
+        open_weights(tmp_path)
+    index.write_text('{"weight_map": {"a": "b"}, "n": ' + "9" * 5000 + "}")
+    with pytest.raises(WeightsError, match="cannot be read as an index"):
+        open_weights(tmp_path)
+    index.unlink()
+    index.mkdir()  # a directory where the index should be
+    with pytest.raises(WeightsError, match="the index is a directory"):
+        open_weights(tmp_path)
+
+
+def test_an_empty_weight_map_beside_real_shards_is_refused(tmp_path):
+    sharded(tmp_path)
+    write_index(tmp_path, {})
+    with pytest.raises(WeightsError, match="weight_map is empty, but 3 shards are beside it"):
+        open_weights(tmp_path)
+
+
+def test_a_shard_that_is_a_directory_or_a_fifo_says_what_it_is(tmp_path):
+    import os
+
+    _, weight_map = sharded(tmp_path)
+    shard = next(iter(weight_map.values()))
+    (tmp_path / shard).unlink()
+    (tmp_path / shard).mkdir()
+    write_index(tmp_path, weight_map)
+    with pytest.raises(WeightsError, match="is a directory"):
+        open_weights(tmp_path)
+    (tmp_path / shard).rmdir()
+    os.mkfifo(tmp_path / shard)
+    with pytest.raises(WeightsError, match="is not a regular file"):
+        open_weights(tmp_path)
+
+
+def test_headers_with_numbers_no_tensor_can_have(tmp_path):
+    header = b'{"w": {"dtype": "F32", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 0]}}'
+    huge = raw_safetensors(tmp_path / "digits.safetensors", header)
+    with pytest.raises(WeightsError, match=r"digits\.safetensors: the header holds a number"):
+        open_weights(huge)
+    entry = {"dtype": "F32", "shape": [0, 2**70], "data_offsets": [0, 0]}
+    wide = raw_safetensors(tmp_path / "wide.safetensors", {"w": entry})
+    with pytest.raises(WeightsError, match=r"wide.safetensors: .*a dimension of 2\*\*63 or more"):
+        open_weights(wide)
+
+
+def test_a_zero_element_tensor_with_a_vast_dimension_costs_nothing(tmp_path):
+    """``[2**40, 0]`` is a valid empty tensor: the report's work follows its (zero) elements, not its rows."""
+    entry = {"dtype": "BF16", "shape": [2**40, 0], "data_offsets": [0, 0]}
+    path = raw_safetensors(tmp_path / "empty.safetensors", {"w": entry})
+    report = floatfmt.quant_report(path, "mxfp4,nvfp4", progress=False)
+    expected = [(0, floatfmt.get_scheme(s).storage_bytes((2**40, 0)), s) for s in ("mxfp4", "nvfp4")]
+    assert [(row.params, row.bytes, row.applied) for row in report.rows] == expected
+
+
+def test_npz_members_that_would_be_one_tensor_are_refused(tmp_path):
+    path = tmp_path / "twice.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member in ("a.npy", "a"):
+            with archive.open(member, "w") as stream:
+                np.lib.format.write_array(stream, np.zeros(3, np.float32))
+    with pytest.raises(WeightsError, match=r"members 'a\.npy' and 'a' are both tensor 'a'"):
+        open_weights(path)
+    nameless = tmp_path / "nameless.npz"
+    with zipfile.ZipFile(nameless, "w") as archive, archive.open(".npy", "w") as stream:
+        np.lib.format.write_array(stream, np.zeros(3, np.float32))
+    with pytest.raises(WeightsError, match="without a name"):
+        open_weights(nameless)

@@ -74,6 +74,14 @@ class NpzFile(Weights):
                         continue
                     name = member.filename.removesuffix(".npy")
                     where = f"{self.path}[{member.filename}]"
+                    if not name:
+                        raise weights_error(where, "a member without a name cannot be a tensor")
+                    if name in self._members:
+                        earlier = self._members[name].filename
+                        raise weights_error(
+                            self.path, f"members {earlier!r} and {member.filename!r} are both tensor {name!r}; "
+                            "numpy would keep one silently: rename one"
+                        )  # fmt: skip
                     with archive.open(member) as stream:
                         shape, _, dtype = _read_npy_header(stream, where)
                         header_bytes = stream.tell()

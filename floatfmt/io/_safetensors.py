@@ -92,6 +92,8 @@ def parse_header(header: bytes, data_size: int, path: str = "<header>") -> tuple
         raise fail(f"the header is not valid JSON ({error.msg} at character {error.pos})") from None
     except RecursionError:
         raise fail("the header JSON nests too deeply to be a safetensors header") from None
+    except ValueError as error:  # Python refuses integers of more than 4,300 digits
+        raise fail(f"the header holds a number no tensor can have ({error})") from None
     if not isinstance(parsed, dict):
         raise fail(f"the header must be a JSON object of tensors, not a {type(parsed).__name__}")
     metadata = parsed.pop("__metadata__", {})
@@ -137,6 +139,8 @@ def _check_entry(name: str, entry: Any, path: str, fail: Any) -> tuple[TensorInf
         raise fail(f"tensor {name!r} has unknown dtype {dtype!r}; known: {', '.join(SAFETENSORS_DTYPES)}")
     if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
         raise fail(f"tensor {name!r} has shape {shape!r}; expected a list of non-negative integers")
+    if any(n >= _LARGEST_DIMENSION for n in shape):
+        raise fail(f"tensor {name!r} has shape {shape!r}: a dimension of 2**63 or more, which no array can have")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(n) for n in offsets)):
         raise fail(f"tensor {name!r} has data_offsets {offsets!r}; expected [begin, end] with 0 <= begin")
     begin, end = offsets
@@ -156,6 +160,10 @@ def _check_entry(name: str, entry: Any, path: str, fail: Any) -> tuple[TensorInf
             f"tensor {name!r} starts at data byte {begin}, not a multiple of its {numpy_dtype.itemsize}-byte {dtype}"
         )
     return TensorInfo(name, tuple(shape), dtype, end - begin, path), begin
+
+
+_LARGEST_DIMENSION = 2**63
+"""numpy's dimensions are signed 64-bit: a zero-element tensor can still not claim a dimension this large."""
 
 
 def _is_count(value: Any) -> bool:
@@ -323,13 +331,37 @@ def open_safetensors_directory(directory: Path, index: Path | None = None) -> We
 
 def _open_index(index: Path) -> Weights:
     where = str(index)
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            twice = sorted({key for key in keys if keys.count(key) > 1})
+            raise weights_error(where, f"the index names {twice[0]!r} twice; which shard holds it is ambiguous")
+        return dict(pairs)
+
+    if not index.is_file():
+        kind = "a directory" if index.is_dir() else "not a regular file"
+        raise weights_error(where, f"the index is {kind}; give the checkpoint directory or its index file")
     try:
-        parsed = json.loads(index.read_text(encoding="utf-8"))
+        parsed = json.loads(index.read_text(encoding="utf-8"), object_pairs_hook=no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise weights_error(where, f"not a valid JSON index ({error})") from None
+    except RecursionError:
+        raise weights_error(where, "the index JSON nests too deeply to be a checkpoint index") from None
+    except WeightsError:
+        raise
+    except (ValueError, OSError) as error:  # integers of more than 4,300 digits; a read that fails
+        raise weights_error(where, f"cannot be read as an index ({error})") from None
     weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise weights_error(where, "the index needs a weight_map object of tensor name to shard file name")
+    if not weight_map:
+        beside = sorted(p.name for p in index.parent.glob("*.safetensors"))
+        if beside:
+            raise weights_error(
+                where, f"the index's weight_map is empty, but {len(beside)} shards are beside it (e.g. {beside[0]!r}): "
+                "the index is damaged; remove it to open the shards themselves, or regenerate it"
+            )  # fmt: skip
     by_shard: dict[str, list[str]] = {}
     for name, shard in weight_map.items():
         by_shard.setdefault(shard, []).append(name)
@@ -340,9 +372,12 @@ def _open_index(index: Path) -> Weights:
         if Path(shard).is_absolute() or ".." in Path(shard).parts:
             raise weights_error(where, f"shard {shard!r} is outside the checkpoint directory")
         if not shard_path.is_file():
-            raise weights_error(
-                where, f"shard {shard!r}, named for {len(names)} tensors (e.g. {names[0]!r}), is missing"
-            )
+            what = "is missing"
+            if shard_path.is_dir():
+                what = "is a directory"
+            elif shard_path.exists():
+                what = "is not a regular file (a device, FIFO or socket)"
+            raise weights_error(where, f"shard {shard!r}, named for {len(names)} tensors (e.g. {names[0]!r}), {what}")
         part = SafetensorsFile(shard_path)
         absent = [name for name in names if name not in part.tensors]
         if absent:
