@@ -499,3 +499,57 @@ def test_npz_members_that_would_be_one_tensor_are_refused(tmp_path):
         np.lib.format.write_array(stream, np.zeros(3, np.float32))
     with pytest.raises(WeightsError, match="without a name"):
         open_weights(nameless)
+
+
+def test_shards_that_link_out_of_the_checkpoint_are_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.safetensors"
+    save_safetensors(secret, {"secret": np.ones(4, np.float32)})
+    # a folder without index whose file links out
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "x.safetensors").symlink_to(secret)
+    with pytest.raises(WeightsError, match=r"links to .*outside the checkpoint directory.*trust_symlinks=True"):
+        open_weights(plain)
+    assert list(open_weights(plain, trust_symlinks=True).tensors) == ["secret"]
+    # an index whose shard links out, and one whose shard sits in a subdirectory that links out
+    for name, shard in (("linked", "model-1.safetensors"), ("subdir", "sub/model-1.safetensors")):
+        folder = tmp_path / name
+        folder.mkdir()
+        if name == "linked":
+            (folder / shard).symlink_to(secret)
+        else:
+            (folder / "sub").symlink_to(outside)
+            (outside / "model-1.safetensors").symlink_to(secret)
+        write_index(folder, {"secret": shard})
+        with pytest.raises(WeightsError, match="outside the checkpoint directory"):
+            open_weights(folder)
+    # links inside the checkpoint are fine
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    save_safetensors(inner / "real.safetensors", {"w": np.ones(4, np.float32)})
+    write_index(inner, {"w": "alias.safetensors"})
+    (inner / "alias.safetensors").symlink_to(inner / "real.safetensors")
+    (inner / "real.safetensors").rename(inner / "real.bin")
+    (inner / "alias.safetensors").unlink()
+    (inner / "alias.safetensors").symlink_to("real.bin")
+    assert list(open_weights(inner).tensors) == ["w"]
+
+
+def test_a_hugging_face_cache_snapshot_still_opens(tmp_path, monkeypatch):
+    """The hub cache keeps files in ``blobs/`` and links ``snapshots/<rev>/<file>`` to them."""
+    monkeypatch.delenv("FLOATFMT_TRUST_SYMLINKS", raising=False)
+    repository = tmp_path / "hub" / "models--org--tiny"
+    blobs, snapshot = repository / "blobs", repository / "snapshots" / "0123abcd"
+    blobs.mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    tensors, weight_map = sharded(blobs)
+    for file in set(weight_map.values()):
+        (blobs / file).rename(blobs / f"sha-{file}")
+        (snapshot / file).symlink_to(f"../../blobs/sha-{file}")
+    (blobs / "sha-index").write_text(json.dumps({"weight_map": weight_map}))
+    (snapshot / "model.safetensors.index.json").symlink_to("../../blobs/sha-index")
+    weights = open_weights(snapshot)
+    assert sorted(weights.tensors) == sorted(tensors)
+    assert same_bits(np.asarray(weights["layers.0.w"]), tensors["layers.0.w"])

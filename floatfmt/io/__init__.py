@@ -47,7 +47,7 @@ __all__ = [
 _READERS = {".safetensors": SafetensorsFile, ".npz": NpzFile, ".npy": NpyFile, ".gguf": GgufFile}
 
 
-def open_weights(path: str | os.PathLike[str]) -> Weights:
+def open_weights(path: str | os.PathLike[str], *, trust_symlinks: bool | None = None) -> Weights:
     """Open a checkpoint as a read-only mapping of tensor name to numpy array, reading headers only.
 
     ``path`` is a ``.safetensors`` file, a checkpoint directory (its
@@ -57,17 +57,24 @@ def open_weights(path: str | os.PathLike[str]) -> Weights:
     dequantized (gguf) when first indexed; ``weights.tensors`` gives names,
     shapes, dtypes and byte sizes without touching tensor data.
 
+    The shards of a checkpoint directory must lie inside it once symbolic links are resolved (a downloaded
+    checkpoint cannot make floatfmt read files elsewhere), except where a Hugging Face cache snapshot links
+    them to its repository's ``blobs``. ``trust_symlinks=True`` (or the environment variable
+    ``FLOATFMT_TRUST_SYMLINKS=1``) follows links anywhere, for checkpoints you linked together yourself.
+
     Raises:
         FileNotFoundError: if nothing is at ``path``.
         WeightsError: (a ``ValueError``) for a malformed file, naming the file and the problem.
     """
+    if trust_symlinks is None:
+        trust_symlinks = os.environ.get("FLOATFMT_TRUST_SYMLINKS", "") not in ("", "0")
     where = Path(path)
     if not where.exists():
         raise FileNotFoundError(f"no checkpoint at {where}")
     if where.is_dir():
-        return open_safetensors_directory(where)
+        return open_safetensors_directory(where, trust_symlinks=trust_symlinks)
     if where.name.endswith(".safetensors.index.json"):
-        return open_safetensors_directory(where.parent, index=where)
+        return open_safetensors_directory(where.parent, index=where, trust_symlinks=trust_symlinks)
     reader = _READERS.get(where.suffix.lower())
     if reader is None:
         raise WeightsError(f"{where}: unknown weights file type; expected {', '.join(_READERS)}, or a directory")

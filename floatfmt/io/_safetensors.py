@@ -299,8 +299,35 @@ class ShardedWeights(Weights):
         return super().__repr__().replace(" tensors,", f" tensors in {len(self.parts)} files,", 1)
 
 
-def open_safetensors_directory(directory: Path, index: Path | None = None) -> Weights:
+def _inside(shard: Path, directory: Path, where: str, trust_symlinks: bool) -> Path:
+    """``shard`` if, its links resolved, it lies inside ``directory`` (or inside the ``blobs`` of the Hugging Face
+    cache repository whose snapshot ``directory`` is); else a ``WeightsError`` naming both."""
+    if trust_symlinks:
+        return shard
+    root = Path(os.path.realpath(directory))
+    target = Path(os.path.realpath(shard))
+    allowed = [root]
+    snapshot = Path(os.path.abspath(directory))
+    for ancestor in (snapshot, *snapshot.parents):  # .../models--org--name/snapshots/<revision>[/sub]
+        if ancestor.parent.name == "snapshots" and ancestor.parent.parent.name.startswith(_HF_REPOSITORIES):
+            allowed.append(Path(os.path.realpath(ancestor.parent.parent / "blobs")))
+            break
+    if any(target == place or place in target.parents for place in allowed):
+        return shard
+    raise weights_error(
+        where, f"shard {shard.name!r} links to {target}, outside the checkpoint directory {root}; floatfmt does not "
+        "follow links out of a checkpoint: pass trust_symlinks=True (or set FLOATFMT_TRUST_SYMLINKS=1) if you "
+        "linked it yourself"
+    )  # fmt: skip
+
+
+_HF_REPOSITORIES = ("models--", "datasets--", "spaces--")
+"""How the Hugging Face cache names a repository's folder (``<cache>/models--org--name/snapshots/<rev>``)."""
+
+
+def open_safetensors_directory(directory: Path, index: Path | None = None, *, trust_symlinks: bool = False) -> Weights:
     """A checkpoint directory: its ``*.safetensors.index.json`` if it has one, else every ``.safetensors`` in it."""
+    discovered = index is None
     if index is None:
         indexes = sorted(directory.glob("*.safetensors.index.json"))
         if len(indexes) > 1:
@@ -314,6 +341,7 @@ def open_safetensors_directory(directory: Path, index: Path | None = None) -> We
         files = sorted(directory.glob("*.safetensors"))
         if not files:
             raise weights_error(str(directory), "no .safetensors files and no model.safetensors.index.json here")
+        files = [_inside(file, directory, str(directory), trust_symlinks) for file in files]
         if len(files) == 1:
             return SafetensorsFile(files[0])
         parts: list[Weights] = [SafetensorsFile(f) for f in files]
@@ -326,10 +354,12 @@ def open_safetensors_directory(directory: Path, index: Path | None = None) -> We
                     )
                 owner[name] = part
         return ShardedWeights(str(directory), parts, owner, {})
-    return _open_index(index)
+    if discovered:  # an index named by the caller is theirs to trust; one found in the directory is checked
+        _inside(index, directory, str(directory), trust_symlinks)
+    return _open_index(index, trust_symlinks)
 
 
-def _open_index(index: Path) -> Weights:
+def _open_index(index: Path, trust_symlinks: bool = False) -> Weights:
     where = str(index)
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -371,6 +401,7 @@ def _open_index(index: Path) -> Weights:
         shard_path = index.parent / shard
         if Path(shard).is_absolute() or ".." in Path(shard).parts:
             raise weights_error(where, f"shard {shard!r} is outside the checkpoint directory")
+        _inside(shard_path, index.parent, where, trust_symlinks)
         if not shard_path.is_file():
             what = "is missing"
             if shard_path.is_dir():
