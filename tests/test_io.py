@@ -553,3 +553,35 @@ def test_a_hugging_face_cache_snapshot_still_opens(tmp_path, monkeypatch):
     weights = open_weights(snapshot)
     assert sorted(weights.tensors) == sorted(tensors)
     assert same_bits(np.asarray(weights["layers.0.w"]), tensors["layers.0.w"])
+
+
+def test_gguf_integer_and_float64_tensors_are_read_as_themselves(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    arrays = {name: (np.arange(-6, 6).reshape(3, 4) * 7).astype(dtype)
+              for name, dtype in (("i8", np.int8), ("i16", np.int16), ("i32", np.int32), ("i64", np.int64),
+                                  ("f64", np.float64))}  # fmt: skip
+    writer = gguf.GGUFWriter(str(tmp_path / "ints.gguf"), "llama")
+    for name, array in arrays.items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    weights = open_weights(tmp_path / "ints.gguf")
+    for name, array in arrays.items():
+        assert weights.tensors[name].dtype == name.upper()
+        assert same_bits(np.asarray(weights[name]), array)
+        assert same_bits(weights.read_rows(name, 1, 3), array[1:3])
+
+
+@pytest.mark.parametrize(("offset", "message"), [(0, "overlap"), (4, "not a multiple of alignment 32")])
+def test_gguf_tensor_data_that_overlaps_or_is_misaligned_is_refused(tmp_path, offset, message):
+    path = tmp_path / "two.gguf"
+    write_gguf(path, {"a": (np.ones(8, np.float32), "F32"), "b": (np.ones(8, np.float32), "F32")})
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"\x01\x00\x00\x00\x00\x00\x00\x00b") + 9  # tensor b's info: its name, then dims, type, offset
+    at += 4 + 8 + 4  # n_dims (u32), one dimension (u64), the type (u32)
+    raw[at : at + 8] = offset.to_bytes(8, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match=message):
+        open_weights(path)

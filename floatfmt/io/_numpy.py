@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
+import zlib
 from typing import IO
 
 import numpy as np
@@ -25,10 +27,15 @@ def _read_npy_header(stream: IO[bytes], where: str) -> tuple[tuple[int, ...], bo
             shape, fortran_order, dtype = npy_format.read_array_header_2_0(stream)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, EOFError) as error:
-        raise weights_error(where, f"not a valid .npy header ({error})") from None
+    except (ValueError, OSError, EOFError, SyntaxError, OverflowError, TypeError, tokenize.TokenError) as error:
+        # numpy parses the header's dict with Python's own tokenizer: a mangled one fails in several ways
+        raise weights_error(where, f"not a valid .npy header ({type(error).__name__}: {error})") from None
     if dtype.hasobject:
         raise weights_error(where, "holds Python objects, which would need pickle; floatfmt reads numeric arrays only")
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        raise weights_error(where, f"holds {dtype} values; floatfmt reads arrays of numbers (bool, int, uint, float)")
+    if not all(isinstance(n, int) and 0 <= n < 2**63 for n in shape):
+        raise weights_error(where, f"has shape {shape}; dimensions must be integers from 0 to 2**63 - 1")
     return tuple(int(n) for n in shape), bool(fortran_order), dtype
 
 
@@ -94,17 +101,21 @@ class NpzFile(Weights):
                         )
                     self.tensors[name] = TensorInfo(name, shape, str(dtype), nbytes, self.path)
                     self._members[name] = member
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
-            raise weights_error(self.path, f"not a readable .npz archive ({error})") from None
+        except WeightsError:
+            raise
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error, OSError,
+                RuntimeError, ValueError, IndexError) as error:  # fmt: skip
+            # RuntimeError: an encrypted member; zlib.error and OSError: a damaged compressed stream
+            raise weights_error(self.path, f"not a readable .npz archive ({type(error).__name__}: {error})") from None
 
     def _load(self, name: str) -> np.ndarray:
         where = f"{self.path}[{self._members[name].filename}]"
         try:
             with zipfile.ZipFile(self.path) as archive, archive.open(self._members[name]) as stream:
                 array: np.ndarray = npy_format.read_array(stream, allow_pickle=False)
-        except (zipfile.BadZipFile, ValueError, EOFError, OSError) as error:
+        except (zipfile.BadZipFile, ValueError, EOFError, OSError, zlib.error, RuntimeError, IndexError) as error:
             if isinstance(error, WeightsError):
                 raise
-            raise weights_error(where, f"cannot be read ({error})") from None
+            raise weights_error(where, f"cannot be read ({type(error).__name__}: {error})") from None
         array.flags.writeable = False
         return array

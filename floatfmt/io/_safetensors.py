@@ -398,6 +398,8 @@ def _open_index(index: Path, trust_symlinks: bool = False) -> Weights:
     parts: list[Weights] = []
     owner: dict[str, Weights] = {}
     for shard, names in by_shard.items():
+        if not shard or "\x00" in shard:
+            raise weights_error(where, f"the index names a shard {shard!r} for {names[0]!r}: not a file name")
         shard_path = index.parent / shard
         if Path(shard).is_absolute() or ".." in Path(shard).parts:
             raise weights_error(where, f"shard {shard!r} is outside the checkpoint directory")
