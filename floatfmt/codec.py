@@ -587,7 +587,11 @@ def _encode_float_generic(
     # The grid around each magnitude: quantum 2**(exponent - m) in its binade (or the lowest one).
     _, frexp_exponent = np.frexp(magnitude)
     exponent = np.maximum(frexp_exponent.astype(np.int64) - 1, fmt.lowest_binade_exponent)
-    scaled = np.ldexp(magnitude, (m - exponent).astype(np.int32))  # exact: a power-of-two scaling
+    scaled = np.ldexp(magnitude, (m - exponent).astype(np.int32))  # exact: a power-of-two scaling...
+    # ...unless it falls below float64's smallest subnormal (a float64 subnormal input, a format whose smallest
+    # step exceeds 1): the fraction is then some positive amount below one float64 step, and every rounding
+    # mode decides such fractions alike, so the smallest positive float64 stands for it
+    scaled[(scaled == 0) & (magnitude > 0)] = np.finfo(np.float64).smallest_subnormal
     steps, away = _split_and_round(scaled, negative, rounding, random)
     magnitude_code = ((exponent + fmt.bias) << m) + steps.astype(np.int64) + away - (1 << m)
 
