@@ -14,6 +14,7 @@ import json
 import math
 import mmap
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,19 @@ SAFETENSORS_DTYPES: dict[str, tuple[np.dtype, int]] = {
 _SUB_BYTE_FORMATS = {"F6_E2M3": "float6_e2m3fn", "F6_E3M2": "float6_e3m2fn", "F4": "float4_e2m1fn"}
 
 
+def _refusing_duplicates(error: Callable[[str], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A ``json.loads`` ``object_pairs_hook`` that raises ``error(key)`` for the first key (in sorted order) an
+    object names twice, where plain JSON would keep the last value silently."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise error(sorted({key for key in keys if keys.count(key) > 1})[0])
+        return dict(pairs)
+
+    return no_duplicates
+
+
 def parse_header(header: bytes, data_size: int, path: str = "<header>") -> tuple[dict[str, TensorInfo], dict[str, str]]:
     """Check a safetensors JSON header against ``data_size`` bytes of data; return its tensors and metadata.
 
@@ -77,13 +91,7 @@ def parse_header(header: bytes, data_size: int, path: str = "<header>") -> tuple
     def fail(problem: str) -> WeightsError:
         return weights_error(path, problem)
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            twice = sorted({key for key in keys if keys.count(key) > 1})
-            raise fail(f"the header names {twice[0]!r} twice; a tensor must appear once")
-        return dict(pairs)
-
+    no_duplicates = _refusing_duplicates(lambda key: fail(f"the header names {key!r} twice; a tensor must appear once"))
     try:
         parsed = json.loads(header.decode("utf-8"), object_pairs_hook=no_duplicates)
     except UnicodeDecodeError as error:
@@ -362,13 +370,9 @@ def open_safetensors_directory(directory: Path, index: Path | None = None, *, tr
 def _open_index(index: Path, trust_symlinks: bool = False) -> Weights:
     where = str(index)
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            twice = sorted({key for key in keys if keys.count(key) > 1})
-            raise weights_error(where, f"the index names {twice[0]!r} twice; which shard holds it is ambiguous")
-        return dict(pairs)
-
+    no_duplicates = _refusing_duplicates(
+        lambda key: weights_error(where, f"the index names {key!r} twice; which shard holds it is ambiguous")
+    )
     if not index.is_file():
         kind = "a directory" if index.is_dir() else "not a regular file"
         raise weights_error(where, f"the index is {kind}; give the checkpoint directory or its index file")
