@@ -3,8 +3,12 @@ every malformed input, and a fuzzed header parser."""
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
+import os
 import pickle
+import tracemalloc
 import zipfile
 
 import ml_dtypes
@@ -88,8 +92,8 @@ def test_official_safetensors_writer_and_reader_agree(tmp_path):
         assert all(same_bits(reader.get_tensor(name), array) for name, array in tensors.items())
 
 
-def test_header_facts_need_no_data_and_tensors_are_mapped_lazily(tmp_path):
-    # an 8 GiB tensor in a sparse file: opening, sizing and slicing it must not read or allocate 8 GiB
+def test_header_facts_need_no_data_and_rows_are_read_alone(tmp_path):
+    # an 8 GiB tensor in a sparse file: opening, sizing and reading rows of it must not read or allocate 8 GiB
     path = tmp_path / "huge.safetensors"
     header = json.dumps({"w": {"dtype": "BF16", "shape": [65536, 65536], "data_offsets": [0, 2 * 65536**2]}}).encode()
     with open(path, "wb") as file:
@@ -98,10 +102,8 @@ def test_header_facts_need_no_data_and_tensors_are_mapped_lazily(tmp_path):
     weights = open_weights(path)
     assert weights.bytes_by_dtype() == {"BF16": 2 * 65536**2}
     assert weights.num_params == 65536**2
-    array = weights["w"]
-    assert array.dtype == ml_dtypes.bfloat16 and array.shape == (65536, 65536)
-    assert float(array[12345, 678]) == 0.0
-    assert weights.read_rows("w", 100, 102).shape == (2, 65536)
+    rows = weights.read_rows("w", 100, 102)
+    assert rows.dtype == ml_dtypes.bfloat16 and rows.shape == (2, 65536) and not rows.any()
 
 
 def test_read_rows_matches_slicing_and_weights_pickle(tmp_path):
@@ -584,4 +586,111 @@ def test_gguf_tensor_data_that_overlaps_or_is_misaligned_is_refused(tmp_path, of
     raw[at : at + 8] = offset.to_bytes(8, "little")
     path.write_bytes(bytes(raw))
     with pytest.raises(WeightsError, match=message):
+        open_weights(path)
+
+
+# --- files that change under a run ------------------------------------------------------------------
+
+
+def one_tensor_files(tmp_path) -> dict[str, tuple[str, np.ndarray]]:
+    """The same 256×64 float32 tensor in every container floatfmt reads, each file with its tensor's name."""
+    w = RNG.standard_normal((256, 64)).astype(np.float32)
+    save_safetensors(tmp_path / "t.safetensors", {"w": w})
+    np.save(tmp_path / "w.npy", w)
+    np.savez(tmp_path / "stored.npz", w=w)
+    np.savez_compressed(tmp_path / "deflated.npz", w=w)
+    files = {kind: (str(tmp_path / kind), w) for kind in ("t.safetensors", "w.npy", "stored.npz", "deflated.npz")}
+    if importlib.util.find_spec("gguf"):
+        write_gguf(tmp_path / "t.gguf", {"w": (w, "F32")})
+        files["t.gguf"] = (str(tmp_path / "t.gguf"), w)
+    return files
+
+
+def test_arrays_handed_out_survive_their_file_being_truncated(tmp_path):
+    # a memory map would die with SIGBUS here (taking the whole process): arrays are owned, and the reader refuses
+    # a file that is no longer the one it opened
+    for kind, (path, w) in one_tensor_files(tmp_path).items():
+        weights = open_weights(path)
+        name = next(iter(weights))
+        array = weights[name]
+        with open(path, "r+b") as file:
+            file.truncate(os.path.getsize(path) // 2)
+        assert np.array_equal(array, w), kind  # still readable, and still the values
+        with pytest.raises(WeightsError, match=r"changed|ended|damaged"):
+            weights.read_rows(name, 0, 256)
+        with pytest.raises(WeightsError, match=r"changed|ended|damaged"):
+            weights[name]
+
+
+def test_a_file_rewritten_in_place_with_the_same_size_is_refused(tmp_path):
+    path = tmp_path / "t.safetensors"
+    save_safetensors(path, {"w": np.ones((64, 64), np.float32)})
+    weights = open_weights(path)
+    save_safetensors(path, {"w": np.zeros((64, 64), np.float32)})  # a new file under the same name
+    with pytest.raises(WeightsError, match="changed since it was opened"):
+        weights.read_rows("w", 0, 1)
+
+
+def test_a_shard_deleted_during_a_run_is_a_weights_error(tmp_path):
+    for path, _ in one_tensor_files(tmp_path).values():
+        weights = open_weights(path)
+        os.remove(path)
+        with pytest.raises(WeightsError, match="removed or renamed"):
+            weights[next(iter(weights))]
+    (tmp_path / "sharded").mkdir()
+    for shard in (1, 2):
+        save_safetensors(tmp_path / f"sharded/{shard}.safetensors", {f"layer{shard}": np.ones((64, 64), np.float32)})
+    checkpoint = open_weights(tmp_path / "sharded")
+    os.remove(tmp_path / "sharded/2.safetensors")
+    with pytest.raises(
+        floatfmt.ReportError, match=r"2\.safetensors: was removed or renamed .* tensor 'layer2'"
+    ) as failed:
+        floatfmt.quant_report(checkpoint, "q8_0")
+    assert [row.tensor for row in failed.value.rows] == ["layer1"]  # the rows done before it are kept
+
+
+def test_npz_rows_are_read_without_the_whole_member(tmp_path):
+    # a 64 MiB member, stored and deflated: a few rows cost a few rows of memory, and rows read forward in order
+    # equal the array
+    w = RNG.standard_normal((4096, 4096)).astype(np.float32)
+    for save in (np.savez, np.savez_compressed):
+        path = tmp_path / f"{save.__name__}.npz"
+        save(path, w=w)
+        weights = open_weights(path)
+        tracemalloc.start()
+        rows = weights.read_rows("w", 4000, 4002)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert np.array_equal(rows, w[4000:4002]) and peak < 4 << 20, (save.__name__, peak)
+        pieces = [weights.read_rows("w", start, start + 1000) for start in range(0, 4096, 1000)]
+        assert np.array_equal(np.concatenate(pieces), w)
+        assert np.array_equal(weights.read_rows("w", 5, 7), w[5:7])  # behind the cursor: read afresh
+
+
+def test_an_npz_member_that_inflates_beyond_its_declared_size_is_refused(tmp_path):
+    # the archive's directory declares the npy header and 16384 floats, the deflated stream holds a megabyte more:
+    # zipfile stops at the declared size and the CRC, computed over all of it, no longer matches
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (16384,)})
+    declared = len(header.getvalue()) + 65536
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("w.npy", header.getvalue() + bytes(65536 + (1 << 20)))
+    data = bytearray(path.read_bytes())
+    actual = declared + (1 << 20)
+    for at in [i for i in range(len(data)) if data[i : i + 4] == actual.to_bytes(4, "little")]:
+        data[at : at + 4] = declared.to_bytes(4, "little")  # the local and the central header's sizes
+    path.write_bytes(bytes(data))
+    weights = open_weights(path)
+    with pytest.raises(WeightsError, match=r"bomb.npz\[w.npy\]: cannot be read.*CRC"):
+        weights["w"]
+
+
+def test_npz_members_compressed_with_bzip2_or_lzma_are_refused(tmp_path):
+    buffer = io.BytesIO()
+    np.save(buffer, np.ones(8, np.float32))
+    path = tmp_path / "b.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("w.npy", buffer.getvalue())
+    with pytest.raises(WeightsError, match="compressed with method 12; numpy writes stored or deflated"):
         open_weights(path)

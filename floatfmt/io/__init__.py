@@ -53,9 +53,10 @@ def open_weights(path: str | os.PathLike[str], *, trust_symlinks: bool | None = 
     ``path`` is a ``.safetensors`` file, a checkpoint directory (its
     ``model.safetensors.index.json`` if present, else every ``.safetensors``
     in it), an index file, or an ``.npz``, ``.npy`` or ``.gguf`` file.
-    Tensors are memory-mapped (safetensors, npy) or read (npz) or
-    dequantized (gguf) when first indexed; ``weights.tensors`` gives names,
-    shapes, dtypes and byte sizes without touching tensor data.
+    Tensors are read into memory they own (dequantized, for gguf) when
+    indexed, never left mapped onto the file, and a file that changed since
+    it was opened is refused; ``weights.tensors`` gives names, shapes, dtypes
+    and byte sizes without touching tensor data.
 
     The shards of a checkpoint directory must lie inside it once symbolic links are resolved (a downloaded
     checkpoint cannot make floatfmt read files elsewhere), except where a Hugging Face cache snapshot links

@@ -4,11 +4,12 @@ tensors dequantized to float32 on access."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from floatfmt.io._weights import TensorInfo, Weights, weights_error
+from floatfmt.io._weights import FileStamp, TensorInfo, Weights, read_exactly, weights_error
 
 __all__ = ["GgufFile"]
 
@@ -23,6 +24,16 @@ def _gguf_package() -> Any:
 
 _PLAIN = {"I8": np.int8, "I16": np.int16, "I32": np.int32, "I64": np.int64, "F64": np.float64}
 """GGML types that hold plain values (returned as themselves, not dequantized to float32)."""
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where a tensor's data lies in the file and how it is stored (the header's facts, kept after the reader
+    and its memory map are gone)."""
+
+    offset: int
+    nbytes: int
+    ggml_type: Any
 
 
 def _check_placement(path: str, reader: Any) -> None:
@@ -51,10 +62,10 @@ class GgufFile(Weights):
         self.path = str(path)
         gguf = _gguf_package()
         try:
+            self._stamp = FileStamp.of(os.stat(self.path))
             reader = gguf.GGUFReader(self.path, "r")
         except (ValueError, KeyError, IndexError, OverflowError, TypeError, EOFError, OSError) as error:
             raise weights_error(self.path, f"not a readable GGUF file ({type(error).__name__}: {error})") from None
-        self._reader = reader
         self.tensors = {}
         self.metadata = {}
         try:
@@ -68,34 +79,37 @@ class GgufFile(Weights):
                     self.metadata[key] = str(field.contents())
         except (ValueError, KeyError, IndexError, TypeError) as error:  # text that is not UTF-8, a type it lacks
             raise weights_error(self.path, f"not a readable GGUF file ({type(error).__name__}: {error})") from None
-        self._by_name = {tensor.name: tensor for tensor in reader.tensors}
         _check_placement(self.path, reader)
+        self._placement = {
+            tensor.name: _Placement(int(tensor.data_offset), int(tensor.n_bytes), tensor.tensor_type)
+            for tensor in reader.tensors
+        }
+        # gguf-py maps the whole file; drop its map so that no array of ours can be cut off by a truncated file
+        # (SIGBUS): the data is read into owned memory on access
+        del reader
 
     def _load(self, name: str) -> np.ndarray:
-        return self._rows_of(name, slice(None)).reshape(self.tensors[name].shape)
+        return self._rows_of(name, 0, self.tensors[name].rows).reshape(self.tensors[name].shape)
 
     def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
         info = self._info(name)
-        return self._rows_of(name, slice(start, stop)).reshape(-1, info.cols)
+        start, stop, _ = slice(start, stop).indices(info.rows)
+        return self._rows_of(name, start, max(start, stop)).reshape(-1, info.cols)
 
-    def _rows_of(self, name: str, rows: slice) -> np.ndarray:
-        tensor = self._by_name[name]
+    def _rows_of(self, name: str, start: int, stop: int) -> np.ndarray:
+        placement = self._placement[name]
         info = self.tensors[name]
-        plain = _PLAIN.get(tensor.tensor_type.name)  # integers and float64 are stored as themselves
+        plain = _PLAIN.get(placement.ggml_type.name)  # integers and float64 are stored as themselves
         if info.size == 0:
-            return np.zeros((len(range(info.rows)[rows]), info.cols), dtype=plain or np.float32)
+            return np.zeros((stop - start, info.cols), dtype=plain or np.float32)
+        row_bytes = placement.nbytes // info.rows  # one GGUF row of blocks per row of the 2-D view
+        data = np.empty((stop - start, row_bytes), np.uint8)
+        read_exactly(self.path, self._stamp, placement.offset + start * row_bytes, data.data, f"tensor {name!r}")
+        if plain is not None:
+            return data.view(plain)
         try:
-            data = tensor.data.reshape(info.rows, -1)[rows]  # one GGUF row of blocks per row of the 2-D view
-            if plain is not None:
-                return np.asarray(data, dtype=plain)
-            values: np.ndarray = _gguf_package().quants.dequantize(data, tensor.tensor_type)
+            values: np.ndarray = _gguf_package().quants.dequantize(data, placement.ggml_type)
         except (ValueError, NotImplementedError, IndexError, TypeError) as error:  # sizes the header got wrong
             problem = f"tensor {name!r} cannot be read ({type(error).__name__}: {error})"
             raise weights_error(self.path, problem) from None
         return values.astype(np.float32, copy=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])  # type: ignore[misc]

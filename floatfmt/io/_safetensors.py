@@ -1,4 +1,4 @@
-"""safetensors files and sharded safetensors checkpoints: header parsed and checked up front, data memory-mapped.
+"""safetensors files and sharded safetensors checkpoints: header parsed and checked up front, data read on access.
 
 The format (huggingface/safetensors): 8 bytes of little-endian header length
 ``N``, ``N`` bytes of UTF-8 JSON mapping each tensor name to ``dtype``,
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from floatfmt.io._weights import TensorInfo, Weights, WeightsError, weights_error
+from floatfmt.io._weights import FileStamp, TensorInfo, Weights, WeightsError, read_exactly, weights_error
 from floatfmt.packing import pack, unpack
 
 __all__ = [
@@ -179,14 +178,15 @@ def _is_count(value: Any) -> bool:
 
 
 class SafetensorsFile(Weights):
-    """One ``.safetensors`` file: the header is read and checked on opening, tensors are mapped on access."""
+    """One ``.safetensors`` file: the header is read and checked on opening, tensors are read on access."""
 
     kind = "safetensors"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         with open(self.path, "rb") as file:
-            self._file_size = os.fstat(file.fileno()).st_size
+            self._stamp = FileStamp.of(os.fstat(file.fileno()))
+            self._file_size = self._stamp.size
             if self._file_size < 8:
                 raise weights_error(self.path, f"{self._file_size} bytes is too short for a safetensors header length")
             header_length = int.from_bytes(file.read(8), "little")
@@ -206,32 +206,22 @@ class SafetensorsFile(Weights):
         for name, info in self.tensors.items():  # in data order, contiguous: parse_header checked it
             self._begins[name] = position
             position += info.nbytes
-        self._map: mmap.mmap | None = None
 
-    def _mapped(self) -> mmap.mmap:
-        if self._map is None:
-            with open(self.path, "rb") as file:
-                size = os.fstat(file.fileno()).st_size
-                if size != self._file_size:
-                    raise weights_error(self.path, f"the file changed size since it was opened ({size:,} bytes now)")
-                self._map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        return self._map
+    def _read(self, name: str, begin: int, out: np.ndarray) -> np.ndarray:
+        """``out`` (C-contiguous) filled with the tensor's bytes from byte ``begin`` of its data."""
+        offset = self._data_start + self._begins[name] + begin
+        read_exactly(self.path, self._stamp, offset, out.reshape(-1).view(np.uint8).data, f"tensor {name!r}")
+        return out
 
     def _load(self, name: str) -> np.ndarray:
         info = self.tensors[name]
         dtype, bits = SAFETENSORS_DTYPES[info.dtype]
-        offset = self._data_start + self._begins[name]
-        if info.nbytes == 0:
-            empty = np.empty(info.shape, dtype)
-            empty.flags.writeable = False
-            return empty
         if bits < 8:
-            packed = np.frombuffer(self._mapped(), np.uint8, info.nbytes, offset)
-            codes = unpack(packed, _SUB_BYTE_FORMATS[info.dtype], info.size)
-            values = codes.view(dtype).reshape(info.shape)
-            values.flags.writeable = False
-            return values
-        return np.frombuffer(self._mapped(), dtype, info.size, offset).reshape(info.shape)
+            values = self._read_packed_rows(name, 0, info.rows).reshape(info.shape)
+        else:
+            values = self._read(name, 0, np.empty(info.shape, dtype))
+        values.flags.writeable = False
+        return values
 
     def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
         info = self._info(name)
@@ -240,11 +230,7 @@ class SafetensorsFile(Weights):
         if bits < 8:
             return self._read_packed_rows(name, start, stop)
         rows = np.empty((max(stop - start, 0), info.cols), dtype)
-        with open(self.path, "rb") as file:
-            file.seek(self._data_start + self._begins[name] + start * info.cols * dtype.itemsize)
-            if file.readinto(rows.reshape(-1).view(np.uint8).data) != rows.nbytes:
-                raise weights_error(self.path, f"the file ended inside tensor {name!r}; it changed since it was opened")
-        return rows
+        return self._read(name, start * info.cols * dtype.itemsize, rows)
 
     def _read_packed_rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows of a sub-byte tensor: only the bytes that hold them, unpacked (from the last element boundary that
@@ -255,22 +241,9 @@ class SafetensorsFile(Weights):
         period = 8 // math.gcd(8, bits)
         aligned = first // period * period
         begin, end = aligned * bits // 8, -(-last * bits // 8)
-        packed = np.frombuffer(self._mapped(), np.uint8, end - begin, self._data_start + self._begins[name] + begin)
+        packed = self._read(name, begin, np.empty(end - begin, np.uint8))
         codes = unpack(packed, _SUB_BYTE_FORMATS[info.dtype], last - aligned)[first - aligned :]
         return np.array(codes.view(dtype).reshape(-1, info.cols))
-
-    def close(self) -> None:
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:  # arrays handed out still use the map; it closes when they are gone
-                pass
-            self._map = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_map"] = None  # maps do not cross processes; the receiver maps the file again
-        return state
 
 
 class ShardedWeights(Weights):

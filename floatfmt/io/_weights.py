@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import io
 import math
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +14,7 @@ import numpy as np
 
 from floatfmt._display import format_bytes
 
-__all__ = ["ArrayWeights", "TensorInfo", "Weights", "WeightsError"]
+__all__ = ["ArrayWeights", "FileStamp", "TensorInfo", "Weights", "WeightsError", "read_exactly", "reopen"]
 
 
 class WeightsError(ValueError):
@@ -64,8 +66,10 @@ class Weights(Mapping[str, np.ndarray]):
     """A read-only mapping of tensor name to numpy array, reading each tensor only when asked.
 
     ``tensors`` holds every tensor's :class:`TensorInfo` straight from the
-    headers, so sizes and dtypes cost no data reads. Arrays come back
-    read-only, memory-mapped where the file allows it.
+    headers, so sizes and dtypes cost no data reads. Arrays are read into
+    memory the array owns when asked for (never left mapped onto the file: a
+    file truncated under a live map kills the process with SIGBUS), and a file
+    that changed since it was opened is refused with :class:`WeightsError`.
     """
 
     path: str
@@ -161,6 +165,52 @@ class ArrayWeights(Weights):
 
     def _load(self, name: str) -> np.ndarray:
         return self._arrays[name]
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What identifies one version of a file: size, modification time and inode, taken when it is opened."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, status: os.stat_result) -> FileStamp:
+        return cls(status.st_size, status.st_mtime_ns, status.st_ino)
+
+
+def reopen(path: str, stamp: FileStamp, what: str) -> io.BufferedReader:
+    """The file opened again for reading ``what``, refused unless it is the version that was opened first."""
+    try:
+        file = open(path, "rb")
+    except FileNotFoundError:
+        raise weights_error(path, f"was removed or renamed since it was opened, before {what} was read") from None
+    except OSError as error:
+        raise weights_error(path, f"cannot be opened again to read {what} ({error.strerror})") from None
+    if FileStamp.of(os.fstat(file.fileno())) != stamp:
+        file.close()
+        raise weights_error(
+            path, f"changed since it was opened (its size, time or inode differ), before {what} was read: open it again"
+        )
+    return file
+
+
+def read_exactly(path: str, stamp: FileStamp, offset: int, buffer: memoryview, what: str) -> None:
+    """Fill ``buffer`` with the file's bytes from ``offset``, refusing a file that is not the version opened.
+
+    Reads go into memory the caller owns, never through a map, so a shard
+    truncated, replaced or deleted while a run goes on gives a
+    :class:`WeightsError` naming the file and ``what`` was being read.
+    """
+    with reopen(path, stamp, what) as file:
+        file.seek(offset)
+        done, total = 0, len(buffer)
+        while done < total:
+            count = file.readinto(buffer[done:])
+            if not count:
+                raise weights_error(path, f"the file ended inside {what}; it changed since it was opened")
+            done += count
 
 
 def weights_error(path: str, problem: str) -> WeightsError:
