@@ -14,6 +14,7 @@ import html
 import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -23,7 +24,7 @@ from floatfmt import _reference
 from floatfmt._display import json_float
 from floatfmt._options import check_options, random_bits
 from floatfmt.codec import as_codes, code_dtype, decode, encode
-from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
+from floatfmt.formats import FloatFormat, Format, IntFormat, floor_log2, formats, get_format
 
 __all__ = [
     "Decoded",
@@ -45,7 +46,7 @@ KINDS = ("zero", "subnormal", "normal", "inf", "nan", "integer")
 class RoundingDetail:
     """How a real value became a code: its neighbours, the choice, and the error."""
 
-    value: Fraction | float
+    value: Fraction | float | Decimal  # Decimal: a decimal string far outside the format, never made exact
     lower: Fraction | None
     upper: Fraction | None
     mode: str
@@ -115,10 +116,10 @@ class Decoded:
         if self.rounding is not None:
             r = self.rounding
             result["rounding"] = {
-                "value": json_float(float(r.value)),
+                "value": json_float(_approximate_float(r.value)),
                 "mode": r.mode,
-                "lower": None if r.lower is None else json_float(float(r.lower)),
-                "upper": None if r.upper is None else json_float(float(r.upper)),
+                "lower": None if r.lower is None else json_float(_approximate_float(r.lower)),
+                "upper": None if r.upper is None else json_float(_approximate_float(r.upper)),
                 "direction": r.direction,
                 "tie": r.tie,
                 "ulps_above_lower": None if r.position is None else float(r.position),
@@ -171,7 +172,7 @@ class Decoded:
 
 
 def explain(
-    spec: str | int | float | Fraction | np.generic,
+    spec: str | int | float | Fraction | Decimal | np.generic,
     fmt: Format | str,
     *,
     rounding: str = "nearest_even",
@@ -214,8 +215,9 @@ def explain(
         if not 0 <= code < 2**fmt.bits:
             raise ValueError(f"code {code} is outside [0, {2**fmt.bits - 1}], the {fmt.bits}-bit codes of {fmt.name}")
         return _decoded(code, fmt)
-    if isinstance(spec, (float, np.floating, Fraction)):
-        return _explain_value(spec if isinstance(spec, Fraction) else float(spec), fmt, rounding, overflow, nan, seed)
+    if isinstance(spec, (float, np.floating, Fraction, Decimal)):
+        value = spec if isinstance(spec, (Fraction, Decimal)) else float(spec)
+        return _explain_value(value, fmt, rounding, overflow, nan, seed)
     raise TypeError(f"expected a bit string, an integer code or a real value, got {type(spec).__name__}")
 
 
@@ -436,7 +438,7 @@ def info(fmt: Format | str) -> FormatSummary:
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE)
 
 
-def _parse_spec(spec: str, fmt: Format) -> int | float | Fraction:
+def _parse_spec(spec: str, fmt: Format) -> int | float | Decimal:
     """A bit string's code, or the value of a decimal string."""
     text = spec.strip()
     if not text:
@@ -446,10 +448,12 @@ def _parse_spec(spec: str, fmt: Format) -> int | float | Fraction:
         digits = lower[2:].replace("_", "")
         bad = [c for c in digits if c not in "0123456789abcdef"]
         if not digits or bad:
-            raise ValueError(f"{spec!r} is not a hex code: {'no digits' if not digits else f'stray {bad[0]!r}'}")
+            raise ValueError(f"{_shown(spec)} is not a hex code: {'no digits' if not digits else f'stray {bad[0]!r}'}")
         code = int(digits, 16)
         if code >= 2**fmt.bits:
-            raise ValueError(f"{spec!r} is {code}, outside the {fmt.bits}-bit codes of {fmt.name}")
+            raise ValueError(
+                f"{_shown(spec)} is a {code.bit_length()}-bit code, outside the {fmt.bits}-bit codes of {fmt.name}"
+            )
         return code
     prefixed = lower.startswith("0b")
     body = text[2:] if prefixed else text
@@ -458,11 +462,16 @@ def _parse_spec(spec: str, fmt: Format) -> int | float | Fraction:
         return _parse_bits(body, spec, fmt, check_fields=not prefixed)
     if _NUMBER.fullmatch(text):
         special = lower.lstrip("+-") in ("inf", "infinity", "nan")
-        return float(text) if special else Fraction(text)  # a decimal string is taken exactly
+        return float(text) if special else Decimal(text)  # exact; made a Fraction once known to be in range
     stray = next(c for c in body if c not in "01 _")
     raise ValueError(
-        f"{spec!r} is neither a bit string nor a number: stray {stray!r} at position {body.index(stray) + 1}"
+        f"{_shown(spec)} is neither a bit string nor a number: stray {stray!r} at position {body.index(stray) + 1}"
     )
+
+
+def _shown(spec: str) -> str:
+    """The user's input as an error message quotes it: whole if short, its ends if long."""
+    return repr(spec) if len(spec) <= 60 else f"{spec[:24]!r}...{spec[-24:]!r} ({len(spec):,} characters)"
 
 
 def _parse_bits(body: str, spec: str, fmt: Format, check_fields: bool) -> int:
@@ -470,7 +479,7 @@ def _parse_bits(body: str, spec: str, fmt: Format, check_fields: bool) -> int:
     for group in groups:
         for char in group:
             if char not in "01":
-                raise ValueError(f"{spec!r}: stray {char!r} in a bit string (only 0, 1, spaces and _ allowed)")
+                raise ValueError(f"{_shown(spec)}: stray {char!r} in a bit string (only 0, 1, spaces and _ allowed)")
     total = sum(len(group) for group in groups)
     if total == 0:
         raise ValueError("empty bit string: give bits like '0 1011 011', '0b01011011' or '0x5B'")
@@ -485,13 +494,14 @@ def _parse_bits(body: str, spec: str, fmt: Format, check_fields: bool) -> int:
             ]
             also = f"; formats with {_slashes(widths)}: {', '.join(matching)}" if matching else ""
             raise ValueError(
-                f"the groups of {spec!r} are {_slashes(widths)} bits, but {fmt.name} has {_slashes(expected)} "
+                f"the groups of {_shown(spec)} are {_slashes(widths)} bits, but {fmt.name} has {_slashes(expected)} "
                 f"(sign/exponent/mantissa){also}"
             )
     if total != fmt.bits:
         plain = set(body) <= set("01") and not body.startswith("0")
-        hint = f"; to explain the number {body}, write it as {body}.0" if plain else ""
-        raise ValueError(f"{spec!r} has {total} bits, but {fmt.name} codes have {fmt.bits}{hint}")
+        example = f": {body}.0" if len(body) <= 60 else ""
+        hint = f"; to explain the number, write it with a decimal point{example}" if plain else ""
+        raise ValueError(f"{_shown(spec)} has {total:,} bits, but {fmt.name} codes have {fmt.bits}{hint}")
     return int("".join(groups), 2)
 
 
@@ -525,8 +535,101 @@ def _decoded(code: int, fmt: Format, rounding: RoundingDetail | None = None) -> 
     )
 
 
-def _explain_value(value: float | Fraction, fmt: Format, rounding: str, overflow: str, nan: str, seed: int) -> Decoded:
+_FAR_BINADES = 41
+"""How far outside a format's range (in powers of two) a value must lie to be explained from its magnitude alone.
+Beyond it every rounding mode decides alike whatever the digits (stochastic rounding draws 32 bits), so a decimal
+like ``1e999999`` is never turned into an exact fraction of a million digits."""
+
+
+def _range_binades(fmt: Format) -> tuple[int, int]:
+    """The binade exponents of a format's smallest positive and largest magnitudes."""
+    if isinstance(fmt, IntFormat):
+        return 0, fmt.bits
+    top = floor_log2(fmt.magnitude_value(fmt.max_code))
+    return floor_log2(fmt.magnitude_value(fmt.smallest_code)), top
+
+
+def _log2_bounds(value: float | Fraction | Decimal) -> tuple[float, float]:
+    """Bounds on ``log2(|value|)`` of a nonzero finite value, from its size alone (no exact arithmetic)."""
+    if isinstance(value, Decimal):
+        tens = value.adjusted()  # |value| is in [10**tens, 10**(tens + 1))
+        return tens * math.log2(10), (tens + 1) * math.log2(10)
+    if isinstance(value, Fraction):
+        binades = value.numerator.bit_length() - value.denominator.bit_length()
+        return binades - 1, binades + 1
+    return math.log2(abs(value)), math.log2(abs(value))
+
+
+def _far_outside(value: float | Fraction | Decimal, fmt: Format) -> str | None:
+    """``"above"`` or ``"below"`` for a value so far beyond the format's range that its digits cannot matter."""
+    if value == 0:
+        return None
+    low, high = _log2_bounds(value)
+    bottom, top = _range_binades(fmt)
+    if low >= top + 4:
+        return "above"
+    if high <= bottom - _FAR_BINADES:
+        return "below"
+    return None
+
+
+def _approximate_float(value: float | Fraction | Decimal) -> float:
+    """The nearest float, infinite or zero when it lies beyond float64 (never ``OverflowError``)."""
+    if isinstance(value, (float, Decimal)):
+        return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        return -math.inf if value < 0 else math.inf
+
+
+def _explain_far(
+    value: float | Fraction | Decimal,
+    side: str,
+    fmt: Format,
+    rounding: str,
+    overflow: str,
+    nan: str,
+    random: int | None,
+) -> Decoded:
+    """A value beyond the format's range by more than ``_FAR_BINADES``: coded as a stand-in on the same side (a
+    small power of two every mode rounds the same way), its error from the value's magnitude."""
+    negative = value < 0
+    bottom, top = _range_binades(fmt)
+    stand_in = Fraction(2) ** (top + 4 if side == "above" else bottom - _FAR_BINADES - 1)
+    code = _reference.encode(-stand_in if negative else stand_in, fmt, rounding, overflow, nan, random)
+    result = _reference.decode(code, fmt)
+    approximate = _approximate_float(value)
+    if isinstance(result, float) and not math.isfinite(result):
+        direction = "to NaN" if math.isnan(result) else "to infinity"
+        abs_error = rel_error = math.inf
+    else:
+        stored = float(result)  # finite: at most the format's largest value, or its smallest, or zero
+        toward_zero = side == "above" or stored == 0
+        direction = "down" if toward_zero != negative else "up"
+        abs_error = abs(approximate - stored) if math.isfinite(approximate) else math.inf
+        if side == "above":  # |error| / |value| = 1 - |stored| / |value|, within a float of 1
+            rel_error = 1.0 - abs(stored / approximate) if math.isfinite(approximate) else 1.0
+        else:  # zero loses all of it; the smallest value is larger than the value by a huge factor
+            rel_error = 1.0 if stored == 0 else (abs_error / abs(approximate) if approximate else math.inf)
+    detail = RoundingDetail(
+        value, None, None, rounding, direction, False, None, abs_error, rel_error,
+        side == "above" and isinstance(fmt, FloatFormat), side == "below" and isinstance(fmt, FloatFormat),
+    )  # fmt: skip
+    return _decoded(code, fmt, detail)
+
+
+def _explain_value(
+    value: float | Fraction | Decimal, fmt: Format, rounding: str, overflow: str, nan: str, seed: int
+) -> Decoded:
     random = random_bits(seed, 0) if rounding == "stochastic" else None
+    if isinstance(value, Decimal) and (value.is_zero() or not value.is_finite()):
+        value = float(value)  # exact, and keeps the sign of "-0"
+    side = _far_outside(value, fmt) if not isinstance(value, float) or math.isfinite(value) else None
+    if side is not None:
+        return _explain_far(value, side, fmt, rounding, overflow, nan, random)
+    if isinstance(value, Decimal):
+        value = Fraction(*value.as_integer_ratio())
     code = _reference.encode(value, fmt, rounding, overflow, nan, random)
     result = _reference.decode(code, fmt)
     finite_input = isinstance(value, Fraction) or math.isfinite(value)
@@ -564,8 +667,8 @@ def _explain_value(value: float | Fraction, fmt: Format, rounding: str, overflow
         result_value = Fraction(result)
         error = result_value - exact_value
         direction = "exact" if error == 0 else ("up" if error > 0 else "down")
-        abs_error = float(abs(error))
-        rel_error = float(abs(error) / magnitude) if magnitude else 0.0
+        abs_error = abs(_approximate_float(error))
+        rel_error = abs(_approximate_float(error / magnitude)) if magnitude else 0.0
     else:
         direction = "to NaN" if math.isnan(result) else "to infinity"
         abs_error = rel_error = math.inf
@@ -660,12 +763,20 @@ def _formula(d: Decoded) -> str:
     return f"{sign}2^({d.exponent}−{fmt.bias}){significand} = {_number(d.exact)}"
 
 
-def _number(value: Fraction | float | None) -> str:
+def _number(value: Fraction | float | Decimal | None) -> str:
     """An exact value as a short exact decimal where one exists, else a float repr."""
     if value is None:
         return "none"
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, Decimal):
+        return (
+            str(value)
+            if len(value.as_tuple().digits) <= 40
+            else f"{value:.17g} ({len(value.as_tuple().digits):,} digits)"
+        )
+    if max(value.numerator.bit_length(), value.denominator.bit_length()) > 1024:  # beyond what a float shows
+        return f"≈{_approximate_float(value)!r}"
     if value.denominator == 1:
         return str(value.numerator)
     as_float = float(value)

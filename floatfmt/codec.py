@@ -243,6 +243,8 @@ def _as_real_array(x: Any) -> np.ndarray:
         return as_float
     if dtype.kind == "b":
         raise TypeError("boolean input cannot be encoded; convert it to a float array first")
+    if dtype.kind == "f" and not dtype.isnative:  # big-endian data from a file: the same values, swapped exactly
+        return _as_real_array(array.astype(dtype.newbyteorder("=")))
     if dtype.kind == "f":
         raise TypeError(f"{dtype} input is not supported; convert it to float64 first (which may round)")
     raise TypeError(f"expected real numbers, got an array of dtype {dtype}")
@@ -252,8 +254,11 @@ def as_codes(codes: Any, fmt: Format) -> np.ndarray:
     """``codes`` as an array of ``code_dtype(fmt)``, refusing non-integers and codes outside the format's width."""
     array = np.asarray(codes)
     if array.dtype.kind not in "iu":
-        if array.dtype.kind == "O" or array.size == 0:
-            array = array.astype(np.int64) if array.size else array.astype(code_dtype(fmt))
+        if array.dtype.kind == "O":  # Python integers too large for any numpy integer type (or not integers)
+            _check_python_codes(array, fmt)
+            array = array.astype(np.int64)
+        elif array.size == 0:
+            array = array.astype(code_dtype(fmt))
         else:
             raise TypeError(f"codes must be integers, got dtype {array.dtype}")
     fits = array.dtype.kind == "u" and array.dtype.itemsize * 8 <= fmt.bits
@@ -267,6 +272,19 @@ def as_codes(codes: Any, fmt: Format) -> np.ndarray:
             )
     target = code_dtype(fmt)
     return array if array.dtype == target else array.astype(target)
+
+
+def _check_python_codes(array: np.ndarray, fmt: Format) -> None:
+    for code in array.flat:
+        if isinstance(code, bool) or not isinstance(code, (int, np.integer)):
+            raise TypeError(f"codes must be integers, got {type(code).__name__} {code!r:.40}")
+        if not 0 <= code < 2**fmt.bits:
+            shown = (
+                str(code) if abs(int(code)).bit_length() <= 128 else f"(a {abs(int(code)).bit_length()}-bit integer)"
+            )
+            raise ValueError(
+                f"code {shown} is outside [0, {2**fmt.bits - 1}], the range of {fmt.bits}-bit {fmt.name} codes"
+            )
 
 
 def _count_rejected(chunk: np.ndarray, fmt: Format, nan: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from fractions import Fraction
@@ -193,3 +194,49 @@ def test_table_to_pandas():
     frame = floatfmt.table("e2m1").to_pandas()
     assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["code", "bits", "kind", "value"]
     assert frame["value"].tolist()[:8] == [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+
+
+FAR_FORMATS = ["e4m3", "e5m2", "float8_e8m0fnu", "e2m1", "bf16", "int4", "uint4"]
+ALL_ROUNDINGS = ["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic"]
+
+
+@pytest.mark.parametrize("fmt", FAR_FORMATS)
+@pytest.mark.parametrize("rounding", ALL_ROUNDINGS)
+@pytest.mark.parametrize("overflow", ["ieee", "saturate"])
+def test_values_far_outside_a_format_code_as_the_exact_reference_says(fmt, rounding, overflow):
+    # a million-digit decimal is explained from its magnitude: the code must be what exact arithmetic gives on a
+    # value as far out that the reference can still afford (10**±400), for every mode and seed
+    fmt = floatfmt.get_format(fmt)
+    for sign, tens in [(s, t) for s in (1, -1) for t in (400, -400)]:
+        if sign < 0 and not fmt.signed:
+            continue
+        for seed in (0, 1, 7) if rounding == "stochastic" else (0,):
+            random = floatfmt._options.random_bits(seed, 0) if rounding == "stochastic" else None
+            near = Fraction(10) ** tens * sign
+            expected = _reference.encode(near, fmt, rounding, overflow, "error", random)
+            for spec in (f"{'-' if sign < 0 else ''}1e{tens * 2500}", near):
+                d = floatfmt.explain(spec, fmt, rounding=rounding, overflow=overflow, seed=seed)
+                assert d.code == expected, (spec if isinstance(spec, str) else tens, seed)
+                r = d.rounding
+                assert r.overflow == (tens > 0 and isinstance(fmt, floatfmt.FloatFormat))
+                assert r.underflow == (tens < 0 and isinstance(fmt, floatfmt.FloatFormat))
+                assert r.direction in ("up", "down", "to NaN", "to infinity")
+                assert r.rel_error >= 0.5 and not math.isnan(r.abs_error)
+                json.dumps(d.as_dict())
+                assert str(d)  # prints
+
+
+def test_long_digit_strings_are_exact_and_error_messages_stay_short():
+    # past Python's 4300-digit limit for int(str): still exact (a tie broken by the 5000th digit)
+    tie = "1.0625" + "0" * 5000  # exactly halfway between 1 and 1.125 in e4m3: nearest-even goes down
+    assert floatfmt.explain(tie, "e4m3").value == 1.0
+    assert floatfmt.explain(tie + "1", "e4m3").value == 1.125
+    for spec in ("1" * 5000, "0x" + "f" * 5000, "0 1011 011" + "x" * 5000):
+        with pytest.raises(ValueError) as error:
+            floatfmt.explain(spec, "e4m3")
+        assert len(str(error.value)) < 400 and "characters" in str(error.value)
+
+
+def test_a_negative_zero_string_keeps_its_sign():
+    assert floatfmt.explain("-0", "e4m3").code == floatfmt.explain(-0.0, "e4m3").code == 0x80
+    assert floatfmt.explain("-0.000", "bf16").code == 0x8000

@@ -41,6 +41,15 @@ def test_bad_inputs(values, error, message):
         floatfmt.encode(values, "e4m3")
 
 
+@pytest.mark.parametrize("fmt", ["e4m3", "bf16", "fp16", "e2m1", "int8"])
+@pytest.mark.parametrize("dtype", [">f2", ">f4", ">f8"])
+def test_big_endian_floats_encode_as_their_values(fmt, dtype):
+    # arrays read from big-endian files: the same values, so the same codes (byte order is no rounding)
+    values = np.random.default_rng(3).standard_normal(257) * 4
+    swapped = values.astype(dtype)
+    assert np.array_equal(floatfmt.encode(swapped, fmt), floatfmt.encode(swapped.astype(dtype[1:]), fmt))
+
+
 def test_integer_input_is_accepted_exactly():
     assert floatfmt.encode(np.array([1, 2, 3], dtype=np.int16), "e4m3").tolist() == [56, 64, 68]
 
@@ -52,6 +61,11 @@ def test_integer_input_is_accepted_exactly():
         ([16, 3], "e2m1", "1 codes are outside \\[0, 15\\]"),
         ([-1], "bf16", "outside"),
         ([1.5], "e4m3", "codes must be integers"),
+        (2**64, "e4m3", "code 18446744073709551616 is outside \\[0, 255\\]"),  # beyond every numpy integer
+        ([3, 2**70], "bf16", "code 1180591620717411303424 is outside"),
+        ([3, 2**5000], "bf16", "a 5001-bit integer"),
+        ([2.5, 2**70], "bf16", "codes must be integers, got float 2.5"),
+        ([True], "e4m3", "codes must be integers"),
     ],
 )
 def test_bad_codes(codes, fmt, message):
