@@ -744,10 +744,10 @@ def _report(
             batch.append((name, plan[name]))
             batch_bytes += weights.tensors[name].nbytes
             if batch_bytes >= JOB_BYTES or len(batch) >= JOB_TENSORS:
-                jobs.append((part, batch))
+                jobs.append((part.restricted_to([n for n, _ in batch]), batch))
                 batch, batch_bytes = [], 0
         if batch:
-            jobs.append((part, batch))
+            jobs.append((part.restricted_to([n for n, _ in batch]), batch))
 
     order = [name for _, batch in jobs for name, _ in batch]  # the rows' order, whatever finishes first
     finished: dict[str, list[ReportRow]] = {}

@@ -8,9 +8,10 @@ import io
 import json
 import math
 import pathlib
+import pickle
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 import ml_dtypes
 import numpy as np
@@ -279,6 +280,29 @@ def test_minilm_bytes_match_its_header_and_errors_follow_the_bits(minilm):
         assert by_scheme[better].sqnr_db > by_scheme[worse].sqnr_db, (better, worse)
         for name in quantized:
             assert report.row(name, better).sqnr_db > report.row(name, worse).sqnr_db, (name, better, worse)
+
+
+class RecordingExecutor(Executor):
+    """Runs each job at once, recording the bytes its arguments take when pickled for another process."""
+
+    def __init__(self) -> None:
+        self.shipped: list[int] = []
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        self.shipped.append(len(pickle.dumps((fn, args, kwargs))))
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def test_arrays_in_memory_are_shipped_job_by_job(monkeypatch):
+    # 40 tensors of 256 KiB in a dict, one tensor per job: each job carries its own tensor, not all 10 MiB
+    monkeypatch.setattr(floatfmt.report, "JOB_TENSORS", 1)
+    arrays = {f"w{i}": np.full((256, 256), i, np.float32) for i in range(40)}
+    executor = RecordingExecutor()
+    report = floatfmt.quant_report(arrays, "q8_0", executor=executor, progress=False)
+    assert len(executor.shipped) == 40 and max(executor.shipped) < 2 * arrays["w0"].nbytes
+    assert report.rows == floatfmt.quant_report(arrays, "q8_0", progress=False).rows
 
 
 FORKED_WORKERS = """

@@ -98,6 +98,11 @@ class Weights(Mapping[str, np.ndarray]):
         so work sent to other processes carries one shard's header, not the checkpoint's."""
         return [(self, names)] if names else []
 
+    def restricted_to(self, names: list[str]) -> Weights:
+        """What a job that reads only ``names`` needs sent to another process: this object by default (a file's
+        reader pickles as its header), only those arrays for arrays held in memory."""
+        return self
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.tensors)
 
@@ -165,6 +170,9 @@ class ArrayWeights(Weights):
 
     def _load(self, name: str) -> np.ndarray:
         return self._arrays[name]
+
+    def restricted_to(self, names: list[str]) -> Weights:
+        return ArrayWeights({name: self._arrays[name] for name in names}, self.path)
 
 
 @dataclass(frozen=True)
