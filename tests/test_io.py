@@ -4,18 +4,17 @@ every malformed input, and a fuzzed header parser."""
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import pickle
 import tracemalloc
-import zipfile
 
 import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from refusals import raw_safetensors
 
 import floatfmt
 from floatfmt.io import SAFETENSORS_DTYPES, WeightsError, open_weights, parse_header, save_safetensors
@@ -43,13 +42,6 @@ def sample(dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
-
-
-def raw_safetensors(path, header: dict | bytes, data: bytes = b"", length: int | None = None) -> str:
-    text = header if isinstance(header, bytes) else json.dumps(header).encode()
-    with open(path, "wb") as file:
-        file.write((len(text) if length is None else length).to_bytes(8, "little") + text + data)
-    return str(path)
 
 
 # --- safetensors round trips ---------------------------------------------------------------------
@@ -126,77 +118,6 @@ def test_read_rows_matches_slicing_and_weights_pickle(tmp_path):
 
 
 # --- malformed safetensors -----------------------------------------------------------------------
-
-F32_2x2 = {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}
-
-
-@pytest.mark.parametrize(
-    ("header", "data", "message"),
-    [
-        (b"\xff\xfe{}", b"", "not UTF-8"),
-        (b'{"a": ', b"", "not valid JSON"),
-        (b"[1, 2]", b"", "JSON object"),
-        (b"[" * 100_000 + b"]" * 100_000, b"", "nests too deeply|not valid JSON"),
-        ({"__metadata__": {"a": 1}}, b"", "__metadata__"),
-        ({"w": [1, 2]}, b"", "must be an object"),
-        ({"w": {"dtype": "F32", "shape": [1]}}, b"", "has no data_offsets"),
-        ({"w": {**F32_2x2, "dtype": "F12"}}, bytes(16), "unknown dtype 'F12'"),
-        ({"w": {**F32_2x2, "shape": [2, -2]}}, bytes(16), "non-negative integers"),
-        ({"w": {**F32_2x2, "shape": [2, True]}}, bytes(16), "non-negative integers"),
-        ({"w": {**F32_2x2, "shape": 4}}, bytes(16), "non-negative integers"),
-        ({"w": {**F32_2x2, "data_offsets": [0]}}, bytes(16), "expected \\[begin, end\\]"),
-        ({"w": {**F32_2x2, "data_offsets": [16, 0]}}, bytes(16), "end before they begin"),
-        ({"w": {**F32_2x2, "shape": [2, 3]}}, bytes(16), "needs 24 bytes but data_offsets give 16"),
-        ({"w": {"dtype": "F4", "shape": [3], "data_offsets": [0, 2]}}, bytes(2), "not a whole number of bytes"),
-        ({"w": F32_2x2}, bytes(8), "truncated"),
-        ({"w": F32_2x2}, bytes(20), "last 4 data bytes belong to no tensor"),
-        (
-            {"a": F32_2x2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}},
-            bytes(16),
-            "'a' and 'b' overlap",
-        ),
-        ({"a": {**F32_2x2, "data_offsets": [4, 20]}}, bytes(20), "no tensor \\(before 'a'\\)|not a multiple"),
-        (
-            {"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}, "b": {**F32_2x2, "data_offsets": [2, 18]}},
-            bytes(18),
-            "starts at data byte 2, not a multiple of its 4-byte F32",
-        ),
-        (b'{"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}, "w": {}}', bytes(1), "names 'w' twice"),
-    ],
-)
-def test_malformed_headers_name_the_file_and_the_problem(tmp_path, header, data, message):
-    path = raw_safetensors(tmp_path / "bad.safetensors", header, data)
-    with pytest.raises(WeightsError, match=message) as error:
-        open_weights(path)
-    assert str(path) in str(error.value)
-    assert isinstance(error.value, ValueError)
-
-
-def test_header_lengths_that_cannot_be_true(tmp_path):
-    short = tmp_path / "short.safetensors"
-    short.write_bytes(b"\x01\x02")
-    with pytest.raises(WeightsError, match="too short"):
-        open_weights(short)
-    with pytest.raises(WeightsError, match="header length field says 1,000,000"):
-        open_weights(raw_safetensors(tmp_path / "long.safetensors", b"{}", length=1_000_000))
-    huge = tmp_path / "huge_header.safetensors"  # a sparse file, so the length fits, but the limit does not
-    with open(huge, "wb") as file:
-        file.write((200_000_000).to_bytes(8, "little"))
-        file.truncate(8 + 200_000_000)
-    with pytest.raises(WeightsError, match="100 MB limit"):
-        open_weights(huge)
-
-
-def test_a_file_that_shrinks_after_opening_is_caught(tmp_path):
-    path = tmp_path / "t.safetensors"
-    save_safetensors(path, {"w": np.ones((64, 64), np.float32)})
-    weights = open_weights(path)
-    with open(path, "r+b") as file:
-        file.truncate(100)
-    with pytest.raises(WeightsError, match="changed"):
-        weights["w"]
-    with pytest.raises(WeightsError, match="changed"):
-        weights.read_rows("w", 0, 64)
 
 
 @settings(max_examples=300, deadline=None)
@@ -280,42 +201,9 @@ def test_a_directory_without_index_merges_its_files(tmp_path):
         open_weights(tmp_path)
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (
-            lambda m, d: (d / m["layers.4.w"]).unlink(),
-            "'model-00003-of-00003.safetensors', named for 2 tensors.*missing",
-        ),
-        (lambda m, d: m.update({"layers.9.w": m["layers.0.w"]}), "puts 'layers.9.w' in"),
-        (lambda m, d: m.pop("layers.1.w"), "holds 'layers.1.w', which the index does not place there"),
-        (lambda m, d: m.update({"layers.0.w": "../outside.safetensors"}), "outside the checkpoint directory"),
-    ],
-)
-def test_inconsistent_indexes_are_errors(tmp_path, change, message):
-    _, weight_map = sharded(tmp_path)
-    change(weight_map, tmp_path)
-    write_index(tmp_path, weight_map)
-    with pytest.raises(WeightsError, match=message):
-        open_weights(tmp_path)
-
-
-def test_bad_index_files_and_directories(tmp_path):
-    (tmp_path / "model.safetensors.index.json").write_text("{not json")
-    with pytest.raises(WeightsError, match="not a valid JSON index"):
-        open_weights(tmp_path)
-    (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": [1]}')
-    with pytest.raises(WeightsError, match="weight_map object"):
-        open_weights(tmp_path)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(WeightsError, match=r"no .safetensors files"):
-        open_weights(empty)
+def test_a_path_that_does_not_exist_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         open_weights(tmp_path / "nothing.safetensors")
-    (tmp_path / "w.bin").write_bytes(b"123")
-    with pytest.raises(WeightsError, match="unknown weights file type"):
-        open_weights(tmp_path / "w.bin")
 
 
 # --- npy, npz ------------------------------------------------------------------------------------
@@ -333,27 +221,6 @@ def test_npy_and_npz_round_trip_lazily(tmp_path):
         weights = open_weights(tmp_path / "w.npz")
         assert weights.tensors["a"].nbytes == a.nbytes and weights.tensors["a"].dtype == "float16"
         assert same_bits(weights["a"], a) and np.array_equal(weights["b"], b) and weights["empty"].shape == (0, 3)
-
-
-def test_malformed_numpy_files(tmp_path):
-    np.save(tmp_path / "a.npy", np.ones((100, 100)))
-    data = (tmp_path / "a.npy").read_bytes()
-    (tmp_path / "cut.npy").write_bytes(data[:1000])
-    with pytest.raises(WeightsError, match="promises 80,000 data bytes"):
-        open_weights(tmp_path / "cut.npy")
-    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
-    with pytest.raises(WeightsError, match=r"not a valid .npy header"):
-        open_weights(tmp_path / "junk.npy")
-    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(WeightsError, match="pickle"):
-        open_weights(tmp_path / "objects.npy")
-    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 broken")
-    with pytest.raises(WeightsError, match=r"not a readable .npz"):
-        open_weights(tmp_path / "junk.npz")
-    with zipfile.ZipFile(tmp_path / "cut.npz", "w") as archive:
-        archive.writestr("w.npy", data[:1000])
-    with pytest.raises(WeightsError, match=r"cut.npz\[w.npy\].*promises"):
-        open_weights(tmp_path / "cut.npz")
 
 
 # --- gguf ----------------------------------------------------------------------------------------
@@ -425,60 +292,6 @@ def test_sub_byte_rows_are_read_alone_and_equal_the_whole_tensors_rows(tmp_path,
 # --- findings of the fault campaign (issue 15) ---------------------------------------------------------------
 
 
-def test_an_index_that_names_a_tensor_twice_or_nests_deeply_or_is_a_directory(tmp_path):
-    _, weight_map = sharded(tmp_path)
-    first, shard = next(iter(weight_map.items()))
-    index = tmp_path / "model.safetensors.index.json"
-    body = json.dumps({"weight_map": weight_map})
-    index.write_text(body[:-2] + f', "{first}": "{shard}"' + "}}")  # the same key twice
-    with pytest.raises(WeightsError, match=f"names '{first}' twice"):
-        open_weights(tmp_path)
-    index.write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(WeightsError, match="nests too deeply"):
-        open_weights(tmp_path)
-    index.write_text('{"weight_map": {"a": "b"}, "n": ' + "9" * 5000 + "}")
-    with pytest.raises(WeightsError, match="cannot be read as an index"):
-        open_weights(tmp_path)
-    index.unlink()
-    index.mkdir()  # a directory where the index should be
-    with pytest.raises(WeightsError, match="the index is a directory"):
-        open_weights(tmp_path)
-
-
-def test_an_empty_weight_map_beside_real_shards_is_refused(tmp_path):
-    sharded(tmp_path)
-    write_index(tmp_path, {})
-    with pytest.raises(WeightsError, match="weight_map is empty, but 3 shards are beside it"):
-        open_weights(tmp_path)
-
-
-def test_a_shard_that_is_a_directory_or_a_fifo_says_what_it_is(tmp_path):
-    import os
-
-    _, weight_map = sharded(tmp_path)
-    shard = next(iter(weight_map.values()))
-    (tmp_path / shard).unlink()
-    (tmp_path / shard).mkdir()
-    write_index(tmp_path, weight_map)
-    with pytest.raises(WeightsError, match="is a directory"):
-        open_weights(tmp_path)
-    (tmp_path / shard).rmdir()
-    os.mkfifo(tmp_path / shard)
-    with pytest.raises(WeightsError, match="is not a regular file"):
-        open_weights(tmp_path)
-
-
-def test_headers_with_numbers_no_tensor_can_have(tmp_path):
-    header = b'{"w": {"dtype": "F32", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 0]}}'
-    huge = raw_safetensors(tmp_path / "digits.safetensors", header)
-    with pytest.raises(WeightsError, match=r"digits\.safetensors: the header holds a number"):
-        open_weights(huge)
-    entry = {"dtype": "F32", "shape": [0, 2**70], "data_offsets": [0, 0]}
-    wide = raw_safetensors(tmp_path / "wide.safetensors", {"w": entry})
-    with pytest.raises(WeightsError, match=r"wide.safetensors: .*a dimension of 2\*\*63 or more"):
-        open_weights(wide)
-
-
 def test_a_zero_element_tensor_with_a_vast_dimension_costs_nothing(tmp_path):
     """``[2**40, 0]`` is a valid empty tensor: the report's work follows its (zero) elements, not its rows."""
     entry = {"dtype": "BF16", "shape": [2**40, 0], "data_offsets": [0, 0]}
@@ -486,21 +299,6 @@ def test_a_zero_element_tensor_with_a_vast_dimension_costs_nothing(tmp_path):
     report = floatfmt.quant_report(path, "mxfp4,nvfp4", progress=False)
     expected = [(0, floatfmt.get_scheme(s).storage_bytes((2**40, 0)), s) for s in ("mxfp4", "nvfp4")]
     assert [(row.params, row.bytes, row.applied) for row in report.rows] == expected
-
-
-def test_npz_members_that_would_be_one_tensor_are_refused(tmp_path):
-    path = tmp_path / "twice.npz"
-    with zipfile.ZipFile(path, "w") as archive:
-        for member in ("a.npy", "a"):
-            with archive.open(member, "w") as stream:
-                np.lib.format.write_array(stream, np.zeros(3, np.float32))
-    with pytest.raises(WeightsError, match=r"members 'a\.npy' and 'a' are both tensor 'a'"):
-        open_weights(path)
-    nameless = tmp_path / "nameless.npz"
-    with zipfile.ZipFile(nameless, "w") as archive, archive.open(".npy", "w") as stream:
-        np.lib.format.write_array(stream, np.zeros(3, np.float32))
-    with pytest.raises(WeightsError, match="without a name"):
-        open_weights(nameless)
 
 
 def test_shards_that_link_out_of_the_checkpoint_are_refused(tmp_path):
@@ -576,19 +374,6 @@ def test_gguf_integer_and_float64_tensors_are_read_as_themselves(tmp_path):
         assert same_bits(weights.read_rows(name, 1, 3), array[1:3])
 
 
-@pytest.mark.parametrize(("offset", "message"), [(0, "overlap"), (4, "not a multiple of alignment 32")])
-def test_gguf_tensor_data_that_overlaps_or_is_misaligned_is_refused(tmp_path, offset, message):
-    path = tmp_path / "two.gguf"
-    write_gguf(path, {"a": (np.ones(8, np.float32), "F32"), "b": (np.ones(8, np.float32), "F32")})
-    raw = bytearray(path.read_bytes())
-    at = raw.index(b"\x01\x00\x00\x00\x00\x00\x00\x00b") + 9  # tensor b's info: its name, then dims, type, offset
-    at += 4 + 8 + 4  # n_dims (u32), one dimension (u64), the type (u32)
-    raw[at : at + 8] = offset.to_bytes(8, "little")
-    path.write_bytes(bytes(raw))
-    with pytest.raises(WeightsError, match=message):
-        open_weights(path)
-
-
 # --- files that change under a run ------------------------------------------------------------------
 
 
@@ -620,15 +405,6 @@ def test_arrays_handed_out_survive_their_file_being_truncated(tmp_path):
             weights.read_rows(name, 0, 256)
         with pytest.raises(WeightsError, match=r"changed|ended|damaged"):
             weights[name]
-
-
-def test_a_file_rewritten_in_place_with_the_same_size_is_refused(tmp_path):
-    path = tmp_path / "t.safetensors"
-    save_safetensors(path, {"w": np.ones((64, 64), np.float32)})
-    weights = open_weights(path)
-    save_safetensors(path, {"w": np.zeros((64, 64), np.float32)})  # a new file under the same name
-    with pytest.raises(WeightsError, match="changed since it was opened"):
-        weights.read_rows("w", 0, 1)
 
 
 def test_a_shard_deleted_during_a_run_is_a_weights_error(tmp_path):
@@ -665,32 +441,3 @@ def test_npz_rows_are_read_without_the_whole_member(tmp_path):
         pieces = [weights.read_rows("w", start, start + 1000) for start in range(0, 4096, 1000)]
         assert np.array_equal(np.concatenate(pieces), w)
         assert np.array_equal(weights.read_rows("w", 5, 7), w[5:7])  # behind the cursor: read afresh
-
-
-def test_an_npz_member_that_inflates_beyond_its_declared_size_is_refused(tmp_path):
-    # the archive's directory declares the npy header and 16384 floats, the deflated stream holds a megabyte more:
-    # zipfile stops at the declared size and the CRC, computed over all of it, no longer matches
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (16384,)})
-    declared = len(header.getvalue()) + 65536
-    path = tmp_path / "bomb.npz"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("w.npy", header.getvalue() + bytes(65536 + (1 << 20)))
-    data = bytearray(path.read_bytes())
-    actual = declared + (1 << 20)
-    for at in [i for i in range(len(data)) if data[i : i + 4] == actual.to_bytes(4, "little")]:
-        data[at : at + 4] = declared.to_bytes(4, "little")  # the local and the central header's sizes
-    path.write_bytes(bytes(data))
-    weights = open_weights(path)
-    with pytest.raises(WeightsError, match=r"bomb.npz\[w.npy\]: cannot be read.*CRC"):
-        weights["w"]
-
-
-def test_npz_members_compressed_with_bzip2_or_lzma_are_refused(tmp_path):
-    buffer = io.BytesIO()
-    np.save(buffer, np.ones(8, np.float32))
-    path = tmp_path / "b.npz"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as archive:
-        archive.writestr("w.npy", buffer.getvalue())
-    with pytest.raises(WeightsError, match="compressed with method 12; numpy writes stored or deflated"):
-        open_weights(path)

@@ -99,8 +99,12 @@ def parse_header(header: bytes, data_size: int, path: str = "<header>") -> tuple
         raise fail(f"the header is not valid JSON ({error.msg} at character {error.pos})") from None
     except RecursionError:
         raise fail("the header JSON nests too deeply to be a safetensors header") from None
-    except ValueError as error:  # Python refuses integers of more than 4,300 digits
-        raise fail(f"the header holds a number no tensor can have ({error})") from None
+    except WeightsError:  # a name twice
+        raise
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise fail(
+            f"the header holds an integer of more than {_MAX_DIGITS:,} digits, which no tensor can have"
+        ) from None
     if not isinstance(parsed, dict):
         raise fail(f"the header must be a JSON object of tensors, not a {type(parsed).__name__}")
     metadata = parsed.pop("__metadata__", {})
@@ -168,6 +172,9 @@ def _check_entry(name: str, entry: Any, path: str, fail: Any) -> tuple[TensorInf
         )
     return TensorInfo(name, tuple(shape), dtype, end - begin, path), begin
 
+
+_MAX_DIGITS = 4300
+"""Python's limit on the digits of an integer read from text (``sys.get_int_max_str_digits``'s default)."""
 
 _LARGEST_DIMENSION = 2**63
 """numpy's dimensions are signed 64-bit: a zero-element tensor can still not claim a dimension this large."""
@@ -357,8 +364,10 @@ def _open_index(index: Path, trust_symlinks: bool = False) -> Weights:
         raise weights_error(where, "the index JSON nests too deeply to be a checkpoint index") from None
     except WeightsError:
         raise
-    except (ValueError, OSError) as error:  # integers of more than 4,300 digits; a read that fails
-        raise weights_error(where, f"cannot be read as an index ({error})") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise weights_error(where, f"holds an integer of more than {_MAX_DIGITS:,} digits; no index does") from None
+    except OSError as error:
+        raise weights_error(where, f"cannot be read as an index ({error.strerror})") from None
     weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise weights_error(where, "the index needs a weight_map object of tensor name to shard file name")
@@ -387,7 +396,8 @@ def _open_index(index: Path, trust_symlinks: bool = False) -> Weights:
                 what = "is a directory"
             elif shard_path.exists():
                 what = "is not a regular file (a device, FIFO or socket)"
-            raise weights_error(where, f"shard {shard!r}, named for {len(names)} tensors (e.g. {names[0]!r}), {what}")
+            tensors = f"{len(names)} tensor{'s' if len(names) > 1 else ''} (e.g. {names[0]!r})"
+            raise weights_error(where, f"shard {shard!r}, named for {tensors}, {what}")
         part = SafetensorsFile(shard_path)
         absent = [name for name in names if name not in part.tensors]
         if absent:
