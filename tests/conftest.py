@@ -27,3 +27,14 @@ def each_kernel_backend(request):
     yield request.param
     _backend.set_backend(previous)
     _backend.COMPILED_MIN_SIZE = smallest
+
+
+@pytest.fixture(scope="session")
+def fuzz_worker():
+    """The fuzz suites' child process (tests/fuzz_worker.py): cases run there under a watchdog and a memory limit."""
+    from fuzz_worker import Worker
+
+    worker = Worker()
+    worker.run("encode", [1.0], "e4m3", timeout=120)  # the child's imports and first calls, not timed as a case
+    yield worker
+    worker.stop()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import floatfmt
 from floatfmt import _reference
@@ -117,3 +119,13 @@ def occupied_port(port: int) -> Iterator[None]:
 def slow_if_wide(fmt: floatfmt.Format) -> Any:
     """A test parameter, marked ``slow`` for 16-bit formats (their exhaustive checks take seconds each)."""
     return pytest.param(fmt, marks=pytest.mark.slow) if fmt.bits > 8 else fmt
+
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("FLOATFMT_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    derandomize=os.environ.get("FLOATFMT_FUZZ_EXAMPLES") is None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+"""The fuzz suites' settings: derandomized in CI (the same cases every run, so CI cannot fail by chance; the
+findings are explicit examples); ``FLOATFMT_FUZZ_EXAMPLES=5000`` runs a longer, random campaign by hand."""

@@ -1,94 +1,15 @@
 """Hypothesis-made bit strings, decimal strings, values, codes and command lines for ``explain``, ``encode``,
 ``decode`` and the CLI, each case run in a child process (``tests/fuzz_worker.py``) under a watchdog: a case must
-answer within ``CASE_SECONDS`` and within the worker's memory limit, with a value or a ``ValueError``/``TypeError``
+answer within 5 seconds and within the worker's memory limit, with a value or a ``ValueError``/``TypeError``
 whose message says something, never another exception, a hang or a crash. The ``@example``s are the fault
 campaign's findings, run every time."""
 
 from __future__ import annotations
 
-import json
-import os
-import selectors
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from helpers import FUZZ
+from hypothesis import example, given
 from hypothesis import strategies as st
-
-CASE_SECONDS = 5.0
-"""The watchdog: a case that takes longer fails (the findings took 9 s to minutes)."""
-
-WORKER = Path(__file__).with_name("fuzz_worker.py")
-
-FUZZ = settings(
-    max_examples=int(os.environ.get("FLOATFMT_FUZZ_EXAMPLES", "120")),
-    deadline=None,
-    derandomize=os.environ.get("FLOATFMT_FUZZ_EXAMPLES") is None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-"""Derandomized in CI (the same cases every run); ``FLOATFMT_FUZZ_EXAMPLES=5000`` for a random campaign by hand."""
-
-
-class Worker:
-    """The child process, restarted after a case that hung or killed it."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> subprocess.Popen[str]:
-        self.process = subprocess.Popen(
-            [sys.executable, str(WORKER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-        )
-        return self.process
-
-    def run(self, call: str, *args: Any, timeout: float = CASE_SECONDS, **options: Any) -> dict[str, str]:
-        process = self.process if self.process and self.process.poll() is None else self.start()
-        assert process.stdin is not None and process.stdout is not None
-        case = json.dumps({"call": call, "args": list(args), "options": options})
-        process.stdin.write(case + "\n")
-        process.stdin.flush()
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            ready = selector.select(timeout)
-        if not ready:
-            self.stop()
-            pytest.fail(f"{call}{tuple(args)!r:.300} {options} took more than {timeout} s")
-        line = process.stdout.readline()
-        if not line:
-            status = process.wait()
-            self.stop()
-            pytest.fail(f"{call}{tuple(args)!r:.300} {options} killed the worker (exit status {status})")
-        return json.loads(line)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            for pipe in (self.process.stdin, self.process.stdout):
-                if pipe is not None:
-                    pipe.close()
-            self.process = None
-
-
-@pytest.fixture(scope="module")
-def worker() -> Iterator[Worker]:
-    child = Worker()
-    child.run("encode", [1.0], "e4m3", timeout=120)  # imports and first calls, not timed as a case
-    yield child
-    child.stop()
-
-
-def check(reply: dict[str, str], what: str) -> None:
-    assert reply["outcome"] != "bug", f"{what} raised {reply['type']}:\n{reply['text']}"
-
 
 FORMATS = ["e4m3", "e5m2", "float8_e8m0fnu", "e2m1", "e3m2", "bf16", "fp16", "tf32", "int4", "uint4", "int8",
            "e4m3fnuz", "no_such_format"]  # fmt: skip
@@ -132,8 +53,8 @@ specs = (
 @example(spec="0x" + "f" * 5000, fmt="e4m3", rounding="nearest_even", overflow="ieee")  # str() of a huge code
 @example(spec="1" * 5000, fmt="e4m3", rounding="nearest_even", overflow="ieee")  # a message quoting it twice
 @example(spec=2**70, fmt="int4", rounding="nearest_even", overflow="ieee")
-def test_explain_answers_any_input_at_once(worker, spec, fmt, rounding, overflow):
-    check(worker.run("explain", spec, fmt, rounding=rounding, overflow=overflow), f"explain({spec!r:.80}, {fmt!r})")
+def test_explain_answers_any_input_at_once(fuzz_worker, spec, fmt, rounding, overflow):
+    fuzz_worker.check("explain", spec, fmt, rounding=rounding, overflow=overflow)
 
 
 values = st.lists(st.floats() | st.integers(-(2**70), 2**70), max_size=6)
@@ -149,9 +70,8 @@ values = st.lists(st.floats() | st.integers(-(2**70), 2**70), max_size=6)
 )
 @example(values=[1.5, -2.0], fmt="e4m3", dtype=">f4", rounding="nearest_even", overflow="ieee")  # big-endian
 @example(values=[2**64], fmt="e5m2", dtype=None, rounding="nearest_even", overflow="saturate")
-def test_encode_answers_any_input_at_once(worker, values, fmt, dtype, rounding, overflow):
-    reply = worker.run("encode", values, fmt, dtype=dtype, rounding=rounding, overflow=overflow)
-    check(reply, f"encode({values!r}, {fmt!r}, dtype={dtype})")
+def test_encode_answers_any_input_at_once(fuzz_worker, values, fmt, dtype, rounding, overflow):
+    fuzz_worker.check("encode", values, fmt, dtype=dtype, rounding=rounding, overflow=overflow)
 
 
 @FUZZ
@@ -163,8 +83,8 @@ def test_encode_answers_any_input_at_once(worker, values, fmt, dtype, rounding, 
 @example(codes=2**64, fmt="e4m3")  # OverflowError from numpy
 @example(codes=[1, 2**70], fmt="bf16")
 @example(codes=[1.5], fmt="e4m3")
-def test_decode_answers_any_input_at_once(worker, codes, fmt):
-    check(worker.run("decode", codes, fmt), f"decode({codes!r}, {fmt!r})")
+def test_decode_answers_any_input_at_once(fuzz_worker, codes, fmt):
+    fuzz_worker.check("decode", codes, fmt)
 
 
 words = st.sampled_from(
@@ -178,14 +98,19 @@ words = st.sampled_from(
 @example(argv=["explain", "1e999999", "e4m3"])
 @example(argv=["explain", "1e-400", "float8_e8m0fnu"])
 @example(argv=["explain", "--", "-1e-999999", "bf16"])
-def test_the_command_line_answers_any_arguments(worker, argv):
-    check(worker.run("cli", *argv), f"floatfmt {' '.join(argv)}")
+def test_the_command_line_answers_any_arguments(fuzz_worker, argv):
+    fuzz_worker.check("cli", *argv)
 
 
-def test_the_watchdog_catches_a_hang_and_a_bug(worker):
+def test_the_watchdog_catches_a_hang_and_a_bug(fuzz_worker):
     # the harness itself must fail a case that hangs or raises something unexpected, or it proves nothing
-    reply = worker.run("explain", "0 1011 011", "e4m3")
+    reply = fuzz_worker.check("explain", "0 1011 011", "e4m3")
     assert reply["outcome"] == "value" and "22" in reply["text"]
-    assert worker.run("decode", [1], "no_such_format")["outcome"] == "error"
-    with pytest.raises(pytest.fail.Exception, match="took more than"):
-        worker.run("cli", "memory", "llama-3.1-405b", "--gpu", "h100", timeout=0.001)
+    assert fuzz_worker.check("decode", [1], "no_such_format")["outcome"] == "error"
+    with pytest.raises(pytest.fail.Exception, match="raised ZeroDivisionError"):
+        fuzz_worker.check("harness", "bug")
+    with pytest.raises(pytest.fail.Exception, match="raised MemoryError"):
+        fuzz_worker.check("harness", "allocation")
+    with pytest.raises(pytest.fail.Exception, match=r"took more than 0\.5 s"):
+        fuzz_worker.check("harness", "hang", timeout=0.5)
+    assert fuzz_worker.check("harness", "alive again")["text"] == "alive again"  # restarted after the hang

@@ -1,28 +1,20 @@
 """Mutated small files for every reader: opening and reading them gives the arrays or a ``WeightsError`` naming the
-file, never another exception, a hang or a crash (the fault campaign's findings, kept fixed)."""
+file, never another exception, a hang or a crash (the fault campaign's findings, kept fixed). Each case is read in
+the fuzz worker's child process (``tests/fuzz_worker.py``), under its 5-second watchdog and 1 GiB heap limit."""
 
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from helpers import FUZZ
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import floatfmt
-from floatfmt.io import WeightsError, open_weights, save_safetensors
-
-FUZZ = settings(
-    max_examples=int(os.environ.get("FLOATFMT_FUZZ_EXAMPLES", "150")),
-    deadline=None,
-    derandomize=os.environ.get("FLOATFMT_FUZZ_EXAMPLES") is None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-"""Derandomized: the same cases on every run, so CI cannot fail by chance; the examples are the findings.
-``FLOATFMT_FUZZ_EXAMPLES=5000`` runs a longer, random campaign by hand."""
+from floatfmt.io import save_safetensors
 
 mutations = st.tuples(
     st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),  # (position, new byte)
@@ -39,20 +31,6 @@ def _mutated(original: bytes, mutation: tuple[list[tuple[int, int]], int | None]
     if cut is not None and data:
         data = data[: cut % (len(data) + 1)]
     return bytes(data)
-
-
-def _read_everything(path) -> None:
-    """Open, then read every tensor whole and by rows: either all of it works or a WeightsError says why."""
-    try:
-        weights = open_weights(path)
-        for name, info in weights.tensors.items():
-            array = np.asarray(weights[name])
-            assert array.shape == info.shape
-            if len(info.shape) >= 1 and info.shape[0]:
-                weights.read_rows(name, 0, 1)
-        weights.close()
-    except WeightsError as error:
-        assert str(path.name) in str(error) or str(path) in str(error), error
 
 
 def _npy_bytes(tmp_path) -> bytes:
@@ -91,36 +69,36 @@ def _safetensors_bytes(tmp_path) -> bytes:
 @given(mutation=mutations)
 @example(mutation=([(8, ord("("))], None))  # a header dict Python's tokenizer cannot finish
 @example(mutation=([(60, ord("-"))], None))  # a negative dimension
-def test_mutated_npy_files(tmp_path, mutation):
+def test_mutated_npy_files(fuzz_worker, tmp_path, mutation):
     path = tmp_path / "case.npy"
     path.write_bytes(_mutated(_npy_bytes(tmp_path), mutation))
-    _read_everything(path)
+    fuzz_worker.check("read", str(path))
 
 
 @FUZZ
 @given(mutation=mutations, compressed=st.booleans())
 @example(mutation=([(70, 0)], None), compressed=True)
 @example(mutation=([(6, 1)], None), compressed=False)  # the "encrypted" flag
-def test_mutated_npz_archives(tmp_path, mutation, compressed):
+def test_mutated_npz_archives(fuzz_worker, tmp_path, mutation, compressed):
     path = tmp_path / "case.npz"
     path.write_bytes(_mutated(_npz_bytes(tmp_path, compressed), mutation))
-    _read_everything(path)
+    fuzz_worker.check("read", str(path))
 
 
 @FUZZ
 @given(mutation=mutations)
-def test_mutated_gguf_files(tmp_path, mutation):
+def test_mutated_gguf_files(fuzz_worker, tmp_path, mutation):
     path = tmp_path / "case.gguf"
     path.write_bytes(_mutated(_gguf_bytes(tmp_path), mutation))
-    _read_everything(path)
+    fuzz_worker.check("read", str(path))
 
 
 @FUZZ
 @given(mutation=mutations)
-def test_mutated_safetensors_files(tmp_path, mutation):
+def test_mutated_safetensors_files(fuzz_worker, tmp_path, mutation):
     path = tmp_path / "case.safetensors"
     path.write_bytes(_mutated(_safetensors_bytes(tmp_path), mutation))
-    _read_everything(path)
+    fuzz_worker.check("read", str(path))
 
 
 @FUZZ
@@ -128,16 +106,12 @@ def test_mutated_safetensors_files(tmp_path, mutation):
                           lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)),
                           max_leaves=12))  # fmt: skip
-def test_arbitrary_index_json(tmp_path, index):
+def test_arbitrary_index_json(fuzz_worker, tmp_path, index):
     folder = tmp_path / "checkpoint"
     folder.mkdir(exist_ok=True)
     save_safetensors(folder / "model-1.safetensors", {"w": np.ones(4, np.float32)})
     (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": index}))
-    try:
-        weights = open_weights(folder)
-        assert all(np.asarray(weights[name]).size >= 0 for name in weights.tensors)
-    except WeightsError as error:
-        assert "model.safetensors.index.json" in str(error) or "checkpoint" in str(error)
+    fuzz_worker.check("read", str(folder))
 
 
 def test_the_report_reads_only_what_mutations_leave(tmp_path):
