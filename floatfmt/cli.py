@@ -134,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--summary-only", action="store_true", help="leave out the per-tensor table")
     memory = command("memory", "parameters, weights in a scheme, KV cache and training states of a model", _memory)
     memory.add_argument("model", metavar="MODEL", help="a preset name, a config.json, or a checkpoint directory")
-    memory.add_argument("--weights", default="bf16", help="a scheme or format for the matrices (default bf16)")
+    memory.add_argument(
+        "--weights", help="a scheme, llama.cpp file type or format for the matrices (default: as its checkpoint ships)"
+    )
     memory.add_argument("--kv-cache", default="bf16", help="cache format: bf16, fp8, q8_0, q4_0 ... (default bf16)")
     memory.add_argument("--context", type=int, default=4096, help="tokens of context (default 4096)")
     memory.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
@@ -273,11 +275,10 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 
 def _memory(args: argparse.Namespace) -> Any:
-    from floatfmt.memory import footprint, load_model
+    from floatfmt.memory import fit, footprint, load_model, roofline
 
     model = load_model(args.model)
-    result = footprint(
-        model,
+    options = dict(
         weights=args.weights,
         kv_cache=args.kv_cache,
         context=args.context,
@@ -289,22 +290,29 @@ def _memory(args: argparse.Namespace) -> Any:
         activations=args.activations,
         recompute=args.recompute,
         engine=args.engine,
-        tp=args.tp,
-        pp=args.pp,
         dp=args.dp,
     )
-    placement = ""
-    if args.gpu:
-        from floatfmt.memory import fit, roofline
-
-        options = dict(weights=args.weights, kv_cache=args.kv_cache, context=args.context, batch=args.batch)
-        placed = fit(model, args.gpu, overrides=_overrides(args.override), **options)
-        bound = roofline(model, placed.gpu, gpus=placed.gpus, overrides=_overrides(args.override), **options)
-        placement = f"\n{placed}\n{bound}"
+    layout = {"tp": args.tp, "pp": args.pp}
+    result = footprint(model, **options, **layout)
+    placed = bound = None
+    if args.gpu:  # the same options: the fit places this footprint (the layout given, if any, else the fewest GPUs)
+        fixed = {name: degree for name, degree in layout.items() if degree != 1}
+        placed = fit(model, args.gpu, **options, **fixed)
+        if args.train is None:
+            bound = roofline(model, placed.gpu, gpus=placed.gpus, **options)
     if args.json:
-        return result
+        return {
+            "model": model.name,
+            "parameters": model.num_params,
+            "active_parameters": model.active_params,
+            "parameters_by_component": {name: count for name, count in model.params_by_component().items() if count},
+            "footprint": result.as_dict(),
+            **({"fit": placed.as_dict()} if placed is not None else {}),
+            **({"roofline": bound.as_dict()} if bound is not None else {}),
+        }
     counts = ", ".join(f"{name} {count:,}" for name, count in model.params_by_component().items() if count)
     header = f"{model.name}: {model.num_params:,} parameters ({counts}); {model.active_params:,} active per token"
+    placement = "".join(f"\n{part}" for part in (placed, bound) if part is not None)
     return f"{header}\n{result}{placement}"
 
 

@@ -139,7 +139,7 @@ def test_memory(capsys):
     status, out, err = run(capsys, "memory", "llama-3.1-8b", "--context", "8192")
     assert status == 0 and err == "" and "8,030,261,248 parameters" in out and "KV cache (bf16)" in out
     status, out, _ = run(capsys, "memory", "llama-3.1-70b", "--train", "adam", "--zero", "3", "--dp", "8", "--json")
-    data = json.loads(out)
+    data = json.loads(out)["footprint"]
     assert status == 0 and data["gpus"] == 8 and data["total"] == 16 * 70_553_706_496  # training keeps no KV cache
     status, out, _ = run(capsys, "memory", "deepseek-v3", "--weights", "nvfp4", "--override", "*embed_tokens*=stored")
     assert status == 0 and "scales: experts" in out

@@ -9,15 +9,18 @@ import math
 import numpy as np
 import pytest
 
+import floatfmt.cli
 from floatfmt.io import save_safetensors
 from floatfmt.memory import (
     COMPONENTS,
     ModelSpec,
     UnsupportedModelError,
     cache_bytes,
+    fit,
     footprint,
     load_model,
     presets,
+    roofline,
 )
 
 # Parameter counts published for each model: the safetensors index's total_size / 2 for BF16 checkpoints
@@ -37,6 +40,13 @@ OFFICIAL_PARAMS = {
     "deepseek-r1-distill-qwen-32b": 32_763_876_352,
     "deepseek-r1-distill-llama-8b": 8_030_261_248,
     "deepseek-r1-distill-llama-70b": 70_553_706_496,
+    # Gemma 2 (float32 checkpoints: the index's total_size / 4), Gemma 3 with its SigLIP vision tower and projector
+    # (the BF16 index's total_size / 2), Mistral 7B v0.1
+    "gemma-2-9b": 9_241_705_984,
+    "gemma-2-27b": 27_227_128_320,
+    "gemma-3-4b": 4_300_079_472,
+    "gemma-3-27b": 27_432_406_640,
+    "mistral-7b-v0.1": 7_241_732_096,
 }
 
 
@@ -137,6 +147,11 @@ KV_BYTES_PER_TOKEN_BF16 = {
     "deepseek-r1-distill-qwen-32b": 64 * 2 * 8 * 128 * 2,
     "deepseek-r1-distill-llama-8b": 32 * 2 * 8 * 128 * 2,
     "deepseek-r1-distill-llama-70b": 80 * 2 * 8 * 128 * 2,
+    "gemma-2-9b": 42 * 2 * 8 * 256 * 2,  # every layer, before its window applies
+    "gemma-2-27b": 46 * 2 * 16 * 128 * 2,
+    "gemma-3-4b": 34 * 2 * 4 * 256 * 2,
+    "gemma-3-27b": 62 * 2 * 16 * 128 * 2,
+    "mistral-7b-v0.1": 32 * 2 * 8 * 128 * 2,
 }
 
 
@@ -160,7 +175,7 @@ def test_sliding_window_layers_hold_only_their_window():
     fp = footprint(model, weights="mxfp4", kv_cache="bf16", context=context, batch=2)
     expected = 2 * 2 * per_layer * (18 * context + 18 * 128)
     assert fp.line("KV cache").bytes == expected
-    assert "sliding-window layers hold 128 tokens" in fp.line("KV cache").formula
+    assert "18 of 36 layers hold a 128-token window" in fp.line("KV cache").formula
 
 
 def test_footprint_against_hand_arithmetic():
@@ -563,13 +578,7 @@ def test_ollama_reservation_is_its_own_estimate():
 @pytest.mark.parametrize(
     ("config", "params"),
     [
-        # Gemma 2 9B and 27B (four norms per layer, tied embeddings), LLaMA 65B (multi-head attention)
-        ({"model_type": "gemma2", "vocab_size": 256000, "hidden_size": 3584, "num_hidden_layers": 42,
-          "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256, "intermediate_size": 14336},
-         9_241_705_984),
-        ({"model_type": "gemma2", "vocab_size": 256000, "hidden_size": 4608, "num_hidden_layers": 46,
-          "num_attention_heads": 32, "num_key_value_heads": 16, "head_dim": 128, "intermediate_size": 36864},
-         27_227_128_320),
+        # LLaMA 65B (multi-head attention)
         ({"model_type": "llama", "vocab_size": 32000, "hidden_size": 8192, "num_hidden_layers": 80,
           "num_attention_heads": 64, "intermediate_size": 22016}, 65_285_660_672),
     ],
@@ -586,3 +595,173 @@ def test_gemma3_sliding_window_pattern():
     assert model.layer_types.count("full_attention") == 2 and model.qk_norm
     per_layer = 2 * 1 * 16
     assert model.kv_elements_per_token(8192) == per_layer * (2 * 8192 + 10 * 512) // 8192
+
+
+# --- sliding windows, as transformers' config classes and each engine decide --------------------------------------
+
+
+def transformers_layer_types(model_type: str, layers: int, config: dict) -> list[str]:
+    """The layer types transformers' config classes give when a config has no ``layer_types`` (Gemma2Config,
+    Gemma3TextConfig, GptOssConfig, MistralConfig, Qwen2Config), written out rule by rule."""
+    if model_type in ("gemma2", "gpt_oss"):
+        return ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(layers)]
+    if model_type in ("gemma3", "gemma3_text"):
+        period = config.get("sliding_window_pattern", 6)
+        return ["sliding_attention" if (i + 1) % period else "full_attention" for i in range(layers)]
+    if model_type == "mistral":
+        return ["sliding_attention"] * layers
+    if model_type == "qwen2":
+        on = config.get("use_sliding_window", False)
+        first = config.get("max_window_layers", 28)
+        return ["sliding_attention" if on and i >= first else "full_attention" for i in range(layers)]
+    return ["full_attention"] * layers
+
+
+def kv_cache_by_layer_types(model: ModelSpec, kinds: list[str], window: int, context: int) -> int:
+    """Cached values of one sequence, layer by layer: a full layer holds the context, a windowed one the window."""
+    per_layer = 2 * model.num_kv_heads * model.head_dim
+    return sum(per_layer * (min(context, window) if kind == "sliding_attention" else context) for kind in kinds)
+
+
+@pytest.mark.parametrize("name", ["gemma-2-9b", "gemma-2-27b", "gemma-3-4b", "gemma-3-27b", "mistral-7b-v0.1"])
+@pytest.mark.parametrize("context", [1000, 8192, 131_072])
+def test_sliding_windows_follow_transformers_defaults(name, context):
+    # the published Gemma 2 configs have sliding_window but no layer_types, Gemma 3's no sliding_window_pattern:
+    # transformers fills them in, and so must floatfmt; vLLM and SGLang keep the window (the default engine)
+    model = load_model(name)
+    text = model.config
+    kinds = transformers_layer_types(text["model_type"], model.num_layers, dict(text))
+    assert list(model.layer_types) == kinds
+    expected = kv_cache_by_layer_types(model, kinds, model.sliding_window, context)
+    assert footprint(model, context=context, kv_cache="bf16").line("KV cache").bytes == 2 * expected
+
+
+def test_llama_cpp_keeps_mistrals_whole_context_and_gemmas_window_plus_a_micro_batch():
+    mistral, gemma = load_model("mistral-7b-v0.1"), load_model("gemma-2-9b")
+    context = 32_768
+    full = footprint(mistral, context=context, engine="llama.cpp").line("KV cache")
+    assert full.bytes == 2 * 2 * 8 * 128 * 32 * context and "keeps full attention on every layer" in full.formula
+    vllm = footprint(mistral, context=context).line("KV cache")
+    assert vllm.bytes == 2 * 2 * 8 * 128 * 32 * 4096 and "32 of 32 layers hold a 4096-token window" in vllm.formula
+    # llama.cpp's SWA cache: min(context, pad(window + n_ubatch, 256)) cells (llama-kv-cache-iswa.cpp)
+    cells = -(-(4096 + 512) // 256) * 256
+    kinds = transformers_layer_types("gemma2", 42, {})
+    swa = footprint(gemma, context=context, engine="llama.cpp").line("KV cache")
+    assert swa.bytes == 2 * kv_cache_by_layer_types(gemma, kinds, cells, context) and "4608 cells" in swa.formula
+    short = footprint(gemma, context=2048, engine="ollama").line("KV cache")  # a context inside the window
+    assert short.bytes == 2 * kv_cache_by_layer_types(gemma, kinds, 2048, 2048)
+
+
+def test_qwen2_sliding_window_only_when_switched_on():
+    base = {"model_type": "qwen2", "vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 8,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128, "sliding_window": 256,
+            "max_window_layers": 5}  # fmt: skip
+    assert not ModelSpec.from_config(base).sliding_layers  # use_sliding_window defaults to false, as published
+    on = ModelSpec.from_config({**base, "use_sliding_window": True})
+    assert list(on.layer_types) == transformers_layer_types("qwen2", 8, {**base, "use_sliding_window": True})
+
+
+def test_gemma3_multimodal_config_fills_transformers_defaults_and_counts_the_vision_tower():
+    model = load_model("gemma-3-4b")  # the published config: a partial text_config and a vision_config
+    counts = model.params_by_component()
+    # SigLIP: patch embedding (1152 × 3 × 14 × 14 + bias), 4096 positions, 27 layers, post-norm; no pooling head
+    layer = 2 * 1152 + 4 * (1152 * 1152 + 1152) + 2 * 1152 + (4304 * 1152 + 4304) + (1152 * 4304 + 1152)
+    assert counts["vision"] == 1152 * 3 * 14 * 14 + 1152 + 4096 * 1152 + 27 * layer + 2 * 1152
+    assert counts["projector"] == 1152 * 2560 + 1152
+    assert model.num_params - counts["vision"] - counts["projector"] == model.active_params  # per token: text only
+    names = {t.name for t in model.tensors()}
+    assert "language_model.model.layers.33.mlp.down_proj.weight" in names
+    assert "vision_tower.vision_model.encoder.layers.26.mlp.fc2.bias" in names
+    assert "multi_modal_projector.mm_input_projection_weight" in names
+    # quantized storage leaves the image encoder as shipped (llama.cpp puts it in a separate mmproj file)
+    q4 = footprint(model, weights="Q4_K_M", context=0)
+    assert q4.line("weights: vision").bytes == 2 * counts["vision"]
+    assert "scales: vision" not in [line.label for line in q4.lines]
+
+
+# --- the storage a checkpoint ships in is the default -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "published_bytes"),
+    [
+        ("deepseek-r1", 688_574_839_360),  # FP8 128 × 128 tiles: the published shards, not 1.37 TB of BF16
+        ("gpt-oss-20b", 13_761_264_768),  # MXFP4 experts: the index's total_size
+        ("gpt-oss-120b", 65_248_815_744),
+        ("llama-3.1-8b", 2 * 8_030_261_248),  # BF16
+        ("gemma-2-9b", 4 * 9_241_705_984),  # float32, as Google publishes it
+    ],
+)
+def test_the_default_storage_is_the_checkpoints_own(name, published_bytes):
+    model = load_model(name)
+    assert footprint(model, context=0).total == published_bytes
+    assert footprint(model, context=0, weights="bf16").total != published_bytes or name == "llama-3.1-8b"
+
+
+def test_the_command_line_prints_the_published_size_without_overrides(capsys):
+    assert floatfmt.cli.main(["memory", "deepseek-r1", "--context", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "688.57 GB (641.29 GiB)" in out and "its checkpoint's storage: FP8" in out
+
+
+# --- every option reaches the fit and the roofline ---------------------------------------------------------------
+
+FIT_OPTIONS = [
+    {"weights": "Q4_K_M"},
+    {"weights": "nvfp4", "kv_cache": "fp8"},
+    {"context": 65_536, "batch": 4},
+    {"overrides": {"*embed_tokens*": "stored"}},
+    {"training": "adam", "zero": 3, "dp": 8},
+    {"training": "adam", "lora_rank": 16},
+    {"activations": True, "recompute": "selective", "training": "adam"},
+    {"engine": "llama.cpp"},
+    {"engine": "ollama", "context": 8192},
+    {"tp": 2},
+    {"pp": 2},
+]
+
+
+@pytest.mark.parametrize("options", FIT_OPTIONS, ids=lambda options: ",".join(options))
+def test_the_fit_places_the_footprint_it_is_given(options):
+    model = load_model("llama-3.1-70b")
+    placed = fit(model, "H100-SXM", **options)
+    layout = {"tp": placed.tp, "pp": placed.pp}
+    alone = footprint(model, **{**options, **layout})
+    assert placed.footprint.per_gpu == alone.per_gpu and placed.footprint.lines == alone.lines
+    for fixed in ("tp", "pp"):
+        if fixed in options:
+            assert getattr(placed, fixed) == options[fixed]
+
+
+CLI_OPTIONS = [
+    (["--weights", "Q4_K_M"], {"weights": "Q4_K_M"}),
+    (["--kv-cache", "fp8"], {"kv_cache": "fp8"}),
+    (["--context", "65536", "--batch", "4"], {"context": 65536, "batch": 4}),
+    (["--override", "*embed_tokens*=stored"], {"overrides": {"*embed_tokens*": "stored"}}),
+    (["--train", "adam", "--zero", "3", "--dp", "8"], {"training": "adam", "zero": 3, "dp": 8}),
+    (["--train", "adam", "--lora-rank", "16"], {"training": "adam", "lora_rank": 16}),
+    (["--train", "adam", "--activations", "--recompute", "full"],
+     {"training": "adam", "activations": True, "recompute": "full"}),
+    (["--engine", "llama.cpp"], {"engine": "llama.cpp"}),
+    (["--tp", "4"], {"tp": 4}),
+    (["--pp", "2"], {"pp": 2}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "options"), CLI_OPTIONS, ids=lambda item: " ".join(item) if isinstance(item, list) else ""
+)
+def test_every_cli_option_reaches_the_footprint_the_fit_and_the_roofline(capsys, argv, options):
+    assert floatfmt.cli.main(["memory", "llama-3.1-70b", "--gpu", "H100-SXM", "--json", *argv]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    model = load_model("llama-3.1-70b")
+    placed = fit(model, "H100-SXM", **options)
+    assert shown["fit"] == placed.as_dict()
+    assert shown["footprint"] == footprint(model, **options).as_dict()  # the layout given, else one GPU
+    assert shown["fit"]["bytes_per_gpu"] == footprint(model, **{**options, "tp": placed.tp, "pp": placed.pp}).per_gpu
+    if "training" in options:
+        assert "roofline" not in shown
+    else:
+        inference = {k: v for k, v in options.items() if k not in ("tp", "pp")}
+        assert shown["roofline"] == roofline(model, "H100-SXM", gpus=placed.gpus, **inference).as_dict()
+    assert shown["parameters"] == model.num_params and shown["active_parameters"] == model.active_params

@@ -11,13 +11,18 @@
 
 vLLM's ``gpu_memory_utilization`` is a share of the GPU rather than a size, and is applied by
 :func:`floatfmt.memory.fit`.
+
+Sliding-window layers are an engine property too (:func:`kv_window`): transformers, vLLM and SGLang keep the
+window for every architecture whose config has one; llama.cpp (and Ollama, which runs it) keeps a window only
+for the architectures it implements sliding-window attention for (Gemma 2 and 3, gpt-oss), and then the window
+plus one micro-batch, padded; Mistral's ``sliding_window`` it ignores, caching the whole context.
 """
 
 from __future__ import annotations
 
 from floatfmt.memory.model import ModelSpec
 
-__all__ = ["ENGINES", "runtime_bytes"]
+__all__ = ["ENGINES", "kv_window", "runtime_bytes"]
 
 ENGINES = {
     "none": "nothing reserved",
@@ -34,6 +39,32 @@ MICRO_BATCH = 512
 for ``min(num_ctx, num_batch)``)."""
 _OLLAMA_QUANTIZED_KV_BYTES = {"q8_0": 1.0, "q4_0": 0.5}
 """Ollama's bytes per cached value for its quantized caches; any other cache it counts as f16 (2 bytes)."""
+
+
+LLAMA_CPP_SLIDING = ("gemma2", "gemma3", "gemma3_text", "gpt_oss")
+"""Architectures llama.cpp runs with a sliding-window cache (``hparams.n_swa``, ``llama-model.cpp``)."""
+
+LLAMA_CPP_CELL_PADDING = 256
+"""llama.cpp pads its sliding-window cache to this many cells (``n_pad``, ``llama-kv-cache-iswa.cpp``)."""
+
+
+def kv_window(engine: str, model: ModelSpec) -> tuple[int | None, str]:
+    """Tokens a sliding-window layer of ``model`` keeps under ``engine`` (``None``: the model's window, 0: the
+    whole context, as for a full-attention layer), and the rule, said in words for the KV cache line."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if not model.sliding_layers:
+        return None, ""
+    window, layers = model.sliding_window, f"{model.sliding_layers} of {model.num_layers} layers"
+    if engine not in ("llama.cpp", "ollama"):
+        return None, f"{layers} hold a {window}-token window (as transformers, vLLM and SGLang keep it)"
+    if model.architecture not in LLAMA_CPP_SLIDING:
+        return 0, f"{engine} keeps full attention on every layer ({model.architecture}'s {window}-token window unused)"
+    cells = -(-(window + MICRO_BATCH) // LLAMA_CPP_CELL_PADDING) * LLAMA_CPP_CELL_PADDING
+    return cells, (
+        f"{layers} hold {cells} cells ({engine}: the {window}-token window + one {MICRO_BATCH}-token micro-batch, "
+        f"padded to {LLAMA_CPP_CELL_PADDING})"
+    )
 
 
 def runtime_bytes(engine: str, model: ModelSpec, *, context: int, batch: int, kv_cache: str) -> tuple[int, str]:

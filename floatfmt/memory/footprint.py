@@ -21,7 +21,7 @@ from typing import Any
 
 from floatfmt._display import format_bytes
 from floatfmt.io import open_weights
-from floatfmt.memory.engines import ENGINES, runtime_bytes
+from floatfmt.memory.engines import ENGINES, kv_window, runtime_bytes
 from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
 from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.scheme import Scheme
@@ -35,6 +35,7 @@ __all__ = [
     "checkpoint_footprint",
     "component_of",
     "footprint",
+    "native_storage",
     "tensor_storage",
 ]
 
@@ -164,12 +165,14 @@ def tensor_storage(tensor: Tensor, storage: Scheme | str) -> tuple[int, int]:
 @functools.lru_cache(maxsize=64)
 def _component_bytes(
     model: ModelSpec, weights: Scheme | str, overrides: tuple[tuple[str, Scheme | str], ...], stored: str
-) -> tuple[tuple[str, int, int, int], ...]:
-    """Per component: (component, element bytes, overhead bytes, parameters). One pass over the model's tensors,
+) -> tuple[tuple[str, int, int, int, str], ...]:
+    """Per component: (component, element bytes, overhead bytes, parameters, the storages that add the overhead).
+    One pass over the model's tensors,
     kept for the layouts ``fit`` tries and the lines ``footprint`` builds."""
     chosen = resolve(weights)
     llama_cpp = chosen.types(model) if isinstance(chosen, FileType) else None
     sums: dict[str, list[int]] = {}
+    scaled: dict[str, dict[str, None]] = {}  # per component, the storages whose scales it holds, in order
     for tensor in model.tensors():
         storage: Scheme | str
         own = tensor.dtype or stored
@@ -178,7 +181,8 @@ def _component_bytes(
             storage = ggml_scheme(ggml_name) if ggml_name is not None else own
         else:
             assert isinstance(chosen, Scheme)
-            storage = chosen if len(tensor.shape) >= 2 and tensor.part != "router" else own
+            matrix = len(tensor.shape) >= 2 and tensor.part not in ("router", "vision", "projector")
+            storage = chosen if matrix else own
         for pattern, value in overrides:
             if fnmatch.fnmatchcase(tensor.name, pattern):
                 storage = own if value == KEEP else value
@@ -188,13 +192,75 @@ def _component_bytes(
         component[0] += elements
         component[1] += overhead
         component[2] += tensor.size
-    return tuple((component, elements, overhead, params) for component, (elements, overhead, params) in sums.items())
+        if overhead:
+            scaled.setdefault(tensor.component, {})[getattr(storage, "name", str(storage))] = None
+    return tuple(
+        (component, elements, overhead, params, ", ".join(scaled.get(component, {})))
+        for component, (elements, overhead, params) in sums.items()
+    )
+
+
+@dataclass(frozen=True)
+class NativeStorage:
+    """How a model's own checkpoint stores its weights: the storage of its matrices, the tensors that differ from
+    it (glob patterns, the first match wins), and a label saying so."""
+
+    weights: str
+    overrides: dict[str, str]
+    label: str
+
+
+DEEPSEEK_FP8_KEPT = ("*embed_tokens*", "lm_head*", "*shared_head.head*", "*eh_proj*")
+"""The matrices DeepSeek-V3/R1's FP8 checkpoints keep in BF16: embeddings, output heads, the MTP ``eh_proj``
+(from a listing of the published shards' headers; ``quantization_config`` does not name them)."""
+
+
+def native_storage(model: ModelSpec) -> NativeStorage:
+    """The storage of ``model``'s published checkpoint, from its ``quantization_config``: block-scaled FP8
+    (DeepSeek's ``quant_method: fp8`` with ``weight_block_size``), MXFP4 outside ``modules_to_not_convert``
+    (gpt-oss), or the config's ``torch_dtype`` (BF16 if it has none) for a checkpoint that ships unquantized.
+
+    Raises:
+        ValueError: for a ``quantization_config`` whose method floatfmt cannot count (say which, and to pass
+            ``weights=`` for the storage you mean).
+    """
+    stored = str(model.config.get("torch_dtype") or "bfloat16")
+    config = model.config.get("quantization_config")
+    if not isinstance(config, Mapping):
+        return NativeStorage(stored, {}, stored)
+    method = str(config.get("quant_method", ""))
+    if method == "fp8" and config.get("weight_block_size"):
+        rows, cols = config["weight_block_size"]
+        fmt = str(config.get("fmt", "e4m3"))
+        if (rows, cols) != (128, 128) or fmt != "e4m3":
+            raise ValueError(f"{model.name}: FP8 {fmt} blocks of {rows}×{cols} have no scheme yet; pass weights=")
+        kept = dict.fromkeys(DEEPSEEK_FP8_KEPT, KEEP)
+        return NativeStorage("fp8_e4m3_block128", kept, "FP8 e4m3 in 128×128 tiles, embeddings and heads BF16")
+    if method == "mxfp4":
+        skipped = [str(m) for m in config.get("modules_to_not_convert", [])]
+        quantized: dict[str, str] = {}
+        for tensor in model.tensors():
+            if len(tensor.shape) < 2 or tensor.name.endswith("bias") or tensor.part == "router":
+                continue
+            if any(fnmatch.fnmatchcase(tensor.name, f"{module}*") for module in skipped):
+                continue
+            quantized[_pattern_of(tensor.name)] = "mxfp4"
+        return NativeStorage(stored, quantized, "MXFP4 experts, the rest BF16")
+    raise ValueError(
+        f"{model.name}: its checkpoint is quantized with {method!r}, which floatfmt does not count yet; pass "
+        "weights= (and overrides=) for the storage you mean"
+    )
+
+
+def _pattern_of(name: str) -> str:
+    """A tensor name with its layer and expert numbers as wildcards: the pattern for every tensor like it."""
+    return ".".join("*" if part.isdigit() else part for part in name.split("."))
 
 
 def footprint(
     model: ModelSpec,
     *,
-    weights: Scheme | str = "bf16",
+    weights: Scheme | str | None = None,
     kv_cache: str = "bf16",
     context: int = 4096,
     batch: int = 1,
@@ -214,6 +280,8 @@ def footprint(
     """Weights and KV cache of ``model``: weights per component in ``weights`` (a scheme or a format), with their
     scales itemised; matrices only (norms, biases and the MoE router stay in ``stored_dtype``, the model's own
     dtype by default); ``overrides`` maps glob patterns of tensor names to another scheme or ``"stored"``.
+    ``weights=None`` (the default) is the storage the model's own checkpoint ships in (:func:`native_storage`:
+    DeepSeek-R1's FP8, gpt-oss's MXFP4 experts, BF16 for most), its overrides after yours.
 
     ``training`` adds gradients and optimizer states (a name from :data:`OPTIMIZERS`), partitioned over ``dp``
     data-parallel ranks by ZeRO stage ``zero`` (1: optimizer states, 2: and gradients, 3: and weights).
@@ -240,7 +308,13 @@ def footprint(
     if training is not None and training not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {training!r}; choose one of {', '.join(OPTIMIZERS)}")
     stored = stored_dtype or str(model.config.get("torch_dtype") or "bfloat16")
-    chosen_name = weights.name if isinstance(weights, Scheme) else str(weights)
+    if weights is None:
+        native = native_storage(model)
+        weights, overrides = native.weights, {**(overrides or {}), **native.overrides}
+        chosen_name, described = native.weights, f"its checkpoint's storage: {native.label}"
+    else:
+        chosen_name = weights.name if isinstance(weights, Scheme) else str(weights)
+        described = f"{chosen_name} weights"
     by_component = _component_bytes(model, weights, tuple((overrides or {}).items()), stored)
     model_split = tp * pp
     weight_split = model_split * (dp if training and zero == 3 else 1)
@@ -249,12 +323,12 @@ def footprint(
         return None if split == 1 else math.ceil(total / split)
 
     lines = []
-    for component, elements, overhead, params in by_component:
+    for component, elements, overhead, params, scaled_by in by_component:
         lines.append(
             Line(f"weights: {component}", elements, f"{params:,} parameters", per_gpu=share(elements, weight_split))
         )
         if overhead:
-            formula = f"{chosen_name} block scales, zero points, padding"
+            formula = f"{scaled_by} block scales, zero points, padding"
             lines.append(Line(f"scales: {component}", overhead, formula, per_gpu=share(overhead, weight_split)))
     if recompute not in RECOMPUTE:
         raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}, got {recompute!r}")
@@ -287,8 +361,8 @@ def footprint(
                 per_gpu=share(state_bytes * params, state_split),
             )
         )
-    per_token = model.kv_elements_per_token(context)
-    kv = math.ceil(cache_bytes(per_token * context * batch, kv_cache))
+    window, window_rule = kv_window(engine, model)
+    kv = math.ceil(cache_bytes(model.kv_elements(context, window) * batch, kv_cache))
     if model.kv_lora_rank:
         formula = (
             f"{batch} × {context:,} tokens × {model.num_layers} layers × (kv_lora_rank {model.kv_lora_rank} + "
@@ -299,8 +373,8 @@ def footprint(
             f"{batch} × {context:,} tokens × {model.num_layers} layers × 2 (K, V) × {model.num_kv_heads} KV heads "
             f"× {model.head_dim} × {kv_cache}"
         )
-        if model.sliding_window and per_token != model.kv_elements_per_token():
-            formula += f"; sliding-window layers hold {model.sliding_window} tokens"
+    if window_rule:
+        formula += f"; {window_rule}"
     if model.kv_lora_rank:
         heads_per_gpu = 1.0  # the latent is replicated on every tensor-parallel rank
     else:
@@ -324,7 +398,7 @@ def footprint(
         estimate, formula = _activations(model, context, batch, training is not None, recompute)
         lines.append(Line("activations", estimate, formula, estimate=True, per_gpu=share(estimate, model_split)))
     layout = f", tp={tp} pp={pp} dp={dp}" if tp * pp * dp > 1 else ""
-    return Footprint(f"{model.name} ({chosen_name} weights{layout})", lines, gpus=tp * pp * dp)
+    return Footprint(f"{model.name} ({described}{layout})", lines, gpus=tp * pp * dp)
 
 
 def _activations(model: ModelSpec, context: int, batch: int, training: bool, recompute: str) -> tuple[int, str]:

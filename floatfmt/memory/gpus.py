@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Any
 
 from floatfmt._display import format_bytes
-from floatfmt.memory.footprint import Footprint, footprint
+from floatfmt.memory.footprint import Footprint, footprint, native_storage
 from floatfmt.memory.model import ModelSpec
 from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.storage import resolve
@@ -109,11 +109,27 @@ class Fit:
     def headroom_bytes(self) -> int:
         return self.usable_bytes - self.footprint.per_gpu
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary: the GPU and layout, the bytes per GPU, the headroom and its tokens."""
+        return {
+            "gpu": self.gpu.name,
+            "gpus": self.gpus,
+            "tp": self.tp,
+            "pp": self.pp,
+            "usable_bytes_per_gpu": self.usable_bytes,
+            "bytes_per_gpu": self.footprint.per_gpu,
+            "headroom_bytes_per_gpu": self.headroom_bytes,
+            "kv_tokens": self.kv_tokens,
+        }
+
     def __str__(self) -> str:
+        caches = any(line.label.startswith("KV cache") for line in self.footprint.lines)
+        headroom = (
+            f"the headroom holds {self.kv_tokens:,} more tokens of KV cache" if caches else "no KV cache (training)"
+        )
         return (
             f"{self.gpus} × {self.gpu.name} (tp={self.tp}, pp={self.pp}): {format_bytes(self.footprint.per_gpu)} of "
-            f"{format_bytes(self.usable_bytes)} usable per GPU; the headroom holds {self.kv_tokens:,} more tokens of "
-            "KV cache"
+            f"{format_bytes(self.usable_bytes)} usable per GPU; {headroom}"
         )
 
 
@@ -127,11 +143,14 @@ def fit(
     **options: Any,
 ) -> Fit:
     """The fewest GPUs whose memory holds ``footprint(model, **options)``: tensor parallel inside a node
-    (1, 2, 4 ... ``gpus_per_node``), then pipeline stages across nodes.
+    (1, 2, 4 ... ``gpus_per_node``), then pipeline stages across nodes. A ``tp`` or ``pp`` among the options
+    fixes that degree (the other is searched); every other option reaches the footprint as given, so the fit's
+    per-GPU bytes are ``footprint(model, tp=fit.tp, pp=fit.pp, **options).per_gpu``.
 
     ``memory_utilization`` is the share of each GPU's memory the engine may use (vLLM's
     ``gpu_memory_utilization`` default, 0.9; the rest is the CUDA context and the engine's own buffers): an
-    assumption, labelled as one. ``kv_tokens`` is how many more tokens of KV cache fit in what is left.
+    assumption, labelled as one. ``kv_tokens`` is how many more tokens of KV cache fit in what is left (0 for
+    a training footprint, which keeps no cache).
 
     Raises:
         ValueError: if no layout up to ``max_gpus`` holds the model.
@@ -142,16 +161,33 @@ def fit(
         raise ValueError(f"gpus_per_node and max_gpus must be at least 1, got {gpus_per_node} and {max_gpus}")
     chosen = get_gpu(gpu)
     usable = int(chosen.memory_bytes * memory_utilization)
+    fixed_tp, fixed_pp = options.pop("tp", None), options.pop("pp", None)
     layouts = [(tp, 1) for tp in _powers_of_two(gpus_per_node)]
     layouts += [(gpus_per_node, pp) for pp in range(2, max_gpus // gpus_per_node + 1)]
+    if fixed_tp is not None or fixed_pp is not None:
+        tps = [fixed_tp] if fixed_tp is not None else _powers_of_two(gpus_per_node)
+        pps = [fixed_pp] if fixed_pp is not None else range(1, max_gpus + 1)
+        layouts = sorted(
+            ((tp, pp) for tp in tps for pp in pps if tp * pp <= max_gpus), key=lambda layout: layout[0] * layout[1]
+        )
     for tp, pp in layouts:
         result = footprint(model, tp=tp, pp=pp, **options)
         if result.per_gpu <= usable:
-            per_token = footprint(model, tp=tp, pp=pp, **{**options, "context": 1, "batch": 1}).line("KV cache")
-            per_token_gpu = per_token.per_gpu if per_token.per_gpu is not None else per_token.bytes
-            spare = usable - result.per_gpu
-            return Fit(chosen, tp * pp, tp, pp, usable, result, spare // per_token_gpu if per_token_gpu else 0)
-    raise ValueError(f"{model.name} does not fit on {max_gpus} {chosen.name} GPUs at {memory_utilization:.0%} use")
+            per_token = _kv_per_token(model, tp, pp, options)
+            tokens = (usable - result.per_gpu) // per_token if per_token else 0
+            return Fit(chosen, tp * pp, tp, pp, usable, result, tokens)
+    fixed = "".join(f", {k}={v}" for k, v in (("tp", fixed_tp), ("pp", fixed_pp)) if v is not None)
+    raise ValueError(
+        f"{model.name} does not fit on {max_gpus} {chosen.name} GPUs at {memory_utilization:.0%} use{fixed}"
+    )
+
+
+def _kv_per_token(model: ModelSpec, tp: int, pp: int, options: dict[str, Any]) -> int:
+    """Bytes per GPU one more token of KV cache takes (0 for a training footprint, which keeps no cache)."""
+    if options.get("training") is not None:
+        return 0
+    line = footprint(model, tp=tp, pp=pp, **{**options, "context": 1, "batch": 1}).line("KV cache")
+    return line.per_gpu if line.per_gpu is not None else line.bytes
 
 
 def _powers_of_two(limit: int) -> list[int]:
@@ -170,6 +206,18 @@ class Roofline:
     decode_tokens_per_second: float
     formula: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary of the bounds (lower bound on prefill time, upper bound on decode speed)."""
+        return {
+            "gpu": self.gpu.name,
+            "gpus": self.gpus,
+            "prefill_flops": self.prefill_flops,
+            "prefill_seconds_at_least": self.prefill_seconds,
+            "decode_bytes_per_step": self.decode_bytes_per_step,
+            "decode_tokens_per_second_at_most": self.decode_tokens_per_second,
+            "formula": self.formula,
+        }
+
     def __str__(self) -> str:
         return (
             f"{self.gpus} × {self.gpu.name}: prefill ≥ {self.prefill_seconds * 1e3:,.1f} ms "
@@ -183,11 +231,12 @@ def roofline(
     gpu: str | Gpu,
     *,
     gpus: int = 1,
-    weights: str = "bf16",
+    weights: str | None = None,
     kv_cache: str = "bf16",
     context: int = 4096,
     batch: int = 1,
     overrides: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> Roofline:
     """Time bounds on ``gpus`` GPUs: prefill of ``batch`` prompts of ``context`` tokens cannot beat
     ``FLOPs / peak``, and a decode step cannot beat ``bytes read / bandwidth``.
@@ -195,19 +244,26 @@ def roofline(
     Prefill FLOPs: ``2 × active parameters × tokens`` for the matrices, plus the attention scores and their
     weighted sums (``2 × 2 × layers × heads × head_dim × context² / 2`` per prompt, causal). A decode step
     reads every active weight once (the experts of one token; a larger batch touches more) and the whole KV
-    cache. The peak is the GPU's dense throughput at the weights' element width.
+    cache. The peak is the GPU's dense throughput at the weights' element width. ``weights=None`` is the
+    model's own checkpoint storage; ``options`` are :func:`footprint`'s others (``engine`` for its window rule:
+    the KV cache read is the one that engine keeps).
     """
     if gpus < 1:
         raise ValueError(f"gpus must be at least 1, got {gpus}")
     chosen = get_gpu(gpu)
-    fp = footprint(model, weights=weights, kv_cache=kv_cache, context=context, batch=batch, overrides=overrides)
-    weight_bytes = sum(line.bytes for line in fp.lines if not line.label.startswith("KV"))
+    if options.get("training") is not None:
+        raise ValueError("roofline bounds inference (prefill and decode); a training step has no such bound here")
+    options = {key: value for key, value in options.items() if key not in _LAYOUT_OPTIONS}
+    fp = footprint(
+        model, weights=weights, kv_cache=kv_cache, context=context, batch=batch, overrides=overrides, **options
+    )
+    weight_bytes = sum(line.bytes for line in fp.lines if line.label.startswith(("weights", "scales")))
     active_share = model.active_params / model.num_params
     kv = fp.line("KV cache").bytes
     tokens = batch * context
     attention_dim = model.num_heads * (model.qk_nope_head_dim + model.qk_rope_head_dim or model.head_dim)
     flops = 2 * model.active_params * tokens + 2 * model.num_layers * attention_dim * context * context * batch
-    bits = _element_bits(weights)
+    bits = _element_bits(weights if weights is not None else native_storage(model).weights)
     seconds = flops / (chosen.tflops(bits) * 1e12 * gpus)
     step_bytes = weight_bytes * active_share + kv
     tokens_per_second = batch * chosen.bandwidth_gbs * 1e9 * gpus / step_bytes
@@ -216,6 +272,10 @@ def roofline(
         f"step = {active_share:.3f} of the weights + the KV cache, at {chosen.bandwidth_gbs:,.0f} GB/s × {gpus}"
     )
     return Roofline(chosen, gpus, flops, seconds, step_bytes, tokens_per_second, formula)
+
+
+_LAYOUT_OPTIONS = ("tp", "pp", "dp", "zero", "training", "activations", "recompute")
+"""Footprint options that do not change what a decode step reads over all its GPUs (the bound sums them)."""
 
 
 def _element_bits(weights: str) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 from floatfmt.quant.storage import cache_bytes
 
-__all__ = ["ARCHITECTURES", "ModelSpec", "Tensor", "UnsupportedModelError"]
+__all__ = ["ARCHITECTURES", "ModelSpec", "Tensor", "UnsupportedModelError", "VisionTower"]
 
 
 class UnsupportedModelError(ValueError):
@@ -56,8 +56,76 @@ class Tensor:
         return math.prod(self.shape)
 
 
-COMPONENTS = ("embedding", "attention", "mlp", "router", "experts", "shared_experts", "norm", "head", "mtp")
-"""The components parameters are counted in; ``mtp`` is DeepSeek's multi-token-prediction module."""
+COMPONENTS = (
+    "embedding", "attention", "mlp", "router", "experts", "shared_experts", "norm", "head", "mtp", "vision",
+    "projector",
+)  # fmt: skip
+"""The components parameters are counted in; ``mtp`` is DeepSeek's multi-token-prediction module, ``vision`` and
+``projector`` a multimodal model's image encoder and the projection of its features into the text model."""
+
+NOT_PER_TOKEN = ("mtp", "vision", "projector")
+"""Components a generated text token does not run through (MTP drafts, the image encoder runs per image)."""
+
+
+@dataclass(frozen=True)
+class VisionTower:
+    """A SigLIP image encoder (``vision_config``) and Gemma 3's projector into a text model of ``text_hidden``.
+
+    Named as the published checkpoints name them (``vision_tower.vision_model.*``,
+    ``multi_modal_projector.*``); ``use_head`` is SigLIP's attention-pooling head, which Gemma 3 leaves out.
+    """
+
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    image_size: int
+    patch_size: int
+    text_hidden: int
+    num_channels: int = 3
+    use_head: bool = True
+
+    def tensors(self) -> Iterator[Tensor]:
+        h, inner, p = self.hidden_size, self.intermediate_size, self.patch_size
+        v = "vision_tower.vision_model."
+        yield Tensor(v + "embeddings.patch_embedding.weight", (h, self.num_channels, p, p), "vision")
+        yield Tensor(v + "embeddings.patch_embedding.bias", (h,), "vision")
+        yield Tensor(v + "embeddings.position_embedding.weight", ((self.image_size // p) ** 2, h), "vision")
+        for layer in range(self.num_layers):
+            prefix = f"{v}encoder.layers.{layer}."
+            for name, shape in [
+                ("layer_norm1", (h,)), ("self_attn.q_proj", (h, h)), ("self_attn.k_proj", (h, h)),
+                ("self_attn.v_proj", (h, h)), ("self_attn.out_proj", (h, h)), ("layer_norm2", (h,)),
+                ("mlp.fc1", (inner, h)), ("mlp.fc2", (h, inner)),
+            ]:  # fmt: skip
+                yield Tensor(f"{prefix}{name}.weight", shape, "vision", layer)
+                yield Tensor(f"{prefix}{name}.bias", shape[:1], "vision", layer)
+        yield Tensor(v + "post_layernorm.weight", (h,), "vision")
+        yield Tensor(v + "post_layernorm.bias", (h,), "vision")
+        if self.use_head:  # SiglipMultiheadAttentionPoolingHead
+            head = v + "head."
+            yield Tensor(head + "probe", (1, 1, h), "vision")
+            yield Tensor(head + "attention.in_proj_weight", (3 * h, h), "vision")
+            yield Tensor(head + "attention.in_proj_bias", (3 * h,), "vision")
+            yield Tensor(head + "attention.out_proj.weight", (h, h), "vision")
+            yield Tensor(head + "attention.out_proj.bias", (h,), "vision")
+            yield Tensor(head + "layernorm.weight", (h,), "vision")
+            yield Tensor(head + "layernorm.bias", (h,), "vision")
+            yield Tensor(head + "mlp.fc1.weight", (inner, h), "vision")
+            yield Tensor(head + "mlp.fc1.bias", (inner,), "vision")
+            yield Tensor(head + "mlp.fc2.weight", (h, inner), "vision")
+            yield Tensor(head + "mlp.fc2.bias", (h,), "vision")
+        yield Tensor("multi_modal_projector.mm_input_projection_weight", (h, self.text_hidden), "projector")
+        yield Tensor("multi_modal_projector.mm_soft_emb_norm.weight", (h,), "projector")
+
+
+SIGLIP_DEFAULTS = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "image_size": 224,
+                   "patch_size": 16, "num_channels": 3}  # fmt: skip
+"""transformers' ``SiglipVisionConfig`` defaults, for the fields a ``vision_config`` leaves out."""
+
+GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216,
+                        "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+                        "tie_word_embeddings": True, "sliding_window": 4096}  # fmt: skip
+"""transformers' ``Gemma3TextConfig`` defaults: the published Gemma 3 configs give only what differs from them."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +172,8 @@ class ModelSpec:
     sliding_window: int = 0
     layer_types: tuple[str, ...] = ()
     attention_sinks: bool = False
+    vision: VisionTower | None = None
+    text_prefix: str = ""
     config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # --- building ----------------------------------------------------------------------------
@@ -115,9 +185,17 @@ class ModelSpec:
         Raises:
             UnsupportedModelError: for an architecture floatfmt does not know, or a config missing a field.
         """
+        wrapper, vision = config, None
         text = config.get("text_config")
-        if isinstance(text, Mapping) and "hidden_size" not in config:  # multimodal wrappers (Gemma 3)
+        if config.get("model_type") == "gemma3":  # the multimodal wrapper: a partial text config and a vision one
+            text = {**GEMMA3_TEXT_DEFAULTS, **(text if isinstance(text, Mapping) else {}), "model_type": "gemma3_text"}
+            config = {key: value for key, value in config.items() if key not in ("text_config", "vision_config")}
+            config = {**config, **text}
+            vision = _vision_tower(wrapper.get("vision_config"), int(config["hidden_size"]))
+        elif isinstance(text, Mapping) and "hidden_size" not in config:  # other wrappers: the text model alone
             config = {**text, "model_type": text.get("model_type", config.get("model_type"))}
+        elif config.get("model_type") == "gemma3_text":
+            config = {**GEMMA3_TEXT_DEFAULTS, **config}
         model_type = str(config.get("model_type", ""))
         family = ARCHITECTURES.get(model_type)
         if family is None:
@@ -126,13 +204,24 @@ class ModelSpec:
                 "A checkpoint directory still gets exact counts from its safetensors headers."
             )
         read = _Reader(config, model_type)
-        spec = family(read, name or str(config.get("_name_or_path") or model_type))
+        spec = family(read, name or str(wrapper.get("_name_or_path") or model_type))
+        if vision is not None:
+            spec = replace(spec, vision=vision, text_prefix="language_model.")
         return replace(spec, config=dict(config))
 
     # --- weights -----------------------------------------------------------------------------
 
     def tensors(self) -> Iterator[Tensor]:
-        """Every weight, named and shaped as in the Hugging Face checkpoint."""
+        """Every weight, named and shaped as in the Hugging Face checkpoint (a multimodal model's text weights
+        under ``language_model.``, then its vision tower and projector)."""
+        if self.text_prefix:
+            yield from (replace(t, name=self.text_prefix + t.name) for t in self._text_tensors())
+        else:
+            yield from self._text_tensors()
+        if self.vision is not None:
+            yield from self.vision.tensors()
+
+    def _text_tensors(self) -> Iterator[Tensor]:
         h = self.hidden_size
         yield Tensor("model.embed_tokens.weight", (self.vocab_size, h), "embedding")
         for layer in range(self.num_layers):
@@ -239,18 +328,25 @@ class ModelSpec:
 
     @property
     def active_params(self) -> int:
-        """Parameters one token uses: everything but the routed experts not chosen (MTP excluded)."""
+        """Parameters one token uses: everything but the routed experts not chosen (MTP and an image encoder
+        excluded)."""
         counts = self.params_by_component()
-        total = sum(counts.values()) - counts["mtp"]
+        total = sum(counts.values()) - sum(counts[part] for part in NOT_PER_TOKEN)
         if self.num_experts:
             total -= counts["experts"] * (self.num_experts - self.experts_per_token) // self.num_experts
         return total
 
     # --- KV cache ----------------------------------------------------------------------------
 
-    def kv_elements_per_token(self, context: int | None = None) -> int:
+    @property
+    def sliding_layers(self) -> int:
+        """Layers that attend within ``sliding_window`` tokens (the rest attend to the whole context)."""
+        return sum(1 for kind in self.layer_types if kind == "sliding_attention") if self.sliding_window else 0
+
+    def kv_elements_per_token(self, context: int | None = None, window: int | None = None) -> int:
         """Cached values per token over all layers; with ``context``, sliding-window layers hold at most
-        ``sliding_window`` tokens, so this is the average over a sequence of that length.
+        ``window`` tokens (``sliding_window`` by default; 0 for an engine that keeps full attention on every
+        layer), so this is the average over a sequence of that length.
 
         MLA caches the compressed latent and the shared rope key (``kv_lora_rank + qk_rope_head_dim`` per layer,
         whatever the number of heads); grouped-query attention caches a key and a value per KV head.
@@ -258,12 +354,20 @@ class ModelSpec:
         per_layer = (
             self.kv_lora_rank + self.qk_rope_head_dim if self.kv_lora_rank else 2 * self.num_kv_heads * self.head_dim
         )
-        if context is None or not self.sliding_window:
+        window = self.sliding_window if window is None else window
+        if context is None or not window or not self.sliding_layers:
             return per_layer * self.num_layers
-        kinds = self.layer_types or ("full_attention",) * self.num_layers
-        full = sum(1 for kind in kinds if kind != "sliding_attention")
-        windowed = self.num_layers - full
-        return per_layer * full + per_layer * windowed * min(context, self.sliding_window) // max(context, 1)
+        windowed = self.sliding_layers
+        full = self.num_layers - windowed
+        return per_layer * full + per_layer * windowed * min(context, window) // max(context, 1)
+
+    def kv_elements(self, context: int, window: int | None = None) -> int:
+        """Cached values of one sequence of ``context`` tokens over all layers: full-attention layers hold every
+        token, sliding-window layers at most ``window`` (``sliding_window`` by default; 0: full attention)."""
+        per_layer = self.kv_elements_per_token() // max(self.num_layers, 1)
+        window = self.sliding_window if window is None else window
+        windowed = self.sliding_layers if window else 0
+        return per_layer * ((self.num_layers - windowed) * context + windowed * min(context, window))
 
     def kv_bytes_per_token(self, dtype: str = "bfloat16") -> float:
         """Bytes of KV cache per token over all layers (full attention) in a cache format or scheme."""
@@ -328,6 +432,20 @@ class _Reader:
         return value
 
 
+def _vision_tower(config: Any, text_hidden: int) -> VisionTower:
+    read = _Reader({**SIGLIP_DEFAULTS, **(config if isinstance(config, Mapping) else {})}, "vision_config")
+    return VisionTower(
+        hidden_size=read.count("hidden_size"),
+        intermediate_size=read.count("intermediate_size"),
+        num_layers=read.count("num_hidden_layers"),
+        image_size=read.count("image_size"),
+        patch_size=read.count("patch_size"),
+        text_hidden=text_hidden,
+        num_channels=read.count("num_channels"),
+        use_head=bool(read("vision_use_head", True)),
+    )
+
+
 def _dense(read: _Reader, name: str, **extra: Any) -> ModelSpec:
     heads = read.count("num_attention_heads")
     hidden = read.count("hidden_size")
@@ -348,15 +466,31 @@ def _dense(read: _Reader, name: str, **extra: Any) -> ModelSpec:
     )
 
 
+_SLIDING_DEFAULTS = {"gemma2": (4096, 2), "gemma3": (4096, 6), "gemma3_text": (4096, 6), "gpt_oss": (128, 2)}
+"""transformers' defaults where a config leaves them out: the window, and the period of the layer pattern (layer
+``i`` is global when ``(i + 1) % period == 0``, else sliding: Gemma 2 and gpt-oss alternate, Gemma 3 keeps one
+global layer in six, its ``sliding_window_pattern``)."""
+
+
 def _sliding(read: _Reader) -> dict[str, Any]:
-    window = read.count("sliding_window", 0) if read("use_sliding_window", True) else 0
+    """The sliding window and which layers use it, as transformers' config classes decide when ``layer_types``
+    is absent: the architecture's pattern (Gemma 2 and 3, gpt-oss), every layer (Mistral), the layers from
+    ``max_window_layers`` on when ``use_sliding_window`` is set (Qwen2/3), none otherwise (Llama)."""
+    window_default, period = _SLIDING_DEFAULTS.get(read.model_type, (0, 0))
+    if read.model_type == "llama" or not read("use_sliding_window", read.model_type not in ("qwen2", "qwen3")):
+        return {"sliding_window": 0, "layer_types": ()}
+    window = read.count("sliding_window", window_default)
+    layers = read.count("num_hidden_layers") if window else 0
     types = tuple(read("layer_types", ()))
-    if window and not types and "sliding_window_pattern" in read.config:  # Gemma 3: every n-th layer is global
-        pattern = read.count("sliding_window_pattern")
-        types = tuple(
-            "full_attention" if (i + 1) % pattern == 0 else "sliding_attention"
-            for i in range(read.count("num_hidden_layers"))
-        )
+    if window and not types:
+        if period:
+            period = read.count("sliding_window_pattern", period)
+            types = tuple("full_attention" if (i + 1) % period == 0 else "sliding_attention" for i in range(layers))
+        elif read.model_type in ("qwen2", "qwen3"):
+            first = read.count("max_window_layers", 28)
+            types = tuple("sliding_attention" if i >= first else "full_attention" for i in range(layers))
+        else:  # Mistral, Mixtral: the window applies to every layer
+            types = ("sliding_attention",) * layers
     return {"sliding_window": window, "layer_types": types}
 
 

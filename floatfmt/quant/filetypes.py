@@ -189,7 +189,8 @@ def tensor_types(model: ModelLike, name: str, *, imatrix: bool = False) -> dict[
     # llama.cpp walks a file's tensors by layer (its loader's weight_name_comparer: those of no layer first), and
     # counts the value projections and FFN down projections in that order
     tensors = sorted(
-        (t for t in model.tensors() if t.component != "mtp"), key=lambda t: -1 if t.layer is None else t.layer
+        (t for t in model.tensors() if t.component not in ("mtp", "vision", "projector")),  # mmproj: another file
+        key=lambda t: -1 if t.layer is None else t.layer,
     )
     gqa = _gqa_ratio(model, tensors)
     context = _Context(
