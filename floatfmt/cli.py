@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -277,6 +278,8 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def _memory(args: argparse.Namespace) -> Any:
     from floatfmt.memory import fit, footprint, load_model, roofline
 
+    if _is_checkpoint(args.model):
+        return _checkpoint_memory(args)
     model = load_model(args.model)
     options = dict(
         weights=args.weights,
@@ -314,6 +317,49 @@ def _memory(args: argparse.Namespace) -> Any:
     header = f"{model.name}: {model.num_params:,} parameters ({counts}); {model.active_params:,} active per token"
     placement = "".join(f"\n{part}" for part in (placed, bound) if part is not None)
     return f"{header}\n{result}{placement}"
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".npz", ".npy")
+
+
+def _is_checkpoint(text: str) -> bool:
+    """A weights file, or a directory holding some: counted from its headers rather than from a config."""
+    path = Path(text)
+    if path.is_file():
+        return path.suffix in _WEIGHT_SUFFIXES
+    return path.is_dir() and any(child.suffix == ".safetensors" for child in path.iterdir())
+
+
+def _checkpoint_memory(args: argparse.Namespace) -> Any:
+    """``floatfmt memory PATH``: exact bytes and values from the headers, plus the KV cache and the rest from the
+    config beside it (``config.json``) when there is one."""
+    from floatfmt.memory import UnsupportedModelError, checkpoint_footprint, load_model
+
+    if args.weights or args.override or args.gpu:
+        raise ValueError(
+            "a checkpoint is counted as it is stored: --weights, --override and --gpu apply to a model by name or "
+            "config.json (give its config.json to ask about another storage)"
+        )
+    path = Path(args.model)
+    config = path / "config.json" if path.is_dir() else path.parent / "config.json"
+    model, unread = None, "no config.json beside it"
+    if config.is_file():
+        try:
+            model = load_model(config)
+        except UnsupportedModelError as error:
+            unread = f"its config is not one floatfmt counts ({str(error).split('; ')[0]})"
+    options = dict(
+        kv_cache=args.kv_cache, context=args.context, batch=args.batch, training=args.train, zero=args.zero,
+        lora_rank=args.lora_rank, activations=args.activations, recompute=args.recompute, engine=args.engine,
+        tp=args.tp, pp=args.pp, dp=args.dp,
+    )  # fmt: skip
+    result = checkpoint_footprint(path, model, **options)
+    if args.json:
+        return result
+    with floatfmt.open_weights(path) as weights:
+        values = weights.num_params
+    where = f"; KV cache and the rest from {config}" if model is not None else f"; {unread}: weights only"
+    return f"{path}: {values:,} stored values in its tensors{where}\n{result}"
 
 
 def _overrides(items: list[str]) -> dict[str, str]:

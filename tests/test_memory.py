@@ -765,3 +765,45 @@ def test_every_cli_option_reaches_the_footprint_the_fit_and_the_roofline(capsys,
         inference = {k: v for k, v in options.items() if k not in ("tp", "pp")}
         assert shown["roofline"] == roofline(model, "H100-SXM", gpus=placed.gpus, **inference).as_dict()
     assert shown["parameters"] == model.num_params and shown["active_parameters"] == model.active_params
+
+
+def test_pipeline_parallel_activations_follow_the_1f1b_schedule():
+    # the first of pp stages keeps pp micro-batches of its L/pp layers in flight: per GPU, the whole model's
+    # activations of one micro-batch, split by tensor parallelism alone (Korthikanti et al. 2022, section 4.2)
+    model = load_model("llama-3.1-70b")
+    whole = footprint(model, training="adam", activations=True, context=4096).line("activations")
+    staged = footprint(model, training="adam", activations=True, context=4096, tp=2, pp=4).line("activations")
+    assert staged.bytes == whole.bytes and staged.per_gpu == math.ceil(whole.bytes / 2)
+    assert "first of 4 stages holds 4 micro-batches of its 20 layers" in staged.formula
+    prefill = footprint(model, activations=True, context=4096, pp=4).line("activations")
+    assert prefill.per_gpu is None and "each of 4 stages peaks at one layer" in prefill.formula
+
+
+def test_memory_of_a_checkpoint_directory_or_gguf_comes_from_its_headers(tmp_path, capsys):
+    config = {"model_type": "llama", "vocab_size": 256, "hidden_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128}  # fmt: skip
+    model = ModelSpec.from_config(config)
+    tensors = {t.name: np.zeros(t.shape, np.float16) for t in model.tensors()}
+    save_safetensors(tmp_path / "model.safetensors", tensors)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert floatfmt.cli.main(["memory", str(tmp_path), "--context", "1024", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    header_bytes = sum(a.nbytes for a in tensors.values())
+    kv = footprint(model, context=1024).line("KV cache").bytes
+    assert shown["total"] == header_bytes + kv  # the stored bytes exactly, and the cache the config implies
+    assert floatfmt.cli.main(["memory", str(tmp_path / "model.safetensors"), "--context", "1024"]) == 0
+    assert f"{model.num_params:,} stored values" in capsys.readouterr().out
+    gguf = pytest.importorskip("gguf")
+    writer = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "llama")
+    writer.add_tensor("token_embd.weight", np.zeros((256, 64), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    (tmp_path / "config.json").unlink()
+    assert floatfmt.cli.main(["memory", str(tmp_path / "m.gguf")]) == 0
+    out = capsys.readouterr().out
+    assert "16,384 stored values" in out and "no config.json beside it: weights only" in out
+    assert "weights: embedding (F32)" in out  # GGUF names have their components too
+    assert floatfmt.cli.main(["memory", str(tmp_path / "m.gguf"), "--weights", "q4_k"]) == 2
+    assert "counted as it is stored" in capsys.readouterr().err

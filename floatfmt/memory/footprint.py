@@ -296,7 +296,9 @@ def footprint(
     ``tp`` and ``pp`` give each GPU's share (``per_gpu``): weights and states split evenly (an estimate: norms
     and routers are in truth replicated); the KV cache split by layers over ``pp`` and by KV heads over ``tp``,
     each rank keeping at least one head (heads are replicated when ``tp`` exceeds them) and the whole MLA latent
-    (it has no heads to split), as vLLM and SGLang shard them. ``batch`` is per data-parallel replica.
+    (it has no heads to split), as vLLM and SGLang shard them; activations by ``tp`` only (under 1F1B the first
+    pipeline stage holds ``pp`` micro-batches of its layers, as much as the whole model's for one). ``batch`` is
+    per data-parallel replica.
 
     Raises:
         ValueError: for an unknown scheme, format or optimizer, or a layout or size that cannot be.
@@ -396,7 +398,14 @@ def footprint(
         )
     if activations:
         estimate, formula = _activations(model, context, batch, training is not None, recompute)
-        lines.append(Line("activations", estimate, formula, estimate=True, per_gpu=share(estimate, model_split)))
+        if pp > 1:  # neither kind of work spreads over the pipeline's stages
+            formula += (
+                f"; per GPU / tp only: under 1F1B the first of {pp} stages holds {pp} micro-batches of its "
+                f"{math.ceil(model.num_layers / pp)} layers (Korthikanti et al. 2022, §4.2)"
+                if training is not None
+                else f"; per GPU / tp only: each of {pp} stages peaks at one layer's transients"
+            )
+        lines.append(Line("activations", estimate, formula, estimate=True, per_gpu=share(estimate, tp)))
     layout = f", tp={tp} pp={pp} dp={dp}" if tp * pp * dp > 1 else ""
     return Footprint(f"{model.name} ({described}{layout})", lines, gpus=tp * pp * dp)
 
@@ -442,16 +451,24 @@ def _activations(model: ModelSpec, context: int, batch: int, training: bool, rec
 
 _COMPONENT_PATTERNS = [  # (substring of the tensor name, component); the first match wins
     ("embed_tokens", "embedding"),
+    ("token_embd", "embedding"),  # GGUF's names (llama.cpp's tensor map) from here to "ffn_"
     ("shared_head.head", "head"),
     ("lm_head", "head"),
     ("shared_expert", "shared_experts"),
+    ("_shexp", "shared_experts"),
     (".experts", "experts"),
+    ("_exps", "experts"),
     ("mlp.gate.", "router"),
     ("mlp.router", "router"),
     ("block_sparse_moe.gate", "router"),
+    ("ffn_gate_inp", "router"),
+    ("vision_tower", "vision"),
+    ("multi_modal_projector", "projector"),
     ("norm", "norm"),
+    ("output.weight", "head"),
     ("attn", "attention"),
     ("mlp", "mlp"),
+    ("ffn_", "mlp"),
 ]
 _SCALE_SUFFIXES = ("_scale", "_scale_inv", "_scales", ".scales", "_zeros", ".qzeros", ".absmax", "_scale_2")
 
@@ -468,9 +485,13 @@ def component_of(name: str, num_layers: int | None = None) -> str:
     return "other"
 
 
-def checkpoint_footprint(path: str | Any) -> Footprint:
+def checkpoint_footprint(path: str | Any, model: ModelSpec | None = None, **options: Any) -> Footprint:
     """Exact bytes of a checkpoint from its headers alone, by component and storage dtype, with quantization
     scale tensors (``weight_scale_inv``, ``*_scale``, ``*_scales``, zero points) itemised as overhead.
+
+    With ``model`` (the checkpoint's config as a :class:`ModelSpec`), the KV cache, runtime, training and
+    activation lines of ``footprint(model, **options)`` follow the weights, so the total is what serving or
+    training this very checkpoint takes.
 
     Example:
         >>> import numpy as np, tempfile, pathlib
@@ -508,4 +529,9 @@ def checkpoint_footprint(path: str | Any) -> Footprint:
         )
     ]
     weights.close()
-    return Footprint(f"checkpoint {weights.path}", lines)
+    gpus = 1
+    if model is not None:
+        rest = footprint(model, **options)
+        lines += [line for line in rest.lines if not line.label.startswith(("weights:", "scales:"))]
+        gpus = rest.gpus
+    return Footprint(f"checkpoint {weights.path} (as stored, from its headers)", lines, gpus=gpus)
