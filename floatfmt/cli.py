@@ -155,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     memory.add_argument("--gpu", help="also find the fewest of this GPU that hold it, and time bounds (e.g. H100-SXM)")
     for flag in ("--tp", "--pp", "--dp"):
         memory.add_argument(flag, type=int, default=1, help=f"{flag[2:]} degree (default 1)")
+    cost = memory.add_argument_group("cost (with --gpu; your prices, in one currency: none are built in)")
+    cost.add_argument("--price-per-gpu-hour", type=float, metavar="PRICE", help="what one GPU-hour costs you")
+    cost.add_argument("--purchase", type=float, metavar="PRICE", help="or: a GPU's purchase price, spread over --years")
+    cost.add_argument("--years", type=float, default=4.0, help="years of service for --purchase (default 4)")
+    cost.add_argument("--watts", type=float, default=0.0, help="power per GPU for --purchase, cooling included")
+    cost.add_argument("--kwh-price", type=float, default=0.0, help="energy price per kWh for --watts")
     return parser
 
 
@@ -302,7 +308,9 @@ def _memory(args: argparse.Namespace) -> Any:
         fixed = {name: degree for name, degree in layout.items() if degree != 1}
         placed = fit(model, args.gpu, **options, **fixed)
         if args.train is None:
-            bound = roofline(model, placed.gpu, gpus=placed.gpus, **options)
+            bound = roofline(model, placed.gpu, gpus=placed.gpus, price_per_gpu_hour=_gpu_hour_price(args), **options)
+    elif args.price_per_gpu_hour is not None or args.purchase is not None:
+        raise ValueError("a cost needs --gpu: the price is per GPU-hour of the GPU the model is placed on")
     if args.json:
         return {
             "model": model.name,
@@ -317,6 +325,16 @@ def _memory(args: argparse.Namespace) -> Any:
     header = f"{model.name}: {model.num_params:,} parameters ({counts}); {model.active_params:,} active per token"
     placement = "".join(f"\n{part}" for part in (placed, bound) if part is not None)
     return f"{header}\n{result}{placement}"
+
+
+def _gpu_hour_price(args: argparse.Namespace) -> float | None:
+    from floatfmt.memory import gpu_hour_cost
+
+    if args.price_per_gpu_hour is not None and args.purchase is not None:
+        raise ValueError("give --price-per-gpu-hour or --purchase (with --years, --watts, --kwh-price), not both")
+    if args.purchase is not None:
+        return gpu_hour_cost(args.purchase, years=args.years, watts=args.watts, energy_price_per_kwh=args.kwh_price)
+    return args.price_per_gpu_hour
 
 
 _WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".npz", ".npy")

@@ -18,6 +18,7 @@ from floatfmt.memory import (
     cache_bytes,
     fit,
     footprint,
+    gpu_hour_cost,
     load_model,
     presets,
     roofline,
@@ -807,3 +808,30 @@ def test_memory_of_a_checkpoint_directory_or_gguf_comes_from_its_headers(tmp_pat
     assert "weights: embedding (F32)" in out  # GGUF names have their components too
     assert floatfmt.cli.main(["memory", str(tmp_path / "m.gguf"), "--weights", "q4_k"]) == 2
     assert "counted as it is stored" in capsys.readouterr().err
+
+
+def test_cost_per_million_tokens_is_the_price_over_the_decode_bound(capsys):
+    model = load_model("llama-3.1-70b")
+    options = {"weights": "fp8_e4m3_block128", "context": 8192, "batch": 16}
+    bound = roofline(model, "H100-SXM", gpus=2, price_per_gpu_hour=2.5, **options)
+    tokens_per_hour = bound.decode_tokens_per_second * 3600
+    assert bound.cost_per_million_tokens == pytest.approx(2 * 2.5 / tokens_per_hour * 1e6, rel=1e-12)
+    assert (
+        "(your price)" in str(bound) and roofline(model, "H100-SXM", gpus=2, **options).cost_per_million_tokens is None
+    )
+    owned = gpu_hour_cost(30_000, years=3, watts=700, energy_price_per_kwh=0.2, utilization=0.5)
+    assert owned == pytest.approx((30_000 / (3 * 8766) + 0.7 * 0.2) / 0.5)
+    argv = ["memory", "llama-3.1-70b", "--weights", "fp8_e4m3_block128", "--gpu", "H100-SXM", "--json"]
+    assert (
+        floatfmt.cli.main([*argv, "--purchase", "30000", "--years", "3", "--watts", "700", "--kwh-price", "0.2"]) == 0
+    )
+    shown = json.loads(capsys.readouterr().out)["roofline"]
+    assert shown["price_per_gpu_hour"] == pytest.approx(
+        gpu_hour_cost(30_000, years=3, watts=700, energy_price_per_kwh=0.2)
+    )
+    for bad in (["--price-per-gpu-hour", "2", "--purchase", "1"], ["--price-per-gpu-hour", "-1"]):
+        assert floatfmt.cli.main([*argv, *bad]) == 2
+    assert floatfmt.cli.main(["memory", "llama-3.1-8b", "--price-per-gpu-hour", "2"]) == 2
+    assert "a cost needs --gpu" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="utilization"):
+        gpu_hour_cost(1000, years=1, utilization=0)

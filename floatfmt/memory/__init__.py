@@ -16,7 +16,7 @@ from floatfmt.memory.footprint import (
     footprint,
     tensor_storage,
 )
-from floatfmt.memory.gpus import Fit, Gpu, Roofline, fit, get_gpu, gpus, roofline
+from floatfmt.memory.gpus import Fit, Gpu, Roofline, fit, get_gpu, gpu_hour_cost, gpus, roofline
 from floatfmt.memory.load import load_model, presets
 from floatfmt.memory.model import ARCHITECTURES, COMPONENTS, ModelSpec, Tensor, UnsupportedModelError
 from floatfmt.quant.storage import cache_bytes
@@ -29,6 +29,7 @@ __all__ = [
     "Roofline",
     "fit",
     "get_gpu",
+    "gpu_hour_cost",
     "gpus",
     "roofline",
     "OPTIMIZERS",

@@ -28,7 +28,7 @@ from floatfmt.memory.model import ModelSpec
 from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.storage import resolve
 
-__all__ = ["Fit", "Gpu", "Roofline", "fit", "get_gpu", "gpus", "roofline"]
+__all__ = ["Fit", "Gpu", "Roofline", "fit", "get_gpu", "gpu_hour_cost", "gpus", "roofline"]
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,16 @@ class Roofline:
     decode_bytes_per_step: float
     decode_tokens_per_second: float
     formula: str
+    price_per_gpu_hour: float | None = None
+    """What one GPU-hour costs, as the caller priced it (``None``: no cost asked for)."""
+
+    @property
+    def cost_per_million_tokens(self) -> float | None:
+        """The least a million decoded tokens can cost on these GPUs at that price: the decode bound is the most
+        tokens per second, so this is a lower bound on cost, like the bound it comes from."""
+        if self.price_per_gpu_hour is None:
+            return None
+        return self.gpus * self.price_per_gpu_hour / (self.decode_tokens_per_second * 3600) * 1e6
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary of the bounds (lower bound on prefill time, upper bound on decode speed)."""
@@ -215,6 +225,8 @@ class Roofline:
             "prefill_seconds_at_least": self.prefill_seconds,
             "decode_bytes_per_step": self.decode_bytes_per_step,
             "decode_tokens_per_second_at_most": self.decode_tokens_per_second,
+            "price_per_gpu_hour": self.price_per_gpu_hour,
+            "cost_per_million_tokens_at_least": self.cost_per_million_tokens,
             "formula": self.formula,
         }
 
@@ -222,8 +234,15 @@ class Roofline:
         return (
             f"{self.gpus} × {self.gpu.name}: prefill ≥ {self.prefill_seconds * 1e3:,.1f} ms "
             f"({self.prefill_flops:.3g} FLOPs); decode ≤ {self.decode_tokens_per_second:,.1f} tokens/s "
-            f"({format_bytes(int(self.decode_bytes_per_step))} read per step). Bounds, not predictions: {self.formula}"
+            f"({format_bytes(int(self.decode_bytes_per_step))} read per step){self._cost()}. Bounds, not "
+            f"predictions: {self.formula}"
         )
+
+    def _cost(self) -> str:
+        cost = self.cost_per_million_tokens
+        if cost is None or self.price_per_gpu_hour is None:
+            return ""
+        return f"; at {self.price_per_gpu_hour:,.4g} per GPU-hour (your price), ≥ {cost:,.4g} per million output tokens"
 
 
 def roofline(
@@ -236,6 +255,7 @@ def roofline(
     context: int = 4096,
     batch: int = 1,
     overrides: Mapping[str, str] | None = None,
+    price_per_gpu_hour: float | None = None,
     **options: Any,
 ) -> Roofline:
     """Time bounds on ``gpus`` GPUs: prefill of ``batch`` prompts of ``context`` tokens cannot beat
@@ -244,7 +264,9 @@ def roofline(
     Prefill FLOPs: ``2 × active parameters × tokens`` for the matrices, plus the attention scores and their
     weighted sums (``2 × 2 × layers × heads × head_dim × context² / 2`` per prompt, causal). A decode step
     reads every active weight once (the experts of one token; a larger batch touches more) and the whole KV
-    cache. The peak is the GPU's dense throughput at the weights' element width. ``weights=None`` is the
+    cache. The peak is the GPU's dense throughput at the weights' element width. With ``price_per_gpu_hour``
+    (yours: a rental price, or :func:`gpu_hour_cost` of a purchase), the result also gives the least a million
+    output tokens can cost at the decode bound (``cost_per_million_tokens``). ``weights=None`` is the
     model's own checkpoint storage; ``options`` are :func:`footprint`'s others (``engine`` for its window rule:
     the KV cache read is the one that engine keeps).
     """
@@ -271,7 +293,34 @@ def roofline(
         f"FLOPs = 2 × {model.active_params:,} × {tokens:,} + attention; peak {chosen.tflops(bits):g} TFLOPS × {gpus}; "
         f"step = {active_share:.3f} of the weights + the KV cache, at {chosen.bandwidth_gbs:,.0f} GB/s × {gpus}"
     )
-    return Roofline(chosen, gpus, flops, seconds, step_bytes, tokens_per_second, formula)
+    if price_per_gpu_hour is not None and not price_per_gpu_hour >= 0:
+        raise ValueError(f"price_per_gpu_hour must be a non-negative number, got {price_per_gpu_hour}")
+    return Roofline(chosen, gpus, flops, seconds, step_bytes, tokens_per_second, formula, price_per_gpu_hour)
+
+
+HOURS_PER_YEAR = 8766
+"""365.25 days."""
+
+
+def gpu_hour_cost(
+    purchase: float, *, years: float, watts: float = 0.0, energy_price_per_kwh: float = 0.0, utilization: float = 1.0
+) -> float:
+    """What one GPU-hour costs when you own the GPU: its purchase price spread over ``years`` of service, plus
+    the energy it draws at ``watts`` (the whole server's share per GPU, cooling included, is yours to put in),
+    over the share of hours it does useful work (``utilization``). All prices are yours, in one currency; none
+    are built in.
+
+    Example:
+        >>> from floatfmt.memory import gpu_hour_cost
+        >>> round(gpu_hour_cost(30_000, years=4, watts=1000, energy_price_per_kwh=0.15), 3)  # 0.856 + 0.15
+        1.006
+    """
+    if purchase < 0 or years <= 0 or watts < 0 or energy_price_per_kwh < 0 or not 0 < utilization <= 1:
+        raise ValueError(
+            "gpu_hour_cost needs purchase >= 0, years > 0, watts >= 0, energy_price_per_kwh >= 0 and utilization in "
+            f"(0, 1]; got {purchase}, {years}, {watts}, {energy_price_per_kwh}, {utilization}"
+        )
+    return (purchase / (years * HOURS_PER_YEAR) + watts / 1000 * energy_price_per_kwh) / utilization
 
 
 _LAYOUT_OPTIONS = ("tp", "pp", "dp", "zero", "training", "activations", "recompute")
