@@ -14,7 +14,8 @@ import functools
 import html
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,13 @@ class Footprint:
 def tensor_storage(tensor: Tensor, storage: Scheme | str) -> tuple[int, int]:
     """Bytes of a tensor in a scheme, a GGML type (``Q4_K``, ``F32``, ...) or a plain format:
     (element codes, overhead: scales, zero points, padding)."""
-    layout = resolve_scheme(storage).layout(tensor.shape)
+    return _shape_storage(tensor.shape, storage)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape_storage(shape: tuple[int, ...], storage: Scheme | str) -> tuple[int, int]:
+    """:func:`tensor_storage` by shape: a model repeats a few dozen shapes over thousands of tensors."""
+    layout = resolve_scheme(storage).layout(shape)
     return layout.element_bytes, layout.overhead_bytes
 
 
@@ -173,6 +180,7 @@ def _component_bytes(
     llama_cpp = chosen.types(model) if isinstance(chosen, FileType) else None
     sums: dict[str, list[int]] = {}
     scaled: dict[str, dict[str, None]] = {}  # per component, the storages whose scales it holds, in order
+    first_match = _first_match(tuple(pattern for pattern, _ in overrides))
     for tensor in model.tensors():
         storage: Scheme | str
         own = tensor.dtype or stored
@@ -183,17 +191,17 @@ def _component_bytes(
             assert isinstance(chosen, Scheme)
             matrix = len(tensor.shape) >= 2 and tensor.part not in ("router", "vision", "projector")
             storage = chosen if matrix else own
-        for pattern, value in overrides:
-            if fnmatch.fnmatchcase(tensor.name, pattern):
-                storage = own if value == KEEP else value
-                break
+        if first_match is not None and (found := first_match(tensor.name)) is not None:
+            which = next(name for name, text in found.groupdict().items() if text is not None and name[0] == "p")
+            value = overrides[int(which[1:])][1]
+            storage = own if value == KEEP else value
         elements, overhead = tensor_storage(tensor, storage)
         component = sums.setdefault(tensor.component, [0, 0, 0])
         component[0] += elements
         component[1] += overhead
         component[2] += tensor.size
         if overhead:
-            scaled.setdefault(tensor.component, {})[getattr(storage, "name", str(storage))] = None
+            scaled.setdefault(tensor.component, {})[storage.name if isinstance(storage, Scheme) else storage] = None
     return tuple(
         (component, elements, overhead, params, ", ".join(scaled.get(component, {})))
         for component, (elements, overhead, params) in sums.items()
@@ -255,6 +263,15 @@ def native_storage(model: ModelSpec) -> NativeStorage:
 def _pattern_of(name: str) -> str:
     """A tensor name with its layer and expert numbers as wildcards: the pattern for every tensor like it."""
     return ".".join("*" if part.isdigit() else part for part in name.split("."))
+
+
+def _first_match(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None] | None:
+    """One regular expression for glob ``patterns`` whose match names (``p<i>``) the first pattern that matches a
+    whole name, as trying them in order with ``fnmatchcase`` would (alternatives are tried left to right)."""
+    if not patterns:
+        return None
+    alternatives = "|".join(f"(?P<p{i}>{fnmatch.translate(pattern)})" for i, pattern in enumerate(patterns))
+    return re.compile(alternatives).match
 
 
 def footprint(

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -214,12 +215,23 @@ class ModelSpec:
     def tensors(self) -> Iterator[Tensor]:
         """Every weight, named and shaped as in the Hugging Face checkpoint (a multimodal model's text weights
         under ``language_model.``, then its vision tower and projector)."""
+        return iter(self._tensor_list)
+
+    @functools.cached_property
+    def _tensor_list(self) -> tuple[Tensor, ...]:
+        """The tensors, built once per spec (a spec is immutable; DeepSeek-V3 has 46k of them)."""
+        text: Iterator[Tensor] = self._text_tensors()
         if self.text_prefix:
-            yield from (replace(t, name=self.text_prefix + t.name) for t in self._text_tensors())
-        else:
-            yield from self._text_tensors()
-        if self.vision is not None:
-            yield from self.vision.tensors()
+            text = (replace(t, name=self.text_prefix + t.name) for t in text)
+        vision = self.vision.tensors() if self.vision is not None else iter(())
+        return (*text, *vision)
+
+    @functools.cached_property
+    def _component_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(COMPONENTS, 0)
+        for tensor in self._tensor_list:
+            counts[tensor.component] += tensor.size
+        return counts
 
     def _text_tensors(self) -> Iterator[Tensor]:
         h = self.hidden_size
@@ -251,80 +263,81 @@ class ModelSpec:
             norms.append("post_feedforward_layernorm")
         for norm in norms:
             yield Tensor(f"{prefix}{norm}.weight", (h,), "norm", layer)
-        yield from (replace(t, name=prefix + t.name, layer=layer) for t in self._attention())
-        yield from (replace(t, name=prefix + t.name, layer=layer) for t in self._feed_forward(layer))
+        yield from self._attention(prefix, layer)
+        yield from self._feed_forward(prefix, layer)
 
-    def _attention(self) -> Iterator[Tensor]:
+    def _attention(self, prefix: str, layer: int) -> Iterator[Tensor]:
         h, heads = self.hidden_size, self.num_heads
-        a = "self_attn."
+        a = prefix + "self_attn."
         if self.kv_lora_rank:  # MLA (DeepSeek-V2/V3)
             qk_head = self.qk_nope_head_dim + self.qk_rope_head_dim
             if self.q_lora_rank:
-                yield Tensor(a + "q_a_proj.weight", (self.q_lora_rank, h), "attention")
-                yield Tensor(a + "q_a_layernorm.weight", (self.q_lora_rank,), "norm")
-                yield Tensor(a + "q_b_proj.weight", (heads * qk_head, self.q_lora_rank), "attention")
+                yield Tensor(a + "q_a_proj.weight", (self.q_lora_rank, h), "attention", layer)
+                yield Tensor(a + "q_a_layernorm.weight", (self.q_lora_rank,), "norm", layer)
+                yield Tensor(a + "q_b_proj.weight", (heads * qk_head, self.q_lora_rank), "attention", layer)
             else:
-                yield Tensor(a + "q_proj.weight", (heads * qk_head, h), "attention")
-            yield Tensor(a + "kv_a_proj_with_mqa.weight", (self.kv_lora_rank + self.qk_rope_head_dim, h), "attention")
-            yield Tensor(a + "kv_a_layernorm.weight", (self.kv_lora_rank,), "norm")
+                yield Tensor(a + "q_proj.weight", (heads * qk_head, h), "attention", layer)
+            yield Tensor(
+                a + "kv_a_proj_with_mqa.weight", (self.kv_lora_rank + self.qk_rope_head_dim, h), "attention", layer
+            )
+            yield Tensor(a + "kv_a_layernorm.weight", (self.kv_lora_rank,), "norm", layer)
             kv_b = heads * (self.qk_nope_head_dim + self.v_head_dim)
-            yield Tensor(a + "kv_b_proj.weight", (kv_b, self.kv_lora_rank), "attention")
-            yield Tensor(a + "o_proj.weight", (h, heads * self.v_head_dim), "attention")
+            yield Tensor(a + "kv_b_proj.weight", (kv_b, self.kv_lora_rank), "attention", layer)
+            yield Tensor(a + "o_proj.weight", (h, heads * self.v_head_dim), "attention", layer)
             return
         q, kv = heads * self.head_dim, self.num_kv_heads * self.head_dim
         for proj, rows in (("q_proj", q), ("k_proj", kv), ("v_proj", kv)):
-            yield Tensor(f"{a}{proj}.weight", (rows, h), "attention")
+            yield Tensor(f"{a}{proj}.weight", (rows, h), "attention", layer)
             if self.qkv_bias:
-                yield Tensor(f"{a}{proj}.bias", (rows,), "attention")
-        yield Tensor(a + "o_proj.weight", (h, q), "attention")
+                yield Tensor(f"{a}{proj}.bias", (rows,), "attention", layer)
+        yield Tensor(a + "o_proj.weight", (h, q), "attention", layer)
         if self.o_bias:
-            yield Tensor(a + "o_proj.bias", (h,), "attention")
+            yield Tensor(a + "o_proj.bias", (h,), "attention", layer)
         if self.qk_norm:
-            yield Tensor(a + "q_norm.weight", (self.head_dim,), "norm")
-            yield Tensor(a + "k_norm.weight", (self.head_dim,), "norm")
+            yield Tensor(a + "q_norm.weight", (self.head_dim,), "norm", layer)
+            yield Tensor(a + "k_norm.weight", (self.head_dim,), "norm", layer)
         if self.attention_sinks:
-            yield Tensor(a + "sinks", (heads,), "attention")
+            yield Tensor(a + "sinks", (heads,), "attention", layer)
 
-    def _feed_forward(self, layer: int) -> Iterator[Tensor]:
+    def _feed_forward(self, prefix: str, layer: int) -> Iterator[Tensor]:
         h = self.hidden_size
         if not self.num_experts or layer < self.first_dense_layers:
-            yield from _swiglu("mlp.", h, self.intermediate_size, "mlp")
+            yield from _swiglu(prefix + "mlp.", h, self.intermediate_size, "mlp", layer=layer)
             return
         m, experts = self.moe_intermediate_size, self.num_experts
         names = _MOE_NAMES[self.architecture]
-        yield Tensor(names["router"] + ".weight", (experts, h), "router")
+        yield Tensor(prefix + names["router"] + ".weight", (experts, h), "router", layer)
         if self.router_bias:
-            yield Tensor(names["router"] + ".bias", (experts,), "router")
+            yield Tensor(prefix + names["router"] + ".bias", (experts,), "router", layer)
         if self.architecture == "deepseek_v3":
-            yield Tensor("mlp.gate.e_score_correction_bias", (experts,), "router", dtype="float32")
+            yield Tensor(prefix + "mlp.gate.e_score_correction_bias", (experts,), "router", layer, dtype="float32")
         if self.fused_experts:  # gpt-oss stores each layer's experts as two stacked tensors
-            yield Tensor("mlp.experts.gate_up_proj", (experts, h, 2 * m), "experts")
-            yield Tensor("mlp.experts.down_proj", (experts, m, h), "experts")
+            yield Tensor(prefix + "mlp.experts.gate_up_proj", (experts, h, 2 * m), "experts", layer)
+            yield Tensor(prefix + "mlp.experts.down_proj", (experts, m, h), "experts", layer)
             if self.expert_bias:
-                yield Tensor("mlp.experts.gate_up_proj_bias", (experts, 2 * m), "experts")
-                yield Tensor("mlp.experts.down_proj_bias", (experts, h), "experts")
+                yield Tensor(prefix + "mlp.experts.gate_up_proj_bias", (experts, 2 * m), "experts", layer)
+                yield Tensor(prefix + "mlp.experts.down_proj_bias", (experts, h), "experts", layer)
         else:
             for expert in range(experts):
-                yield from _swiglu(f"{names['experts']}.{expert}.", h, m, "experts", names["projections"])
+                yield from _swiglu(
+                    f"{prefix}{names['experts']}.{expert}.", h, m, "experts", names["projections"], layer
+                )
         if self.shared_experts:
             size = self.shared_expert_intermediate_size or self.shared_experts * m
-            yield from _swiglu(names["shared"] + ".", h, size, "shared_experts")
+            yield from _swiglu(prefix + names["shared"] + ".", h, size, "shared_experts", layer=layer)
             if self.shared_expert_gate:
-                yield Tensor("mlp.shared_expert_gate.weight", (1, h), "router")
+                yield Tensor(prefix + "mlp.shared_expert_gate.weight", (1, h), "router", layer)
 
     # --- counts ------------------------------------------------------------------------------
 
     @property
     def num_params(self) -> int:
         """Every parameter the checkpoint stores (tied embeddings once, MTP layers included)."""
-        return sum(t.size for t in self.tensors())
+        return sum(self._component_counts.values())
 
     def params_by_component(self) -> dict[str, int]:
         """Parameters per component, in :data:`COMPONENTS` order (components the model lacks are 0)."""
-        counts = dict.fromkeys(COMPONENTS, 0)
-        for tensor in self.tensors():
-            counts[tensor.component] += tensor.size
-        return counts
+        return dict(self._component_counts)
 
     @property
     def active_params(self) -> int:
@@ -378,12 +391,17 @@ _PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 
 
 def _swiglu(
-    prefix: str, hidden: int, inner: int, component: str, names: tuple[str, ...] = _PROJECTIONS
+    prefix: str,
+    hidden: int,
+    inner: int,
+    component: str,
+    names: tuple[str, ...] = _PROJECTIONS,
+    layer: int | None = None,
 ) -> Iterator[Tensor]:
     gate, up, down = names
-    yield Tensor(f"{prefix}{gate}.weight", (inner, hidden), component)
-    yield Tensor(f"{prefix}{up}.weight", (inner, hidden), component)
-    yield Tensor(f"{prefix}{down}.weight", (hidden, inner), component)
+    yield Tensor(f"{prefix}{gate}.weight", (inner, hidden), component, layer)
+    yield Tensor(f"{prefix}{up}.weight", (inner, hidden), component, layer)
+    yield Tensor(f"{prefix}{down}.weight", (hidden, inner), component, layer)
 
 
 _MOE_NAMES: dict[str, dict[str, Any]] = {
