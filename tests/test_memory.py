@@ -48,7 +48,40 @@ OFFICIAL_PARAMS = {
     "gemma-3-4b": 4_300_079_472,
     "gemma-3-27b": 27_432_406_640,
     "mistral-7b-v0.1": 7_241_732_096,
+    # the families deployers run today, each against its BF16 index's total_size / 2 (the MoE ones also against
+    # their cards' active counts, below), and the DeepSeek-V3 architecture's other checkpoints (model cards)
+    "llama-3.2-1b": 1_235_814_400,
+    "llama-3.2-3b": 3_212_749_824,
+    "llama-3.3-70b": 70_553_706_496,
+    "qwen2.5-0.5b": 494_032_768,
+    "qwen2.5-1.5b": 1_543_714_304,
+    "qwen2.5-3b": 3_085_938_688,
+    "qwen3-8b": 8_190_735_360,
+    "qwen3-30b-a3b": 30_532_122_624,
+    "qwen3-235b-a22b": 235_093_634_560,
+    "mistral-nemo-12b": 12_247_782_400,
+    "mistral-small-24b": 23_572_403_200,
+    "phi-4": 14_659_507_200,
+    "deepseek-v3.1": 684_489_845_504,
+    "kimi-k2": 1_026_408_232_448,
 }
+
+# Active parameters per token as the model cards give them (rounded there): "3.3B activated", "22B activated",
+# "32B activated parameters"
+ACTIVE_PARAMS_ROUNDED = {"qwen3-30b-a3b": 3.3e9, "qwen3-235b-a22b": 22e9, "kimi-k2": 32e9}
+
+
+@pytest.mark.parametrize("name", list(ACTIVE_PARAMS_ROUNDED))
+def test_active_parameters_round_to_the_model_cards(name):
+    active = load_model(name).active_params
+    assert abs(active - ACTIVE_PARAMS_ROUNDED[name]) < 0.05 * ACTIVE_PARAMS_ROUNDED[name], f"{active:,}"
+
+
+def test_phi_stores_fused_projections():
+    names = {t.name: t.shape for t in load_model("phi-4").tensors()}
+    assert names["model.layers.0.self_attn.qkv_proj.weight"] == (5120 + 2 * 10 * 128, 5120)
+    assert names["model.layers.39.mlp.gate_up_proj.weight"] == (2 * 17920, 5120)
+    assert "model.layers.0.self_attn.q_proj.weight" not in names
 
 
 @pytest.mark.parametrize("name", list(OFFICIAL_PARAMS))
@@ -153,6 +186,20 @@ KV_BYTES_PER_TOKEN_BF16 = {
     "gemma-3-4b": 34 * 2 * 4 * 256 * 2,
     "gemma-3-27b": 62 * 2 * 16 * 128 * 2,
     "mistral-7b-v0.1": 32 * 2 * 8 * 128 * 2,
+    "llama-3.2-1b": 16 * 2 * 8 * 64 * 2,
+    "llama-3.2-3b": 28 * 2 * 8 * 128 * 2,
+    "llama-3.3-70b": 80 * 2 * 8 * 128 * 2,
+    "qwen2.5-0.5b": 24 * 2 * 2 * 64 * 2,
+    "qwen2.5-1.5b": 28 * 2 * 2 * 128 * 2,
+    "qwen2.5-3b": 36 * 2 * 2 * 128 * 2,
+    "qwen3-8b": 36 * 2 * 8 * 128 * 2,
+    "qwen3-30b-a3b": 48 * 2 * 4 * 128 * 2,
+    "qwen3-235b-a22b": 94 * 2 * 4 * 128 * 2,
+    "mistral-nemo-12b": 40 * 2 * 8 * 128 * 2,
+    "mistral-small-24b": 40 * 2 * 8 * 128 * 2,
+    "phi-4": 40 * 2 * 10 * 128 * 2,
+    "deepseek-v3.1": 61 * (512 + 64) * 2,
+    "kimi-k2": 61 * (512 + 64) * 2,
 }
 
 

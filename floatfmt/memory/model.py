@@ -173,6 +173,7 @@ class ModelSpec:
     sliding_window: int = 0
     layer_types: tuple[str, ...] = ()
     attention_sinks: bool = False
+    fused_projections: bool = False
     vision: VisionTower | None = None
     text_prefix: str = ""
     config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -286,7 +287,9 @@ class ModelSpec:
             yield Tensor(a + "o_proj.weight", (h, heads * self.v_head_dim), "attention", layer)
             return
         q, kv = heads * self.head_dim, self.num_kv_heads * self.head_dim
-        for proj, rows in (("q_proj", q), ("k_proj", kv), ("v_proj", kv)):
+        if self.fused_projections:  # Phi-3/4: one qkv_proj matrix
+            yield Tensor(a + "qkv_proj.weight", (q + 2 * kv, h), "attention", layer)
+        for proj, rows in () if self.fused_projections else (("q_proj", q), ("k_proj", kv), ("v_proj", kv)):
             yield Tensor(f"{a}{proj}.weight", (rows, h), "attention", layer)
             if self.qkv_bias:
                 yield Tensor(f"{a}{proj}.bias", (rows,), "attention", layer)
@@ -301,6 +304,11 @@ class ModelSpec:
 
     def _feed_forward(self, prefix: str, layer: int) -> Iterator[Tensor]:
         h = self.hidden_size
+        if self.fused_projections:  # Phi-3/4: gate and up stacked in one gate_up_proj
+            inner = self.intermediate_size
+            yield Tensor(prefix + "mlp.gate_up_proj.weight", (2 * inner, h), "mlp", layer)
+            yield Tensor(prefix + "mlp.down_proj.weight", (h, inner), "mlp", layer)
+            return
         if not self.num_experts or layer < self.first_dense_layers:
             yield from _swiglu(prefix + "mlp.", h, self.intermediate_size, "mlp", layer=layer)
             return
@@ -507,7 +515,7 @@ def _sliding(read: _Reader) -> dict[str, Any]:
         elif read.model_type in ("qwen2", "qwen3"):
             first = read.count("max_window_layers", 28)
             types = tuple("sliding_attention" if i >= first else "full_attention" for i in range(layers))
-        else:  # Mistral, Mixtral: the window applies to every layer
+        else:  # Mistral, Mixtral, Phi-3: the window applies to every layer
             types = ("sliding_attention",) * layers
     return {"sliding_window": window, "layer_types": types}
 
@@ -530,6 +538,10 @@ def _gemma(read: _Reader, name: str) -> ModelSpec:
     return replace(
         spec, tie_embeddings=bool(read("tie_word_embeddings", True)), qk_norm=read.model_type.startswith("gemma3")
     )
+
+
+def _phi3(read: _Reader, name: str) -> ModelSpec:
+    return replace(_dense(read, name, **_sliding(read)), fused_projections=True)
 
 
 def _mixtral(read: _Reader, name: str) -> ModelSpec:
@@ -604,6 +616,7 @@ def _gpt_oss(read: _Reader, name: str) -> ModelSpec:
 ARCHITECTURES = {
     "llama": _llama,
     "mistral": _llama,
+    "phi3": _phi3,
     "qwen2": _qwen2,
     "qwen3": _qwen3,
     "gemma2": _gemma,
