@@ -146,7 +146,7 @@ def test_memory(capsys):
     status, out, _ = run(
         capsys, "memory", "llama-3.1-70b", "--weights", "fp8_e4m3_block128", "--context", "32768", "--gpu", "H100-SXM"
     )
-    assert status == 0 and "2 × H100-SXM (tp=2, pp=1)" in out and "Bounds, not predictions" in out
+    assert status == 0 and "2 × H100-SXM (TP2)" in out and "Bounds, not predictions" in out
     status, _, err = run(capsys, "memory", "llama-3.1-8b", "--gpu", "H101")
     assert status == 2 and "unknown GPU" in err
     qlora = ["--weights", "nf4", "--train", "adam", "--lora-rank", "16", "--activations", "--recompute", "full"]

@@ -882,3 +882,46 @@ def test_cost_per_million_tokens_is_the_price_over_the_decode_bound(capsys):
     assert "a cost needs --gpu" in capsys.readouterr().err
     with pytest.raises(ValueError, match="utilization"):
         gpu_hour_cost(1000, years=1, utilization=0)
+
+
+# --- layouts beyond TP in a node and PP across nodes ----------------------------------------------------------
+
+
+def test_expert_parallel_with_data_parallel_attention_splits_only_the_routed_experts():
+    model = load_model("deepseek-r1")
+    one = footprint(model, context=32768, batch=8)
+    ep = footprint(model, context=32768, batch=8, ep=16)
+    assert ep.gpus == 16 and ep.total == one.total  # the same bytes, spread differently
+    for line in ep.lines:
+        if line.label.startswith(("weights: experts", "scales: experts")):
+            assert line.per_gpu == math.ceil(line.bytes / 16)
+        else:  # attention, dense and shared layers replicated on every GPU, each replica its own KV cache
+            assert line.per_gpu is None, line.label
+    grouped = footprint(model, context=32768, batch=8, ep=16, tp=2)  # attention TP2 inside 8 replicas
+    assert grouped.line("weights: attention").per_gpu == math.ceil(one.line("weights: attention").bytes / 2)
+    with pytest.raises(ValueError, match="no routed experts"):
+        footprint(load_model("llama-3.1-8b"), ep=2)
+    with pytest.raises(ValueError, match="cannot group ep=6 GPUs by tp=4"):
+        footprint(model, ep=6, tp=4)
+
+
+def test_fit_tries_every_layout_and_says_why_the_others_do_not_fit():
+    model = load_model("deepseek-r1")
+    options = {"context": 32768, "batch": 8}
+    placed = fit(model, "H100-SXM", **options)
+    names = [check.layout.name for check in placed.checks]
+    assert "EP16 with data-parallel attention" in names and "TP16 across 2 nodes" in names and "TP8" in names
+    assert [c.layout.gpus for c in placed.checks] == sorted(c.layout.gpus for c in placed.checks)
+    for check in placed.checks:  # each verdict is the footprint's own per-GPU bytes against the usable memory
+        layout = check.layout
+        per_gpu = footprint(model, tp=layout.tp, pp=layout.pp, ep=layout.ep, **options).per_gpu
+        assert check.bytes_per_gpu == per_gpu and check.fits == (per_gpu <= placed.usable_bytes)
+        assert check.fits or "over the" in check.reason
+    first = next(check for check in placed.checks if check.fits)
+    assert (placed.tp, placed.pp, placed.ep) == (first.layout.tp, first.layout.pp, first.layout.ep)
+    assert all(not check.fits for check in placed.checks if check.layout.gpus < placed.gpus)
+    expert_parallel = fit(model, "H200", ep=8, **options)  # a fixed degree: only layouts with it
+    assert expert_parallel.ep == 8 and all(check.layout.ep == 8 for check in expert_parallel.checks)
+    assert "EP8 with data-parallel attention" in str(expert_parallel) and expert_parallel.kv_tokens > 0
+    with pytest.raises(ValueError, match="closest: "):
+        fit(model, "RTX-4090", max_gpus=8)

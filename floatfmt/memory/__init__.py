@@ -16,7 +16,7 @@ from floatfmt.memory.footprint import (
     footprint,
     tensor_storage,
 )
-from floatfmt.memory.gpus import Fit, Gpu, Roofline, fit, get_gpu, gpu_hour_cost, gpus, roofline
+from floatfmt.memory.gpus import Fit, Gpu, Layout, LayoutCheck, Roofline, fit, get_gpu, gpu_hour_cost, gpus, roofline
 from floatfmt.memory.load import load_model, presets
 from floatfmt.memory.model import ARCHITECTURES, COMPONENTS, ModelSpec, Tensor, UnsupportedModelError
 from floatfmt.quant.storage import cache_bytes
@@ -25,6 +25,8 @@ __all__ = [
     "ARCHITECTURES",
     "COMPONENTS",
     "Fit",
+    "Layout",
+    "LayoutCheck",
     "Gpu",
     "Roofline",
     "fit",

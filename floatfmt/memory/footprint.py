@@ -293,6 +293,7 @@ def footprint(
     tp: int = 1,
     pp: int = 1,
     dp: int = 1,
+    ep: int = 1,
 ) -> Footprint:
     """Weights and KV cache of ``model``: weights per component in ``weights`` (a scheme or a format), with their
     scales itemised; matrices only (norms, biases and the MoE router stay in ``stored_dtype``, the model's own
@@ -317,13 +318,23 @@ def footprint(
     pipeline stage holds ``pp`` micro-batches of its layers, as much as the whole model's for one). ``batch`` is
     per data-parallel replica.
 
+    ``ep`` is expert parallelism for a mixture of experts, as SGLang and vLLM deploy DeepSeek: each pipeline
+    stage runs on ``ep`` GPUs that hold ``1/ep`` of its routed experts each, while attention runs data parallel
+    over groups of ``tp`` of them (``ep / tp`` attention replicas, each serving its own ``batch`` of sequences
+    with its own KV cache: no latent replicated across ranks) and the other weights are split ``tp`` ways.
+
     Raises:
         ValueError: for an unknown scheme, format or optimizer, or a layout or size that cannot be.
     """
     if context < 0 or batch < 0:
         raise ValueError(f"context and batch must be non-negative, got {context} and {batch}")
-    if min(tp, pp, dp) < 1 or zero not in (0, 1, 2, 3):
-        raise ValueError(f"tp, pp and dp must be at least 1 and zero one of 0-3; got {tp}, {pp}, {dp}, {zero}")
+    if min(tp, pp, dp, ep) < 1 or zero not in (0, 1, 2, 3):
+        raise ValueError(
+            f"tp, pp, dp and ep must be at least 1 and zero one of 0-3; got {tp}, {pp}, {dp}, {ep}, {zero}"
+        )
+    if ep > 1 and (not model.num_experts or ep % tp):
+        problem = "has no routed experts to split" if not model.num_experts else f"cannot group ep={ep} GPUs by tp={tp}"
+        raise ValueError(f"{model.name} {problem}: ep is expert parallelism for a mixture of experts, a multiple of tp")
     if training is not None and training not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {training!r}; choose one of {', '.join(OPTIMIZERS)}")
     stored = stored_dtype or str(model.config.get("torch_dtype") or "bfloat16")
@@ -335,20 +346,27 @@ def footprint(
         chosen_name = weights.name if isinstance(weights, Scheme) else str(weights)
         described = f"{chosen_name} weights"
     by_component = _component_bytes(model, weights, tuple((overrides or {}).items()), stored)
-    model_split = tp * pp
-    weight_split = model_split * (dp if training and zero == 3 else 1)
+    model_split: float = tp * pp
+    zero_split = dp if training and zero == 3 else 1
+    stage_gpus = ep if ep > 1 else tp  # the GPUs of one pipeline stage
 
-    def share(total: int, split: int) -> int | None:
+    def share(total: int, split: float) -> int | None:
         return None if split == 1 else math.ceil(total / split)
+
+    def split_of(component: str) -> int:
+        return (stage_gpus if component == "experts" else tp) * pp * zero_split
 
     lines = []
     for component, elements, overhead, params, scaled_by in by_component:
-        lines.append(
-            Line(f"weights: {component}", elements, f"{params:,} parameters", per_gpu=share(elements, weight_split))
-        )
+        split = split_of(component)
+        lines.append(Line(f"weights: {component}", elements, f"{params:,} parameters", per_gpu=share(elements, split)))
         if overhead:
             formula = f"{scaled_by} block scales, zero points, padding"
-            lines.append(Line(f"scales: {component}", overhead, formula, per_gpu=share(overhead, weight_split)))
+            lines.append(Line(f"scales: {component}", overhead, formula, per_gpu=share(overhead, split)))
+    if ep > 1:  # the parameters one GPU holds, for the training states that follow them
+        counts = model.params_by_component()
+        on_one = counts["experts"] / ep + (model.num_params - counts["experts"]) / tp
+        model_split = model.num_params / on_one * pp
     if recompute not in RECOMPUTE:
         raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}, got {recompute!r}")
     if lora_rank < 0:
@@ -399,11 +417,13 @@ def footprint(
     else:
         heads_per_gpu = max(1, model.num_kv_heads // tp) / model.num_kv_heads
     kv_per_gpu = math.ceil(kv * heads_per_gpu * math.ceil(model.num_layers / pp) / model.num_layers)
+    if ep > 1:
+        formula += f"; per attention replica ({ep // tp} of them, each its own {batch} sequences)"
     if training is None:  # a training step runs whole sequences: it keeps activations, not a KV cache
         lines.append(Line(f"KV cache ({kv_cache})", kv, formula, per_gpu=kv_per_gpu if tp * pp > 1 else None))
+    gpus = stage_gpus * pp * dp
     if engine != "none":
         reserved, note = runtime_bytes(engine, model, context=context, batch=batch, kv_cache=kv_cache)
-        gpus = tp * pp * dp
         lines.append(
             Line(
                 f"runtime ({engine}, per GPU)",
@@ -423,8 +443,8 @@ def footprint(
                 else f"; per GPU / tp only: each of {pp} stages peaks at one layer's transients"
             )
         lines.append(Line("activations", estimate, formula, estimate=True, per_gpu=share(estimate, tp)))
-    layout = f", tp={tp} pp={pp} dp={dp}" if tp * pp * dp > 1 else ""
-    return Footprint(f"{model.name} ({described}{layout})", lines, gpus=tp * pp * dp)
+    layout = f", tp={tp} pp={pp} dp={dp}" + (f" ep={ep}" if ep > 1 else "") if gpus > 1 else ""
+    return Footprint(f"{model.name} ({described}{layout})", lines, gpus=gpus)
 
 
 def _activations(model: ModelSpec, context: int, batch: int, training: bool, recompute: str) -> tuple[int, str]:

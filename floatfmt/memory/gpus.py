@@ -28,7 +28,7 @@ from floatfmt.memory.model import ModelSpec
 from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.storage import resolve
 
-__all__ = ["Fit", "Gpu", "Roofline", "fit", "get_gpu", "gpu_hour_cost", "gpus", "roofline"]
+__all__ = ["Fit", "Gpu", "Layout", "LayoutCheck", "Roofline", "fit", "get_gpu", "gpu_hour_cost", "gpus", "roofline"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,43 @@ def get_gpu(name: str | Gpu) -> Gpu:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """How a model is spread over GPUs: ``tp``-way tensor parallel, ``pp`` pipeline stages, and for a mixture of
+    experts ``ep``-way expert parallel with data-parallel attention (1: none)."""
+
+    tp: int
+    pp: int = 1
+    ep: int = 1
+    gpus_per_node: int = 8
+
+    @property
+    def gpus(self) -> int:
+        return (self.ep if self.ep > 1 else self.tp) * self.pp
+
+    @property
+    def name(self) -> str:
+        if self.ep > 1:
+            groups = f", attention TP{self.tp}" if self.tp > 1 else ""
+            return f"EP{self.ep} with data-parallel attention{groups}" + (f" × PP{self.pp}" if self.pp > 1 else "")
+        across = f" across {self.tp // self.gpus_per_node} nodes" if self.tp > self.gpus_per_node else ""
+        return f"TP{self.tp}{across}" + (f" × PP{self.pp}" if self.pp > 1 else "")
+
+
+@dataclass(frozen=True)
+class LayoutCheck:
+    """One layout ``fit`` tried: its bytes per GPU, and whether they fit (and if not, by how much not)."""
+
+    layout: Layout
+    bytes_per_gpu: int
+    fits: bool
+    reason: str
+
+    def __str__(self) -> str:
+        verdict = "fits" if self.fits else f"does not fit: {self.reason}"
+        return f"{self.layout.gpus:>5} GPUs  {self.layout.name:<44} {format_bytes(self.bytes_per_gpu):>24}  {verdict}"
+
+
+@dataclass(frozen=True)
 class Fit:
     """The fewest GPUs that hold a model, their layout, and the room left for KV cache."""
 
@@ -104,10 +141,17 @@ class Fit:
     usable_bytes: int
     footprint: Footprint
     kv_tokens: int
+    ep: int = 1
+    checks: tuple[LayoutCheck, ...] = ()
+    """Every layout tried, fewest GPUs first, the ones that fit and the ones that do not, with why."""
 
     @property
     def headroom_bytes(self) -> int:
         return self.usable_bytes - self.footprint.per_gpu
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.tp, self.pp, self.ep)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary: the GPU and layout, the bytes per GPU, the headroom and its tokens."""
@@ -116,11 +160,22 @@ class Fit:
             "gpus": self.gpus,
             "tp": self.tp,
             "pp": self.pp,
+            "ep": self.ep,
+            "layout": self.layout.name,
             "usable_bytes_per_gpu": self.usable_bytes,
             "bytes_per_gpu": self.footprint.per_gpu,
             "headroom_bytes_per_gpu": self.headroom_bytes,
             "kv_tokens": self.kv_tokens,
-        }
+            "layouts_tried": [
+                {"layout": c.layout.name, "gpus": c.layout.gpus, "bytes_per_gpu": c.bytes_per_gpu, "fits": c.fits,
+                 "reason": c.reason}
+                for c in self.checks
+            ],
+        }  # fmt: skip
+
+    def table(self) -> str:
+        """Every layout tried, one per line, with its bytes per GPU and whether it fits."""
+        return "\n".join(str(check) for check in self.checks)
 
     def __str__(self) -> str:
         caches = any(line.label.startswith("KV cache") for line in self.footprint.lines)
@@ -128,7 +183,7 @@ class Fit:
             f"the headroom holds {self.kv_tokens:,} more tokens of KV cache" if caches else "no KV cache (training)"
         )
         return (
-            f"{self.gpus} × {self.gpu.name} (tp={self.tp}, pp={self.pp}): {format_bytes(self.footprint.per_gpu)} of "
+            f"{self.gpus} × {self.gpu.name} ({self.layout.name}): {format_bytes(self.footprint.per_gpu)} of "
             f"{format_bytes(self.usable_bytes)} usable per GPU; {headroom}"
         )
 
@@ -142,18 +197,24 @@ def fit(
     max_gpus: int = 1024,
     **options: Any,
 ) -> Fit:
-    """The fewest GPUs whose memory holds ``footprint(model, **options)``: tensor parallel inside a node
-    (1, 2, 4 ... ``gpus_per_node``), then pipeline stages across nodes. A ``tp`` or ``pp`` among the options
-    fixes that degree (the other is searched); every other option reaches the footprint as given, so the fit's
-    per-GPU bytes are ``footprint(model, tp=fit.tp, pp=fit.pp, **options).per_gpu``.
+    """The fewest GPUs whose memory holds ``footprint(model, **options)``, and the layout that does it.
+
+    The layouts tried, fewest GPUs first: tensor parallel inside a node (1, 2, 4 ... ``gpus_per_node``); for a
+    mixture of experts, expert parallelism with data-parallel attention (``ep``, as SGLang and vLLM deploy
+    DeepSeek); tensor parallel inside nodes with pipeline stages across them; tensor parallel across nodes
+    (TP16 on two nodes of 8). At the same count they are preferred in that order (the least traffic between
+    nodes first). A ``tp``, ``pp`` or ``ep`` among the options fixes that degree; every other option reaches the
+    footprint as given, so the fit's per-GPU bytes are ``footprint(model, tp=fit.tp, pp=fit.pp, ep=fit.ep,
+    **options).per_gpu``. ``checks`` lists every layout tried with its bytes per GPU and, for those that do
+    not fit, by how much (``Fit.table()`` prints them).
 
     ``memory_utilization`` is the share of each GPU's memory the engine may use (vLLM's
     ``gpu_memory_utilization`` default, 0.9; the rest is the CUDA context and the engine's own buffers): an
-    assumption, labelled as one. ``kv_tokens`` is how many more tokens of KV cache fit in what is left (0 for
-    a training footprint, which keeps no cache).
+    assumption, labelled as one. ``kv_tokens`` is how many more tokens of KV cache fit in what is left, over
+    all attention replicas (0 for a training footprint, which keeps no cache).
 
     Raises:
-        ValueError: if no layout up to ``max_gpus`` holds the model.
+        ValueError: if no layout up to ``max_gpus`` holds the model (the message lists the closest tried).
     """
     if not 0 < memory_utilization <= 1:
         raise ValueError(f"memory_utilization is a share of each GPU's memory, in (0, 1]; got {memory_utilization}")
@@ -161,32 +222,64 @@ def fit(
         raise ValueError(f"gpus_per_node and max_gpus must be at least 1, got {gpus_per_node} and {max_gpus}")
     chosen = get_gpu(gpu)
     usable = int(chosen.memory_bytes * memory_utilization)
-    fixed_tp, fixed_pp = options.pop("tp", None), options.pop("pp", None)
-    layouts = [(tp, 1) for tp in _powers_of_two(gpus_per_node)]
-    layouts += [(gpus_per_node, pp) for pp in range(2, max_gpus // gpus_per_node + 1)]
-    if fixed_tp is not None or fixed_pp is not None:
-        tps = [fixed_tp] if fixed_tp is not None else _powers_of_two(gpus_per_node)
-        pps = [fixed_pp] if fixed_pp is not None else range(1, max_gpus + 1)
-        layouts = sorted(
-            ((tp, pp) for tp in tps for pp in pps if tp * pp <= max_gpus), key=lambda layout: layout[0] * layout[1]
+    fixed: dict[str, int] = {key: options.pop(key) for key in ("tp", "pp", "ep") if key in options}
+    checks: list[LayoutCheck] = []
+    found: tuple[Layout, Footprint] | None = None
+    for layout in _layouts(model, gpus_per_node, max_gpus, fixed):
+        if found is not None and layout.gpus > found[0].gpus:
+            break  # the alternatives at the chosen count are tried too, then no more
+        result = footprint(model, tp=layout.tp, pp=layout.pp, ep=layout.ep, **options)
+        fits = result.per_gpu <= usable
+        reason = "" if fits else f"{format_bytes(result.per_gpu - usable)} over the {format_bytes(usable)} usable"
+        checks.append(LayoutCheck(layout, result.per_gpu, fits, reason))
+        if fits and found is None:
+            found = (layout, result)
+    if found is None:
+        closest = sorted(checks, key=lambda check: check.bytes_per_gpu)[:3]
+        tried = "; ".join(
+            f"{c.layout.name} on {c.layout.gpus} needs {format_bytes(c.bytes_per_gpu)} per GPU" for c in closest
         )
-    for tp, pp in layouts:
-        result = footprint(model, tp=tp, pp=pp, **options)
-        if result.per_gpu <= usable:
-            per_token = _kv_per_token(model, tp, pp, options)
-            tokens = (usable - result.per_gpu) // per_token if per_token else 0
-            return Fit(chosen, tp * pp, tp, pp, usable, result, tokens)
-    fixed = "".join(f", {k}={v}" for k, v in (("tp", fixed_tp), ("pp", fixed_pp)) if v is not None)
-    raise ValueError(
-        f"{model.name} does not fit on {max_gpus} {chosen.name} GPUs at {memory_utilization:.0%} use{fixed}"
-    )
+        fixing = "".join(f", {key}={value}" for key, value in fixed.items())
+        raise ValueError(
+            f"{model.name} does not fit on {max_gpus} {chosen.name} GPUs at {memory_utilization:.0%} use{fixing}"
+            + (f" (closest: {tried})" if tried else "")
+        )
+    layout, result = found
+    per_token = _kv_per_token(model, layout, options)
+    replicas = layout.ep // layout.tp if layout.ep > 1 else 1
+    tokens = (usable - result.per_gpu) // per_token * replicas if per_token else 0
+    return Fit(chosen, layout.gpus, layout.tp, layout.pp, usable, result, tokens, layout.ep, tuple(checks))
 
 
-def _kv_per_token(model: ModelSpec, tp: int, pp: int, options: dict[str, Any]) -> int:
+def _layouts(model: ModelSpec, per_node: int, most: int, fixed: dict[str, int]) -> list[Layout]:
+    """The layouts to try, fewest GPUs first, then in the order of preference at the same count."""
+    powers = _powers_of_two(most)
+    candidates = [Layout(tp, 1, 1, per_node) for tp in powers if tp <= per_node]  # tensor parallel in a node
+    if model.num_experts:
+        candidates += [Layout(1, 1, ep, per_node) for ep in powers if ep > 1]  # EP with data-parallel attention
+    candidates += [Layout(per_node, pp, 1, per_node) for pp in range(2, most // per_node + 1)]  # PP across nodes
+    candidates += [Layout(tp, 1, 1, per_node) for tp in powers if tp > per_node]  # TP across nodes
+    if fixed:
+        tps = [fixed["tp"]] if "tp" in fixed else powers
+        pps = [fixed["pp"]] if "pp" in fixed else range(1, most + 1)
+        eps = [fixed["ep"]] if "ep" in fixed else [1, *(p for p in powers if p > 1 and model.num_experts)]
+        candidates = [
+            Layout(tp, pp, ep, per_node)
+            for ep in eps
+            for tp in tps
+            for pp in pps
+            if (ep == 1 or ep % tp == 0) and (ep if ep > 1 else tp) * pp <= most
+        ]
+    order = {id(layout): index for index, layout in enumerate(candidates)}
+    return sorted(candidates, key=lambda layout: (layout.gpus, order[id(layout)]))
+
+
+def _kv_per_token(model: ModelSpec, layout: Layout, options: dict[str, Any]) -> int:
     """Bytes per GPU one more token of KV cache takes (0 for a training footprint, which keeps no cache)."""
     if options.get("training") is not None:
         return 0
-    line = footprint(model, tp=tp, pp=pp, **{**options, "context": 1, "batch": 1}).line("KV cache")
+    probe = {**options, "context": 1, "batch": 1}
+    line = footprint(model, tp=layout.tp, pp=layout.pp, ep=layout.ep, **probe).line("KV cache")
     return line.per_gpu if line.per_gpu is not None else line.bytes
 
 
@@ -323,7 +416,7 @@ def gpu_hour_cost(
     return (purchase / (years * HOURS_PER_YEAR) + watts / 1000 * energy_price_per_kwh) / utilization
 
 
-_LAYOUT_OPTIONS = ("tp", "pp", "dp", "zero", "training", "activations", "recompute")
+_LAYOUT_OPTIONS = ("tp", "pp", "dp", "ep", "zero", "training", "activations", "recompute")
 """Footprint options that do not change what a decode step reads over all its GPUs (the bound sums them)."""
 
 
