@@ -925,3 +925,18 @@ def test_fit_tries_every_layout_and_says_why_the_others_do_not_fit():
     assert "EP8 with data-parallel attention" in str(expert_parallel) and expert_parallel.kv_tokens > 0
     with pytest.raises(ValueError, match="closest: "):
         fit(model, "RTX-4090", max_gpus=8)
+
+
+def test_vllm_gives_its_kv_cache_what_is_left_of_its_share_in_blocks():
+    # vLLM (v1 gpu_worker.determine_available_memory): KV = total × gpu_memory_utilization − weights − the
+    # profile run's activation peak − non-torch memory since start-up, in 16-token blocks
+    model = load_model("llama-3.1-8b")
+    placed = fit(model, "H100-SXM", context=8192, engine="vllm")
+    lines = placed.footprint.lines
+    weights = sum(line.bytes for line in lines if line.label.startswith(("weights", "scales")))
+    peak = placed.footprint.line("runtime (vllm").bytes
+    per_token = 32 * 2 * 8 * 128 * 2
+    requested = int(80 * 2**30 * 0.9)
+    assert placed.engine_kv_tokens == (requested - weights - peak) // (16 * per_token) * 16
+    assert "vLLM would allocate" in str(placed) and "gpu_memory_utilization's share" in lines[-1].formula
+    assert fit(model, "H100-SXM", context=8192).engine_kv_tokens is None  # other engines: no such claim

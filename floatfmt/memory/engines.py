@@ -9,6 +9,14 @@
   parallel sequences. Architectures it has no formula for get ``(heads / KV heads) × KV cache / 6``
   (``llm/memory.go``), with its KV cache estimate of 2, 1 or 0.5 bytes per element for f16, q8_0 and q4_0.
 
+* ``vllm``: what vLLM counts inside its ``gpu_memory_utilization`` share besides the weights and the KV cache:
+  the activation peak of its profile run, a forward pass over ``max_num_batched_tokens`` (8,192) tokens (an
+  estimate here). vLLM sets the KV cache to what is left of the share: ``total × utilization − weights −
+  activation peak − memory allocated outside torch since start-up`` (``Worker.determine_available_memory`` in
+  ``vllm/v1/worker/gpu_worker.py``, vLLM's V1 worker as of its late-2025 releases), in blocks of 16 tokens. The
+  CUDA context and NCCL buffers (allocated before vLLM takes its start-up snapshot) and the CUDA graphs
+  (captured after the KV cache is allocated) come out of the remaining share, not out of it.
+
 vLLM's ``gpu_memory_utilization`` is a share of the GPU rather than a size, and is applied by
 :func:`floatfmt.memory.fit`.
 
@@ -22,13 +30,14 @@ from __future__ import annotations
 
 from floatfmt.memory.model import ModelSpec
 
-__all__ = ["ENGINES", "kv_window", "runtime_bytes"]
+__all__ = ["ENGINES", "VLLM_BATCHED_TOKENS", "VLLM_BLOCK_TOKENS", "kv_window", "prefill_peak", "runtime_bytes"]
 
 ENGINES = {
     "none": "nothing reserved",
     "cuda": "CUDA context and cuBLAS workspace: typically 0.3 to 0.6 GiB per GPU with recent drivers",
     "llama.cpp": "CUDA context (typical, 0.5 GiB) and llama.cpp's compute buffer",
     "ollama": "Ollama's own estimate: 457 MiB kept free per GPU and its compute-graph size",
+    "vllm": "vLLM's profile-run activation peak inside its gpu_memory_utilization share (context and graphs outside)",
 }
 """The engines whose runtime reservation :func:`runtime_bytes` knows, and what it counts."""
 
@@ -37,6 +46,11 @@ OLLAMA_MINIMUM_FREE = 457 * 2**20
 MICRO_BATCH = 512
 """Tokens computed at a time: llama.cpp's default ``n_ubatch`` and Ollama's ``num_batch`` (Ollama sizes its graph
 for ``min(num_ctx, num_batch)``)."""
+VLLM_BATCHED_TOKENS = 8192
+"""vLLM's default ``max_num_batched_tokens`` for serving: the tokens of its profile run."""
+VLLM_BLOCK_TOKENS = 16
+"""vLLM's KV cache block size (``--block-size``): it allocates the cache in whole blocks."""
+
 _OLLAMA_QUANTIZED_KV_BYTES = {"q8_0": 1.0, "q4_0": 0.5}
 """Ollama's bytes per cached value for its quantized caches; any other cache it counts as f16 (2 bytes)."""
 
@@ -67,6 +81,19 @@ def kv_window(engine: str, model: ModelSpec) -> tuple[int | None, str]:
     )
 
 
+def prefill_peak(model: ModelSpec, tokens: int, sequences: int) -> tuple[int, str]:
+    """The activation peak of a forward pass over ``tokens`` tokens of ``sequences`` sequences, one layer at a
+    time (16-bit residual, normed input, gate, up and product; FlashAttention keeps no scores), plus float32
+    logits of each sequence's last token: an estimate, and its formula."""
+    h = model.hidden_size
+    inner = model.active_mlp_width
+    peak = tokens * 2 * (2 * h + 3 * inner) + 4 * sequences * model.vocab_size
+    return peak, (
+        f"{tokens:,} tokens × 2 B × (2 × hidden {h} + 3 × MLP width {inner}) (residual, normed input, gate, up, "
+        f"product; FlashAttention keeps no scores) + last-token logits {sequences} × {model.vocab_size} × 4 B"
+    )
+
+
 def runtime_bytes(engine: str, model: ModelSpec, *, context: int, batch: int, kv_cache: str) -> tuple[int, str]:
     """Bytes ``engine`` reserves on each GPU for ``model``, and how they were computed.
 
@@ -78,6 +105,12 @@ def runtime_bytes(engine: str, model: ModelSpec, *, context: int, batch: int, kv
         return 0, ENGINES[engine]
     if engine == "cuda":
         return CUDA_CONTEXT, ENGINES[engine]
+    if engine == "vllm":
+        peak, formula = prefill_peak(model, VLLM_BATCHED_TOKENS, min(256, VLLM_BATCHED_TOKENS))
+        return peak, (
+            f"vLLM's profile run ({VLLM_BATCHED_TOKENS:,} batched tokens, up to 256 sequences), inside "
+            f"gpu_memory_utilization's share: {formula}; the CUDA context, NCCL and CUDA graphs come out of the rest"
+        )
     if engine == "llama.cpp":
         width = model.intermediate_size or model.experts_per_token * model.moe_intermediate_size
         buffer = MICRO_BATCH * 4 * (model.vocab_size + 2 * model.hidden_size + 3 * width)

@@ -22,7 +22,7 @@ from typing import Any
 
 from floatfmt._display import format_bytes
 from floatfmt.io import open_weights
-from floatfmt.memory.engines import ENGINES, kv_window, runtime_bytes
+from floatfmt.memory.engines import ENGINES, kv_window, prefill_peak, runtime_bytes
 from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
 from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.scheme import Scheme
@@ -455,20 +455,12 @@ def _activations(model: ModelSpec, context: int, batch: int, training: bool, rec
         kv = (q + model.num_heads * model.v_head_dim) // 2
     else:
         q, kv = model.num_heads * model.head_dim, model.num_kv_heads * model.head_dim
-    if model.num_experts:
-        inner = model.experts_per_token * model.moe_intermediate_size
-        inner += model.shared_expert_intermediate_size or model.shared_experts * model.moe_intermediate_size
-    else:
-        inner = model.intermediate_size
+    inner = model.active_mlp_width
     tokens = batch * context
     logits = 4 * tokens * model.vocab_size  # float32 logits for the loss
     if not training:
-        peak = tokens * 2 * (2 * h + 3 * inner)
-        formula = (
-            f"inference, one layer at a time: {tokens:,} tokens × 2 B × (2 × hidden {h} + 3 × MLP width {inner}) "
-            "(residual, normed input, gate, up, product; FlashAttention keeps no scores)"
-        )
-        return peak + 4 * batch * model.vocab_size, formula + f" + last-token logits {batch} × {model.vocab_size} × 4 B"
+        peak, formula = prefill_peak(model, tokens, batch)
+        return peak, f"inference, one layer at a time: {formula}"
     per_layer = 8 * h + 4 * q + 4 * kv + 6 * inner  # bytes per token per layer, 16-bit
     if recompute == "full":
         kept = tokens * 2 * h * model.num_layers + tokens * per_layer

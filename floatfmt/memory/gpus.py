@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from floatfmt._display import format_bytes
+from floatfmt.memory.engines import VLLM_BLOCK_TOKENS
 from floatfmt.memory.footprint import Footprint, footprint, native_storage
 from floatfmt.memory.model import ModelSpec
 from floatfmt.quant.filetypes import FileType
@@ -144,6 +145,9 @@ class Fit:
     ep: int = 1
     checks: tuple[LayoutCheck, ...] = ()
     """Every layout tried, fewest GPUs first, the ones that fit and the ones that do not, with why."""
+    engine_kv_tokens: int | None = None
+    """With ``engine="vllm"``: the tokens of KV cache vLLM itself would allocate on this layout (every attention
+    replica's, the requested context × batch included), in whole blocks."""
 
     @property
     def headroom_bytes(self) -> int:
@@ -166,6 +170,7 @@ class Fit:
             "bytes_per_gpu": self.footprint.per_gpu,
             "headroom_bytes_per_gpu": self.headroom_bytes,
             "kv_tokens": self.kv_tokens,
+            "engine_kv_tokens": self.engine_kv_tokens,
             "layouts_tried": [
                 {"layout": c.layout.name, "gpus": c.layout.gpus, "bytes_per_gpu": c.bytes_per_gpu, "fits": c.fits,
                  "reason": c.reason}
@@ -182,6 +187,11 @@ class Fit:
         headroom = (
             f"the headroom holds {self.kv_tokens:,} more tokens of KV cache" if caches else "no KV cache (training)"
         )
+        if self.engine_kv_tokens is not None:
+            headroom += (
+                f"; vLLM would allocate {self.engine_kv_tokens:,} tokens of KV cache in blocks of "
+                f"{VLLM_BLOCK_TOKENS} (the rest of its {self.usable_bytes / self.gpu.memory_bytes:.0%} share)"
+            )
         return (
             f"{self.gpus} × {self.gpu.name} ({self.layout.name}): {format_bytes(self.footprint.per_gpu)} of "
             f"{format_bytes(self.usable_bytes)} usable per GPU; {headroom}"
@@ -248,7 +258,12 @@ def fit(
     per_token = _kv_per_token(model, layout, options)
     replicas = layout.ep // layout.tp if layout.ep > 1 else 1
     tokens = (usable - result.per_gpu) // per_token * replicas if per_token else 0
-    return Fit(chosen, layout.gpus, layout.tp, layout.pp, usable, result, tokens, layout.ep, tuple(checks))
+    allocated = None
+    if options.get("engine") == "vllm" and per_token:  # vLLM gives the KV cache all of the share that is left
+        kv = result.line("KV cache")
+        others = result.per_gpu - (kv.bytes if kv.per_gpu is None else kv.per_gpu)
+        allocated = (usable - others) // (per_token * VLLM_BLOCK_TOKENS) * VLLM_BLOCK_TOKENS * replicas
+    return Fit(chosen, layout.gpus, layout.tp, layout.pp, usable, result, tokens, layout.ep, tuple(checks), allocated)
 
 
 def _layouts(model: ModelSpec, per_node: int, most: int, fixed: dict[str, int]) -> list[Layout]:

@@ -357,6 +357,14 @@ class ModelSpec:
             total -= counts["experts"] * (self.num_experts - self.experts_per_token) // self.num_experts
         return total
 
+    @property
+    def active_mlp_width(self) -> int:
+        """The MLP width one token goes through: the dense MLP's, or its experts' plus the shared experts'."""
+        if not self.num_experts:
+            return self.intermediate_size
+        shared = self.shared_expert_intermediate_size or self.shared_experts * self.moe_intermediate_size
+        return self.experts_per_token * self.moe_intermediate_size + shared
+
     # --- KV cache ----------------------------------------------------------------------------
 
     @property
