@@ -12,7 +12,9 @@ floatfmt memory deepseek-r1 --weights fp8_e4m3_block128 --kv-cache bf16 --contex
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import signal
 import sys
 import threading
@@ -41,9 +43,14 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0; 1 for a tensor that failed; 2 for a usage or input error;
-    130 after Ctrl-C and 143 after SIGTERM, as shells report them)."""
+    130 after Ctrl-C, 141 when the reader of its output went away (``| head``) and 143 after SIGTERM, as shells
+    report them)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("\nfloatfmt: interrupted", file=sys.stderr)
+        return 130
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
@@ -61,11 +68,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    if args.json:
-        print(json.dumps(output if not hasattr(output, "as_dict") else output.as_dict(), indent=2))
-    else:
-        print(output if isinstance(output, str) else _text(output))
+    try:
+        if args.json:
+            print(json.dumps(output if not hasattr(output, "as_dict") else output.as_dict(), indent=2))
+        else:
+            print(output if isinstance(output, str) else _text(output))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `floatfmt table bf16 | head`: the reader had enough; say nothing, as cat does
+        _stop_writing()
+        return 141
+    except KeyboardInterrupt:
+        print("\nfloatfmt: interrupted", file=sys.stderr)
+        return 130
     return 0
+
+
+def _stop_writing() -> None:
+    """Point stdout at the null device, so that Python's own flush at exit does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # a stdout without a file descriptor (captured)
+        pass
 
 
 def _kept(args: argparse.Namespace) -> str:
@@ -97,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("formats", "list every format with its aliases", _formats)
+    command(
+        "schemes", "list the quantization schemes --schemes and --weights take (llama.cpp file types too)", _schemes
+    )
+    command("presets", "list the model presets `floatfmt memory` takes, with their sources", _presets)
+    command("gpus", "list the GPUs --gpu takes, with memory, bandwidth and throughput", _gpus)
     command("info", "summarise a format", _info).add_argument("format", metavar="FMT")
     explain = command("explain", "take a code apart, or explain how a value is stored", _explain, codec_options=True)
     explain.add_argument("spec", metavar="SPEC", help="bits ('0 1011 011', 0b01011011, 0x5B) or a number (22.5)")
@@ -139,7 +168,9 @@ def _parser() -> argparse.ArgumentParser:
         "--weights", help="a scheme, llama.cpp file type or format for the matrices (default: as its checkpoint ships)"
     )
     memory.add_argument("--kv-cache", default="bf16", help="cache format: bf16, fp8, q8_0, q4_0 ... (default bf16)")
-    memory.add_argument("--context", type=int, default=4096, help="tokens of context (default 4096)")
+    memory.add_argument(
+        "--context", type=_tokens, default=4096, help="tokens of context: 4096, 32k, 128K, 1M (default 4096)"
+    )
     memory.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
     memory.add_argument("--override", action="append", default=[], metavar="PATTERN=SCHEME", help="'*embed*=stored'")
     memory.add_argument("--train", metavar="OPTIMIZER", help="add gradients and optimizer states: adam, adam_8bit, sgd")
@@ -176,6 +207,43 @@ def _formats(args: argparse.Namespace) -> list[dict[str, Any]]:
         fmt = floatfmt.get_format(name)
         rows.append({"name": name, "bits": fmt.bits, "max": fmt.max, "aliases": ", ".join(aliases.get(name, []))})
     return rows
+
+
+def _schemes(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from floatfmt.quant.filetypes import FILE_TYPES
+
+    rows = []
+    for name in floatfmt.schemes():
+        scheme = floatfmt.get_scheme(name)
+        bits = scheme.storage_bytes((4096, 4096)) * 8 / 4096**2
+        rows.append({"name": name, "bits_per_weight": round(bits, 4), "reference": scheme.reference})
+    rows += [
+        {"name": name, "bits_per_weight": None, "reference": "llama.cpp file type: a GGML type per tensor"}
+        for name in FILE_TYPES
+    ]
+    return rows
+
+
+def _presets(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from floatfmt.memory import load_model, presets
+    from floatfmt.memory.load import preset_source
+
+    rows = []
+    for name in presets():
+        model = load_model(name)
+        rows.append({"name": name, "parameters": model.num_params, "architecture": model.architecture,
+                     "source": preset_source(name)})  # fmt: skip
+    return rows
+
+
+def _gpus(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from floatfmt.memory import get_gpu, gpus
+
+    return [
+        {"name": g.name, "memory_gib": g.memory_gib, "bandwidth_gb_s": g.bandwidth_gbs, "bf16_tflops": g.bf16_tflops,
+         "fp8_tflops": g.fp8_tflops, "fp4_tflops": g.fp4_tflops, "estimate": g.estimate}
+        for g in (get_gpu(name) for name in gpus())
+    ]  # fmt: skip
 
 
 def _info(args: argparse.Namespace) -> Any:
@@ -307,7 +375,7 @@ def _memory(args: argparse.Namespace) -> Any:
     if args.gpu:  # the same options: the fit places this footprint (the layout given, if any, else the fewest GPUs)
         fixed = {name: degree for name, degree in layout.items() if degree != 1}
         placed = fit(model, args.gpu, **options, **fixed)
-        if args.train is None:
+        if args.train is None and placed.gpu.bandwidth_gbs > 0:  # custom:GIB GPUs have no figures to bound time
             bound = roofline(model, placed.gpu, gpus=placed.gpus, price_per_gpu_hour=_gpu_hour_price(args), **options)
     elif args.price_per_gpu_hour is not None or args.purchase is not None:
         raise ValueError("a cost needs --gpu: the price is per GPU-hour of the GPU the model is placed on")
@@ -325,6 +393,16 @@ def _memory(args: argparse.Namespace) -> Any:
     header = f"{model.name}: {model.num_params:,} parameters ({counts}); {model.active_params:,} active per token"
     placement = "".join(f"\n{part}" for part in (placed, bound) if part is not None)
     return f"{header}\n{result}{placement}"
+
+
+def _tokens(text: str) -> int:
+    """A token count as people write context lengths: ``8192``, ``32k``, ``128K`` (×1024), ``1M`` (×1024²)."""
+    cleaned = text.strip().lower().replace("_", "").replace(",", "")
+    scale = {"k": 1024, "m": 1024**2}.get(cleaned[-1:], 1)
+    digits = cleaned[:-1] if scale > 1 else cleaned
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a token count: give 4096, 32k, 128K or 1M")
+    return int(digits) * scale
 
 
 def _gpu_hour_price(args: argparse.Namespace) -> float | None:

@@ -199,3 +199,42 @@ def test_sigterm_stops_the_workers_keeps_the_rows_and_exits_143(tmp_path):
     finished = subprocess.run([*command, "--resume", "--format", "json"], capture_output=True, timeout=300)
     assert finished.returncode == 0
     assert len(json.loads(finished.stdout)["rows"]) == 12 * 3
+
+
+def test_names_as_people_type_them(capsys):
+    from floatfmt.memory import get_gpu
+
+    for typed, meant in [("4090", "RTX-4090"), ("rtx4090", "RTX-4090"), ("RTX 4090", "RTX-4090"),
+                         ("H100", "H100-SXM"), ("h100 pcie", "H100-PCIe"), ("a100", "A100-80GB"),
+                         ("4090d", "RTX-4090D"), ("mi300", "MI300X")]:  # fmt: skip
+        assert get_gpu(typed).name == meant, typed
+    assert get_gpu("custom:24").memory_bytes == 24 * 2**30
+    with pytest.raises(ValueError, match="custom:GIB"):
+        get_gpu("custom:lots")
+    status, out, _ = run(capsys, "memory", "meta-llama/Llama-3.1-8B", "--weights", "q4_k_m", "--gpu", "4090",
+                         "--context", "32K")  # fmt: skip
+    assert status == 0 and "1 × RTX-4090" in out and "32,768 tokens" in out and "Q4_K_M" in out
+    status, out, _ = run(capsys, "memory", "llama-3.1-8b", "--gpu", "custom:24", "--context", "8k")
+    assert status == 0 and "custom 24 GiB" in out and "prefill" not in out  # no figures, so no time bound
+    with pytest.raises(SystemExit) as stopped:  # a usage error: argparse's status and message
+        main(["memory", "llama-3.1-8b", "--context", "12x"])
+    assert stopped.value.code == 2 and "not a token count" in capsys.readouterr().err
+
+
+def test_listing_commands(capsys):
+    for command, expected in [("schemes", "Q4_K_M"), ("presets", "deepseek-r1"), ("gpus", "H100-SXM")]:
+        status, out, _ = run(capsys, command)
+        assert status == 0 and expected in out
+    status, out, _ = run(capsys, "gpus", "--json")
+    assert status == 0 and {"name": "H200"}.items() <= next(g for g in json.loads(out) if g["name"] == "H200").items()
+
+
+@pytest.mark.parametrize("argv", [["table", "bf16"], ["formats"], ["memory", "llama-3.1-8b", "--json"]])
+def test_a_closed_pipe_ends_quietly(argv):
+    # `floatfmt table bf16 | head -1`: no BrokenPipeError traceback, and the conventional status 141
+    writer = subprocess.Popen([sys.executable, "-m", "floatfmt", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert writer.stdout is not None
+    writer.stdout.readline()
+    writer.stdout.close()  # the reader goes away after one line
+    _, err = writer.communicate(timeout=120)
+    assert writer.returncode in (0, 141) and b"Traceback" not in err, err.decode()

@@ -343,7 +343,7 @@ def footprint(
         weights, overrides = native.weights, {**(overrides or {}), **native.overrides}
         chosen_name, described = native.weights, f"its checkpoint's storage: {native.label}"
     else:
-        chosen_name = weights.name if isinstance(weights, Scheme) else str(weights)
+        chosen_name = weights.name if isinstance(weights, Scheme) else resolve(weights).name  # as it is spelled
         described = f"{chosen_name} weights"
     by_component = _component_bytes(model, weights, tuple((overrides or {}).items()), stored)
     model_split: float = tp * pp

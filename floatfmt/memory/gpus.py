@@ -77,21 +77,46 @@ def gpus() -> list[str]:
     return list(_catalog())
 
 
+_SHORT_NAMES = {"H100": "H100-SXM", "A100": "A100-80GB", "MI300": "MI300X", "910B": "Ascend-910B"}
+"""Names people type for a GPU sold in several variants: the one a bare name means (the printed name says which)."""
+
+
+def _key(name: str) -> str:
+    """A GPU name as compared: upper case, without spaces, dashes, underscores or an ``RTX``/``NVIDIA`` prefix."""
+    key = name.strip().upper()
+    for prefix in ("NVIDIA", "GEFORCE", "AMD", "HUAWEI"):
+        key = key.removeprefix(prefix).strip(" -_")
+    key = "".join(c for c in key if c not in " -_")
+    return key.removeprefix("RTX")
+
+
 def get_gpu(name: str | Gpu) -> Gpu:
-    """A GPU by name (case and ``-``/``_``/space insensitive).
+    """A GPU by name as people type it: case, spaces, ``-`` and ``_`` aside, with or without ``RTX`` (``4090``,
+    ``rtx4090``, ``RTX 4090``), a bare ``H100`` meaning the SXM part and ``A100`` the 80 GB one (the GPU's
+    printed name says which), or ``custom:GIB`` for a GPU of that many GiB with no throughput figures.
 
     Raises:
         ValueError: for an unknown GPU, listing close matches.
     """
     if isinstance(name, Gpu):
         return name
-    key = name.strip().upper().replace("_", "-").replace(" ", "-")
-    for gpu_name, gpu in _catalog().items():
-        if gpu_name.upper() == key:
+    text = name.strip()
+    if text.lower().startswith("custom:"):
+        try:
+            gib = float(text.split(":", 1)[1].lower().removesuffix("gib").removesuffix("gb"))
+        except ValueError:
+            gib = -1.0
+        if not gib > 0:
+            raise ValueError(f"{name!r}: a custom GPU is custom:GIB, its memory in GiB (custom:24 for a 24 GiB card)")
+        return Gpu(f"custom {gib:g} GiB", gib, 0.0, 0.0, None, None, "unknown", "given on the command line", True)
+    catalog = _catalog()
+    wanted = _key(_SHORT_NAMES.get(_key(text), text))
+    for gpu_name, gpu in catalog.items():
+        if _key(gpu_name) == wanted:
             return gpu
-    close = difflib.get_close_matches(name, list(_catalog()), n=3)
+    close = difflib.get_close_matches(text.upper(), [g.upper() for g in catalog], n=3)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"unknown GPU {name!r}.{hint} floatfmt.memory.gpus() lists them.")
+    raise ValueError(f"unknown GPU {name!r}.{hint} `floatfmt gpus` (or floatfmt.memory.gpus()) lists them.")
 
 
 @dataclass(frozen=True)
@@ -381,6 +406,8 @@ def roofline(
     if gpus < 1:
         raise ValueError(f"gpus must be at least 1, got {gpus}")
     chosen = get_gpu(gpu)
+    if not chosen.bandwidth_gbs > 0 or not chosen.bf16_tflops > 0:
+        raise ValueError(f"{chosen.name} has no bandwidth or throughput figures: a time bound needs them")
     if options.get("training") is not None:
         raise ValueError("roofline bounds inference (prefill and decode); a training step has no such bound here")
     options = {key: value for key, value in options.items() if key not in _LAYOUT_OPTIONS}

@@ -12,7 +12,7 @@ from typing import Any
 
 from floatfmt.memory.model import ModelSpec, UnsupportedModelError
 
-__all__ = ["load_model", "presets"]
+__all__ = ["load_model", "preset_source", "presets"]
 
 
 @functools.cache
@@ -33,8 +33,26 @@ def presets() -> list[str]:
     return list(_presets())
 
 
+def preset_source(name: str) -> str:
+    """Where a preset's config comes from (its ``config.json`` on the Hugging Face hub)."""
+    return str(_presets()[name]["source"])
+
+
+@functools.cache
+def _by_repository() -> dict[str, str]:
+    """Preset names by the Hugging Face repository their config comes from (``org/name``, lower case), and by
+    that repository's bare name (``llama-3.1-8b`` for ``meta-llama/Llama-3.1-8B``)."""
+    names: dict[str, str] = {}
+    for name, entry in _presets().items():
+        repository = str(entry["source"]).removeprefix("https://huggingface.co/").split("/blob/")[0].lower()
+        names.setdefault(repository, name)
+        names.setdefault(repository.split("/")[-1], name)
+    return names
+
+
 def load_model(name_or_path: str | os.PathLike[str]) -> ModelSpec:
-    """A model from a preset name, a ``config.json`` path, or a checkpoint directory holding one.
+    """A model from a preset name (or the Hugging Face repository it comes from: ``meta-llama/Llama-3.1-8B``),
+    a ``config.json`` path, or a checkpoint directory holding one.
 
     Example:
         >>> from floatfmt.memory import load_model
@@ -47,9 +65,9 @@ def load_model(name_or_path: str | os.PathLike[str]) -> ModelSpec:
         UnsupportedModelError: (a ``ValueError``) for an unknown preset or architecture.
     """
     text = os.fspath(name_or_path)
-    found = _presets().get(text.lower())
-    if found is not None:
-        return ModelSpec.from_config(found["config"], name=text.lower())
+    preset = text.lower() if text.lower() in _presets() else _by_repository().get(text.lower().strip("/"))
+    if preset is not None and not Path(text).exists():  # a preset name, or the hub repository it comes from
+        return ModelSpec.from_config(_presets()[preset]["config"], name=preset)
     path = Path(text)
     if path.is_dir():
         path = path / "config.json"
