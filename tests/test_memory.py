@@ -200,6 +200,7 @@ KV_BYTES_PER_TOKEN_BF16 = {
     "phi-4": 40 * 2 * 10 * 128 * 2,
     "deepseek-v3.1": 61 * (512 + 64) * 2,
     "kimi-k2": 61 * (512 + 64) * 2,
+    "qwen3-next-80b-a3b": 12 * 2 * 2 * 256 * 2,  # the 12 gated-attention layers; the other 36 keep a state
 }
 
 
@@ -940,3 +941,23 @@ def test_vllm_gives_its_kv_cache_what_is_left_of_its_share_in_blocks():
     assert placed.engine_kv_tokens == (requested - weights - peak) // (16 * per_token) * 16
     assert "vLLM would allocate" in str(placed) and "gpu_memory_utilization's share" in lines[-1].formula
     assert fit(model, "H100-SXM", context=8192).engine_kv_tokens is None  # other engines: no such claim
+
+
+def test_qwen3_next_keeps_a_state_not_a_cache_in_its_linear_layers():
+    model = load_model("qwen3-next-80b-a3b")
+    # transformers' Qwen3NextConfig: layer i is full attention when (i + 1) % full_attention_interval == 0
+    assert [i for i, kind in enumerate(model.layer_types) if kind == "full_attention"] == list(range(3, 48, 4))
+    shapes = {t.name: t.shape for t in model.tensors()}
+    keys, values = 16 * 128, 32 * 128  # the gated delta net's key and value widths
+    assert shapes["model.layers.0.linear_attn.in_proj_qkvz.weight"] == (2 * keys + 2 * values, 2048)
+    assert shapes["model.layers.0.linear_attn.conv1d.weight"] == (2 * keys + values, 1, 4)
+    assert shapes["model.layers.3.self_attn.q_proj.weight"] == (2 * 16 * 256, 2048)  # the output gate
+    assert "model.layers.3.linear_attn.out_proj.weight" not in shapes
+    # the model card: 80B in all, 3B active without the embedding and the head (rounded there)
+    counts = model.params_by_component()
+    assert round(model.num_params / 1e9) == 80
+    assert round((model.active_params - counts["embedding"] - counts["head"]) / 1e9) == 3
+    short, long = (footprint(model, context=c, batch=2) for c in (1024, 262_144))
+    state = 36 * ((2 * keys + values) * 3 + 32 * 128 * 128)  # convolution window + recurrent state per layer
+    assert short.line("linear-attention state").bytes == long.line("linear-attention state").bytes == 2 * 2 * state
+    assert long.line("KV cache").bytes == 2 * 262_144 * 12 * 2 * 2 * 256 * 2

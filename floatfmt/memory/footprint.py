@@ -402,12 +402,12 @@ def footprint(
     kv = math.ceil(cache_bytes(model.kv_elements(context, window) * batch, kv_cache))
     if model.kv_lora_rank:
         formula = (
-            f"{batch} × {context:,} tokens × {model.num_layers} layers × (kv_lora_rank {model.kv_lora_rank} + "
+            f"{batch} × {context:,} tokens × {model.cached_layers} layers × (kv_lora_rank {model.kv_lora_rank} + "
             f"rope {model.qk_rope_head_dim}) × {kv_cache}"
         )
     else:
         formula = (
-            f"{batch} × {context:,} tokens × {model.num_layers} layers × 2 (K, V) × {model.num_kv_heads} KV heads "
+            f"{batch} × {context:,} tokens × {model.cached_layers} layers × 2 (K, V) × {model.num_kv_heads} KV heads "
             f"× {model.head_dim} × {kv_cache}"
         )
     if window_rule:
@@ -421,6 +421,15 @@ def footprint(
         formula += f"; per attention replica ({ep // tp} of them, each its own {batch} sequences)"
     if training is None:  # a training step runs whole sequences: it keeps activations, not a KV cache
         lines.append(Line(f"KV cache ({kv_cache})", kv, formula, per_gpu=kv_per_gpu if tp * pp > 1 else None))
+    if training is None and model.linear_state_elements:  # Qwen3-Next's linear layers: a state, not a cache
+        state = math.ceil(cache_bytes(model.linear_state_elements * batch, kv_cache))
+        linear = model.num_layers - model.cached_layers
+        state_formula = (
+            f"{batch} sequences × {linear} linear-attention layers × (convolution {model.linear_conv_kernel - 1} "
+            f"steps of its channels + a {model.linear_key_head_dim} × {model.linear_value_head_dim} state per "
+            f"value head) × {kv_cache}, whatever the context"
+        )
+        lines.append(Line(f"linear-attention state ({kv_cache})", state, state_formula, per_gpu=share(state, tp * pp)))
     gpus = stage_gpus * pp * dp
     if engine != "none":
         reserved, note = runtime_bytes(engine, model, context=context, batch=batch, kv_cache=kv_cache)

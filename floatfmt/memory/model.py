@@ -137,7 +137,9 @@ class ModelSpec:
     with ``num_kv_heads`` heads of ``head_dim``. Layers below ``first_dense_layers`` (all of them when
     ``num_experts`` is 0) have a dense SwiGLU MLP of ``intermediate_size``; the others route each token to
     ``experts_per_token`` of ``num_experts`` experts of ``moe_intermediate_size``, plus ``shared_experts``.
-    ``layer_types`` marks sliding-window layers (``"sliding_attention"``) with ``sliding_window`` tokens.
+    ``layer_types`` marks sliding-window layers (``"sliding_attention"``) with ``sliding_window`` tokens, and
+    Qwen3-Next's linear-attention layers (``"linear_attention"``: a gated delta net with ``linear_*`` heads and a
+    causal convolution, which keeps a fixed-size state per sequence instead of a KV cache).
     """
 
     name: str
@@ -174,6 +176,12 @@ class ModelSpec:
     layer_types: tuple[str, ...] = ()
     attention_sinks: bool = False
     fused_projections: bool = False
+    attention_output_gate: bool = False
+    linear_key_heads: int = 0
+    linear_value_heads: int = 0
+    linear_key_head_dim: int = 0
+    linear_value_head_dim: int = 0
+    linear_conv_kernel: int = 0
     vision: VisionTower | None = None
     text_prefix: str = ""
     config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -264,8 +272,24 @@ class ModelSpec:
             norms.append("post_feedforward_layernorm")
         for norm in norms:
             yield Tensor(f"{prefix}{norm}.weight", (h,), "norm", layer)
-        yield from self._attention(prefix, layer)
+        if self.layer_types and self.layer_types[layer] == "linear_attention":
+            yield from self._linear_attention(prefix, layer)
+        else:
+            yield from self._attention(prefix, layer)
         yield from self._feed_forward(prefix, layer)
+
+    def _linear_attention(self, prefix: str, layer: int) -> Iterator[Tensor]:
+        """Qwen3-Next's gated delta net, as its checkpoints store it (``linear_attn.*``)."""
+        h, a = self.hidden_size, prefix + "linear_attn."
+        keys = self.linear_key_heads * self.linear_key_head_dim
+        values = self.linear_value_heads * self.linear_value_head_dim
+        yield Tensor(a + "in_proj_qkvz.weight", (2 * keys + 2 * values, h), "attention", layer)
+        yield Tensor(a + "in_proj_ba.weight", (2 * self.linear_value_heads, h), "attention", layer)
+        yield Tensor(a + "conv1d.weight", (2 * keys + values, 1, self.linear_conv_kernel), "attention", layer)
+        yield Tensor(a + "dt_bias", (self.linear_value_heads,), "attention", layer)
+        yield Tensor(a + "A_log", (self.linear_value_heads,), "attention", layer, dtype="float32")
+        yield Tensor(a + "norm.weight", (self.linear_value_head_dim,), "norm", layer)
+        yield Tensor(a + "out_proj.weight", (h, values), "attention", layer)
 
     def _attention(self, prefix: str, layer: int) -> Iterator[Tensor]:
         h, heads = self.hidden_size, self.num_heads
@@ -287,9 +311,12 @@ class ModelSpec:
             yield Tensor(a + "o_proj.weight", (h, heads * self.v_head_dim), "attention", layer)
             return
         q, kv = heads * self.head_dim, self.num_kv_heads * self.head_dim
+        if self.attention_output_gate:  # Qwen3-Next: q_proj also gives a sigmoid gate per head element
+            yield Tensor(a + "q_proj.weight", (2 * q, h), "attention", layer)
         if self.fused_projections:  # Phi-3/4: one qkv_proj matrix
             yield Tensor(a + "qkv_proj.weight", (q + 2 * kv, h), "attention", layer)
-        for proj, rows in () if self.fused_projections else (("q_proj", q), ("k_proj", kv), ("v_proj", kv)):
+        separate = () if self.fused_projections else (("q_proj", q), ("k_proj", kv), ("v_proj", kv))
+        for proj, rows in separate[1:] if self.attention_output_gate else separate:
             yield Tensor(f"{a}{proj}.weight", (rows, h), "attention", layer)
             if self.qkv_bias:
                 yield Tensor(f"{a}{proj}.bias", (rows,), "attention", layer)
@@ -368,6 +395,21 @@ class ModelSpec:
     # --- KV cache ----------------------------------------------------------------------------
 
     @property
+    def cached_layers(self) -> int:
+        """Layers that keep a KV cache: all but Qwen3-Next's linear-attention layers."""
+        return self.num_layers - sum(1 for kind in self.layer_types if kind == "linear_attention")
+
+    @property
+    def linear_state_elements(self) -> int:
+        """Values a linear-attention model keeps per sequence, whatever its length: each such layer's causal
+        convolution window (``kernel - 1`` inputs) and its recurrent state (a key × value matrix per head)."""
+        layers = self.num_layers - self.cached_layers
+        keys = self.linear_key_heads * self.linear_key_head_dim
+        channels = 2 * keys + self.linear_value_heads * self.linear_value_head_dim
+        recurrent = self.linear_value_heads * self.linear_key_head_dim * self.linear_value_head_dim
+        return layers * (channels * max(self.linear_conv_kernel - 1, 0) + recurrent)
+
+    @property
     def sliding_layers(self) -> int:
         """Layers that attend within ``sliding_window`` tokens (the rest attend to the whole context)."""
         return sum(1 for kind in self.layer_types if kind == "sliding_attention") if self.sliding_window else 0
@@ -385,18 +427,18 @@ class ModelSpec:
         )
         window = self.sliding_window if window is None else window
         if context is None or not window or not self.sliding_layers:
-            return per_layer * self.num_layers
+            return per_layer * self.cached_layers
         windowed = self.sliding_layers
-        full = self.num_layers - windowed
+        full = self.cached_layers - windowed
         return per_layer * full + per_layer * windowed * min(context, window) // max(context, 1)
 
     def kv_elements(self, context: int, window: int | None = None) -> int:
         """Cached values of one sequence of ``context`` tokens over all layers: full-attention layers hold every
         token, sliding-window layers at most ``window`` (``sliding_window`` by default; 0: full attention)."""
-        per_layer = self.kv_elements_per_token() // max(self.num_layers, 1)
+        per_layer = self.kv_elements_per_token() // max(self.cached_layers, 1)
         window = self.sliding_window if window is None else window
         windowed = self.sliding_layers if window else 0
-        return per_layer * ((self.num_layers - windowed) * context + windowed * min(context, window))
+        return per_layer * ((self.cached_layers - windowed) * context + windowed * min(context, window))
 
     def kv_bytes_per_token(self, dtype: str = "bfloat16") -> float:
         """Bytes of KV cache per token over all layers (full attention) in a cache format or scheme."""
@@ -434,6 +476,12 @@ _MOE_NAMES: dict[str, dict[str, Any]] = {
         "shared": "mlp.shared_expert",
     },
     "qwen3_moe": {"router": "mlp.gate", "experts": "mlp.experts", "projections": _PROJECTIONS, "shared": ""},
+    "qwen3_next": {
+        "router": "mlp.gate",
+        "experts": "mlp.experts",
+        "projections": _PROJECTIONS,
+        "shared": "mlp.shared_expert",
+    },
     "deepseek_v3": {
         "router": "mlp.gate",
         "experts": "mlp.experts",
@@ -511,7 +559,7 @@ def _sliding(read: _Reader) -> dict[str, Any]:
     is absent: the architecture's pattern (Gemma 2 and 3, gpt-oss), every layer (Mistral), the layers from
     ``max_window_layers`` on when ``use_sliding_window`` is set (Qwen2/3), none otherwise (Llama)."""
     window_default, period = _SLIDING_DEFAULTS.get(read.model_type, (0, 0))
-    if read.model_type == "llama" or not read("use_sliding_window", read.model_type not in ("qwen2", "qwen3")):
+    if read.model_type == "llama" or not read("use_sliding_window", not read.model_type.startswith("qwen")):
         return {"sliding_window": 0, "layer_types": ()}
     window = read.count("sliding_window", window_default)
     layers = read.count("num_hidden_layers") if window else 0
@@ -520,7 +568,7 @@ def _sliding(read: _Reader) -> dict[str, Any]:
         if period:
             period = read.count("sliding_window_pattern", period)
             types = tuple("full_attention" if (i + 1) % period == 0 else "sliding_attention" for i in range(layers))
-        elif read.model_type in ("qwen2", "qwen3"):
+        elif read.model_type.startswith("qwen"):
             first = read.count("max_window_layers", 28)
             types = tuple("sliding_attention" if i >= first else "full_attention" for i in range(layers))
         else:  # Mistral, Mixtral, Phi-3: the window applies to every layer
@@ -575,6 +623,27 @@ def _qwen_moe(read: _Reader, name: str) -> ModelSpec:
         shared_expert_intermediate_size=shared,
         shared_expert_gate=bool(shared),
         first_dense_layers=0,
+    )
+
+
+def _qwen3_next(read: _Reader, name: str) -> ModelSpec:
+    """Qwen3-Next: Qwen3's MoE with a shared expert, gated attention on every ``full_attention_interval``-th layer
+    (4: layer 3, 7, ...) and a gated delta net on the others, as transformers' Qwen3NextConfig lays them out."""
+    layers = read.count("num_hidden_layers")
+    interval = read.count("full_attention_interval", 4)
+    types = tuple(read("layer_types", ())) or tuple(
+        "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(layers)
+    )
+    spec = _qwen_moe(read, name)
+    return replace(
+        spec,
+        layer_types=types,
+        attention_output_gate=True,
+        linear_key_heads=read.count("linear_num_key_heads"),
+        linear_value_heads=read.count("linear_num_value_heads"),
+        linear_key_head_dim=read.count("linear_key_head_dim"),
+        linear_value_head_dim=read.count("linear_value_head_dim"),
+        linear_conv_kernel=read.count("linear_conv_kernel_dim", 4),
     )
 
 
@@ -633,6 +702,7 @@ ARCHITECTURES = {
     "mixtral": _mixtral,
     "qwen2_moe": _qwen_moe,
     "qwen3_moe": _qwen_moe,
+    "qwen3_next": _qwen3_next,
     "deepseek_v3": _deepseek_v3,
     "gpt_oss": _gpt_oss,
 }
