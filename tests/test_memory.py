@@ -200,7 +200,8 @@ KV_BYTES_PER_TOKEN_BF16 = {
     "phi-4": 40 * 2 * 10 * 128 * 2,
     "deepseek-v3.1": 61 * (512 + 64) * 2,
     "kimi-k2": 61 * (512 + 64) * 2,
-    "qwen3-next-80b-a3b": 12 * 2 * 2 * 256 * 2,  # the 12 gated-attention layers; the other 36 keep a state
+    "qwen3-next-80b-a3b": 12 * 2 * 2 * 256 * 2,
+    "deepseek-v3.2-exp": 61 * (512 + 64) * 2,  # the latent; the indexer's keys are a line of their own  # the 12 gated-attention layers; the other 36 keep a state
 }
 
 
@@ -961,3 +962,19 @@ def test_qwen3_next_keeps_a_state_not_a_cache_in_its_linear_layers():
     state = 36 * ((2 * keys + values) * 3 + 32 * 128 * 128)  # convolution window + recurrent state per layer
     assert short.line("linear-attention state").bytes == long.line("linear-attention state").bytes == 2 * 2 * state
     assert long.line("KV cache").bytes == 2 * 262_144 * 12 * 2 * 2 * 256 * 2
+
+
+def test_deepseek_v32_adds_the_indexer_and_its_key_cache():
+    v3, v32 = load_model("deepseek-v3"), load_model("deepseek-v3.2-exp")
+    shapes = {t.name: t.shape for t in v32.tensors()}
+    prefix = "model.layers.0.self_attn.indexer."
+    assert shapes[prefix + "wq_b.weight"] == (64 * 128, 1536) and shapes[prefix + "wk.weight"] == (128, 7168)
+    assert shapes[prefix + "weights_proj.weight"] == (64, 7168) and shapes[prefix + "k_norm.bias"] == (128,)
+    per_layer = 64 * 128 * 1536 + 128 * 7168 + 2 * 128 + 64 * 7168
+    assert v32.num_params == v3.num_params + 62 * per_layer  # every layer, the MTP layer included
+    assert round(v32.num_params / 1e9) == 685  # the card's "685B"
+    fp = footprint(v32, context=131_072)
+    assert fp.line("indexer key cache").bytes == 131_072 * 61 * (128 + 4)  # FP8 keys and a float32 scale per 128
+    assert fp.line("KV cache").bytes == footprint(v3, context=131_072).line("KV cache").bytes
+    as_shipped = {line.label: line.bytes for line in footprint(v32, context=0).lines}
+    assert as_shipped["weights: attention"] < footprint(v32, context=0, weights="bf16").line("weights: attention").bytes

@@ -218,9 +218,10 @@ class NativeStorage:
     label: str
 
 
-DEEPSEEK_FP8_KEPT = ("*embed_tokens*", "lm_head*", "*shared_head.head*", "*eh_proj*")
+DEEPSEEK_FP8_KEPT = ("*embed_tokens*", "lm_head*", "*shared_head.head*", "*eh_proj*", "*indexer.weights_proj*")
 """The matrices DeepSeek-V3/R1's FP8 checkpoints keep in BF16: embeddings, output heads, the MTP ``eh_proj``
-(from a listing of the published shards' headers; ``quantization_config`` does not name them)."""
+(from a listing of the published shards' headers; ``quantization_config`` does not name them), and V3.2's
+indexer head weights (which vLLM and SGLang load unquantized)."""
 
 
 def native_storage(model: ModelSpec) -> NativeStorage:
@@ -421,6 +422,14 @@ def footprint(
         formula += f"; per attention replica ({ep // tp} of them, each its own {batch} sequences)"
     if training is None:  # a training step runs whole sequences: it keeps activations, not a KV cache
         lines.append(Line(f"KV cache ({kv_cache})", kv, formula, per_gpu=kv_per_gpu if tp * pp > 1 else None))
+    if training is None and model.index_heads:  # DeepSeek-V3.2: the indexer's keys, FP8 with a scale per 128
+        per_token = model.index_head_dim + 4 * -(-model.index_head_dim // 128)
+        indexer = batch * context * model.cached_layers * per_token
+        indexer_formula = (
+            f"{batch} × {context:,} tokens × {model.cached_layers} layers × ({model.index_head_dim} FP8 + 4 B scale "
+            "per 128) bytes, as vLLM and SGLang cache the indexer's keys"
+        )
+        lines.append(Line("indexer key cache (fp8)", indexer, indexer_formula, per_gpu=share(indexer, pp)))
     if training is None and model.linear_state_elements:  # Qwen3-Next's linear layers: a state, not a cache
         state = math.ceil(cache_bytes(model.linear_state_elements * batch, kv_cache))
         linear = model.num_layers - model.cached_layers

@@ -182,6 +182,8 @@ class ModelSpec:
     linear_key_head_dim: int = 0
     linear_value_head_dim: int = 0
     linear_conv_kernel: int = 0
+    index_heads: int = 0
+    index_head_dim: int = 0
     vision: VisionTower | None = None
     text_prefix: str = ""
     config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -309,6 +311,13 @@ class ModelSpec:
             kv_b = heads * (self.qk_nope_head_dim + self.v_head_dim)
             yield Tensor(a + "kv_b_proj.weight", (kv_b, self.kv_lora_rank), "attention", layer)
             yield Tensor(a + "o_proj.weight", (h, heads * self.v_head_dim), "attention", layer)
+            if self.index_heads:  # DeepSeek-V3.2's lightning indexer, which picks the tokens attention reads
+                i, d = a + "indexer.", self.index_head_dim
+                yield Tensor(i + "wq_b.weight", (self.index_heads * d, self.q_lora_rank), "attention", layer)
+                yield Tensor(i + "wk.weight", (d, h), "attention", layer)
+                yield Tensor(i + "k_norm.weight", (d,), "norm", layer)
+                yield Tensor(i + "k_norm.bias", (d,), "norm", layer)
+                yield Tensor(i + "weights_proj.weight", (self.index_heads, h), "attention", layer)
             return
         q, kv = heads * self.head_dim, self.num_kv_heads * self.head_dim
         if self.attention_output_gate:  # Qwen3-Next: q_proj also gives a sigmoid gate per head element
@@ -344,7 +353,7 @@ class ModelSpec:
         yield Tensor(prefix + names["router"] + ".weight", (experts, h), "router", layer)
         if self.router_bias:
             yield Tensor(prefix + names["router"] + ".bias", (experts,), "router", layer)
-        if self.architecture == "deepseek_v3":
+        if self.architecture.startswith("deepseek"):
             yield Tensor(prefix + "mlp.gate.e_score_correction_bias", (experts,), "router", layer, dtype="float32")
         if self.fused_experts:  # gpt-oss stores each layer's experts as two stacked tensors
             yield Tensor(prefix + "mlp.experts.gate_up_proj", (experts, h, 2 * m), "experts", layer)
@@ -483,6 +492,12 @@ _MOE_NAMES: dict[str, dict[str, Any]] = {
         "shared": "mlp.shared_expert",
     },
     "deepseek_v3": {
+        "router": "mlp.gate",
+        "experts": "mlp.experts",
+        "projections": _PROJECTIONS,
+        "shared": "mlp.shared_experts",
+    },
+    "deepseek_v32": {
         "router": "mlp.gate",
         "experts": "mlp.experts",
         "projections": _PROJECTIONS,
@@ -674,6 +689,17 @@ def _deepseek_v3(read: _Reader, name: str) -> ModelSpec:
     )
 
 
+def _deepseek_v32(read: _Reader, name: str) -> ModelSpec:
+    """DeepSeek-V3.2: DeepSeek-V3 with a lightning indexer in every layer's attention (``index_n_heads`` heads of
+    ``index_head_dim``), whose keys are cached beside the MLA latent."""
+    return replace(
+        _deepseek_v3(read, name),
+        architecture="deepseek_v32",
+        index_heads=read.count("index_n_heads"),
+        index_head_dim=read.count("index_head_dim"),
+    )
+
+
 def _gpt_oss(read: _Reader, name: str) -> ModelSpec:
     spec = _dense(read, name, **_sliding(read))
     return replace(
@@ -704,6 +730,7 @@ ARCHITECTURES = {
     "qwen3_moe": _qwen_moe,
     "qwen3_next": _qwen3_next,
     "deepseek_v3": _deepseek_v3,
+    "deepseek_v32": _deepseek_v32,
     "gpt_oss": _gpt_oss,
 }
 """Supported ``model_type`` values and the builder of each."""
