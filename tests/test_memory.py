@@ -200,8 +200,8 @@ KV_BYTES_PER_TOKEN_BF16 = {
     "phi-4": 40 * 2 * 10 * 128 * 2,
     "deepseek-v3.1": 61 * (512 + 64) * 2,
     "kimi-k2": 61 * (512 + 64) * 2,
-    "qwen3-next-80b-a3b": 12 * 2 * 2 * 256 * 2,
-    "deepseek-v3.2-exp": 61 * (512 + 64) * 2,  # the latent; the indexer's keys are a line of their own  # the 12 gated-attention layers; the other 36 keep a state
+    "qwen3-next-80b-a3b": 12 * 2 * 2 * 256 * 2,  # the 12 gated-attention layers; the other 36 keep a state
+    "deepseek-v3.2-exp": 61 * (512 + 64) * 2,  # the latent; the indexer's keys are a line of their own
 }
 
 
