@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Sequence
 
-__all__ = ["format_bytes", "json_float"]
+__all__ = ["format_bytes", "html_card", "json_float"]
 
 _DECIMAL = ["B", "kB", "MB", "GB", "TB", "PB"]
 _BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
@@ -37,3 +39,18 @@ def format_bytes(count: int, binary: bool = True) -> str:
 def json_float(value: float) -> float | str:
     """A float JSON can hold: infinities and NaN become the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
     return value if math.isfinite(value) else repr(value)
+
+
+def html_card(title: str, rows: Sequence[tuple[str, str]], note: str = "") -> str:
+    """A notebook view of one result: a caption saying what it is, the few figures that matter as a two-column
+    table, and an optional note (each string escaped).
+
+    Example:
+        >>> html_card("A <model>", [("parameters", "8,030,261,248")]).count("<tr>")
+        1
+    """
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
+    )
+    tail = f"<p>{html.escape(note)}</p>" if note else ""
+    return f"<table><caption>{html.escape(title)}</caption><tbody>{body}</tbody></table>{tail}"

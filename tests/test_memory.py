@@ -978,3 +978,23 @@ def test_deepseek_v32_adds_the_indexer_and_its_key_cache():
     assert fp.line("KV cache").bytes == footprint(v3, context=131_072).line("KV cache").bytes
     as_shipped = {line.label: line.bytes for line in footprint(v32, context=0).lines}
     assert as_shipped["weights: attention"] < footprint(v32, context=0, weights="bf16").line("weights: attention").bytes
+
+
+def test_every_result_object_has_a_short_repr_and_a_notebook_view():
+    import floatfmt
+    from floatfmt.memory import get_gpu
+
+    model = load_model("deepseek-r1")
+    w = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    quantized = floatfmt.quantize(w, "nvfp4")
+    objects = [
+        model, fit(model, "H200", context=8192), roofline(model, "H200", gpus=8, price_per_gpu_hour=3.0),
+        get_gpu("H100"), floatfmt.get_scheme("mxfp4"), quantized, floatfmt.error_stats(w, quantized.dequantize()),
+        footprint(model, context=0),
+    ]  # fmt: skip
+    for shown in objects:
+        text = repr(shown)
+        assert len(text) < 220 and text.count("\n") <= 1, text  # one or two lines, not a dataclass dump
+        view = shown._repr_html_()
+        assert view.startswith("<table") and "<caption>" in view and "</table>" in view
+    assert "684,489,845,504" in repr(model) and "H200" in repr(objects[1]) and "20." in repr(objects[6])

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt._display import format_bytes
+from floatfmt._display import format_bytes, html_card
 
 __all__ = ["ArrayWeights", "FileStamp", "TensorInfo", "Weights", "WeightsError", "read_exactly", "reopen"]
 
@@ -145,6 +145,15 @@ class Weights(Mapping[str, np.ndarray]):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("tensors", f"{len(self):,}"),
+            ("values", f"{self.num_params:,}"),
+            ("stored", format_bytes(self.nbytes)),
+        ]
+        rows += [(f"  {dtype}", format_bytes(size)) for dtype, size in self.bytes_by_dtype().items()]
+        return html_card(f"{self.kind}: {self.path}", rows)
 
     def __repr__(self) -> str:
         by_dtype = ", ".join(f"{dtype} {format_bytes(size)}" for dtype, size in self.bytes_by_dtype().items())

@@ -78,7 +78,7 @@ class Line:
         return self.bytes / 2**30
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Footprint:
     """Itemised memory of a model: ``lines`` and their ``total`` (every byte exact unless a line says estimate)."""
 
@@ -132,6 +132,10 @@ class Footprint:
         import pandas as pd
 
         return pd.DataFrame(self.as_dict()["lines"])
+
+    def __repr__(self) -> str:
+        spread = f", {format_bytes(self.per_gpu)} on each of {self.gpus} GPUs" if self.gpus > 1 else ""
+        return f"<Footprint of {self.model}: {format_bytes(self.total)}{spread}>"
 
     def __str__(self) -> str:
         width = max([len(x.label) for x in self.lines] + [5])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import html
 import json
 import math
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from floatfmt._display import format_bytes
+from floatfmt._display import format_bytes, html_card
 from floatfmt.memory.engines import VLLM_BLOCK_TOKENS
 from floatfmt.memory.footprint import Footprint, footprint, native_storage
 from floatfmt.memory.model import ModelSpec
@@ -32,7 +33,7 @@ from floatfmt.quant.storage import resolve
 __all__ = ["Fit", "Gpu", "Layout", "LayoutCheck", "Roofline", "fit", "get_gpu", "gpu_hour_cost", "gpus", "roofline"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Gpu:
     """One GPU model: memory, bandwidth, dense tensor throughput by precision, interconnect, and the source."""
 
@@ -49,6 +50,23 @@ class Gpu:
     @property
     def memory_bytes(self) -> int:
         return int(self.memory_gib * 2**30)
+
+    def __repr__(self) -> str:
+        fp8 = f", {self.fp8_tflops:g} FP8" if self.fp8_tflops else ""
+        return (
+            f"<Gpu {self.name}: {format_bytes(self.memory_bytes)}, {self.bandwidth_gbs:,.0f} GB/s, "
+            f"{self.bf16_tflops:g} BF16{fp8} TFLOPS{' (estimates)' if self.estimate else ''}>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [("memory", format_bytes(self.memory_bytes)), ("bandwidth", f"{self.bandwidth_gbs:,.0f} GB/s")]
+        rows += [
+            (f"{name} TFLOPS (dense)", f"{value:g}")
+            for name, value in (("BF16", self.bf16_tflops), ("FP8", self.fp8_tflops), ("FP4", self.fp4_tflops))
+            if value
+        ]
+        rows.append(("interconnect", self.interconnect))
+        return html_card(f"GPU {self.name}", rows, f"source: {self.source}" + (" (estimates)" if self.estimate else ""))
 
     def tflops(self, bits: int) -> float:
         """Dense throughput for operands of ``bits`` bits: the narrowest precision the GPU has at or above them."""
@@ -206,6 +224,30 @@ class Fit:
     def table(self) -> str:
         """Every layout tried, one per line, with its bytes per GPU and whether it fits."""
         return "\n".join(str(check) for check in self.checks)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Fit {self.gpus} × {self.gpu.name} ({self.layout.name}): {format_bytes(self.footprint.per_gpu)} of "
+            f"{format_bytes(self.usable_bytes)} usable per GPU>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("GPUs", f"{self.gpus} × {self.gpu.name}"),
+            ("layout", self.layout.name),
+            ("per GPU", format_bytes(self.footprint.per_gpu)),
+            ("usable per GPU", f"{format_bytes(self.usable_bytes)} ({self.usable_bytes / self.gpu.memory_bytes:.0%})"),
+            ("headroom", f"{format_bytes(self.headroom_bytes)}: {self.kv_tokens:,} more tokens of KV cache"),
+        ]
+        if self.engine_kv_tokens is not None:
+            rows.append(("vLLM's KV cache", f"{self.engine_kv_tokens:,} tokens"))
+        tried = "".join(
+            f"<tr><td>{c.layout.gpus}</td><td>{html.escape(c.layout.name)}</td><td>{format_bytes(c.bytes_per_gpu)}"
+            f"</td><td>{'fits' if c.fits else html.escape(c.reason)}</td></tr>"
+            for c in self.checks
+        )
+        layouts = f"<details><summary>{len(self.checks)} layouts tried</summary><table>{tried}</table></details>"
+        return html_card(f"Fit of {self.footprint.model}", rows) + layouts
 
     def __str__(self) -> str:
         caches = any(line.label.startswith("KV cache") for line in self.footprint.lines)
@@ -370,6 +412,23 @@ class Roofline:
             f"({format_bytes(int(self.decode_bytes_per_step))} read per step){self._cost()}. Bounds, not "
             f"predictions: {self.formula}"
         )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Roofline {self.gpus} × {self.gpu.name}: prefill ≥ {self.prefill_seconds * 1e3:,.1f} ms, decode ≤ "
+            f"{self.decode_tokens_per_second:,.1f} tokens/s{self._cost()}>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("GPUs", f"{self.gpus} × {self.gpu.name}"),
+            ("prefill at least", f"{self.prefill_seconds * 1e3:,.1f} ms ({self.prefill_flops:.3g} FLOPs)"),
+            ("decode at most", f"{self.decode_tokens_per_second:,.1f} tokens/s"),
+            ("read per decode step", format_bytes(int(self.decode_bytes_per_step))),
+        ]
+        if self.cost_per_million_tokens is not None:
+            rows.append(("cost at least", f"{self.cost_per_million_tokens:,.4g} per million output tokens"))
+        return html_card("Time bounds (not predictions)", rows, self.formula)
 
     def _cost(self) -> str:
         cost = self.cost_per_million_tokens

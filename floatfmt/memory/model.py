@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from floatfmt._display import format_bytes, html_card
 from floatfmt.quant.storage import cache_bytes
 
 __all__ = ["ARCHITECTURES", "ModelSpec", "Tensor", "UnsupportedModelError", "VisionTower"]
@@ -129,7 +130,7 @@ GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262_208, "hidden_size": 2304, "intermediat
 """transformers' ``Gemma3TextConfig`` defaults: the published Gemma 3 configs give only what differs from them."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModelSpec:
     """The numbers that fix a decoder-only transformer's weights, from its ``config.json``.
 
@@ -220,6 +221,35 @@ class ModelSpec:
         if vision is not None:
             spec = replace(spec, vision=vision, text_prefix="language_model.")
         return replace(spec, config=dict(config))
+
+    # --- display -----------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        experts = f", {self.num_experts} experts ({self.experts_per_token} per token)" if self.num_experts else ""
+        return (
+            f"<ModelSpec {self.name}: {self.architecture}, {self.num_params:,} parameters, {self.active_params:,} "
+            f"active{experts}, {self.num_layers} layers>"
+        )
+
+    def _repr_html_(self) -> str:
+        if self.kv_lora_rank:
+            attention = f"MLA: latent {self.kv_lora_rank} + rope {self.qk_rope_head_dim}, {self.num_heads} heads"
+        else:
+            attention = f"{self.num_heads} heads, {self.num_kv_heads} KV heads of {self.head_dim}"
+        rows = [
+            ("architecture", self.architecture),
+            ("parameters", f"{self.num_params:,}"),
+            ("active per token", f"{self.active_params:,}"),
+            ("layers × hidden", f"{self.num_layers} × {self.hidden_size}"),
+            ("attention", attention),
+            ("KV cache per token (BF16)", format_bytes(int(self.kv_bytes_per_token("bfloat16")))),
+        ]
+        if self.num_experts:
+            rows.append(("experts", f"{self.num_experts}, {self.experts_per_token} per token"))
+        if self.sliding_layers:
+            rows.append(("sliding window", f"{self.sliding_window} tokens on {self.sliding_layers} layers"))
+        counts = ", ".join(f"{name} {count:,}" for name, count in self.params_by_component().items() if count)
+        return html_card(f"Model {self.name}", rows, f"by component: {counts}")
 
     # --- weights -----------------------------------------------------------------------------
 

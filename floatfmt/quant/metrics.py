@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from floatfmt._display import html_card
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 from floatfmt.quant import _kernels
 
 __all__ = ["ErrorAccumulator", "ErrorStats", "error_stats"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ErrorStats:
     """How far ``approx`` is from ``reference``.
 
@@ -47,6 +48,24 @@ class ErrorStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ErrorStats of {self.count:,} values: SQNR {self.sqnr_db:.2f} dB, rel RMSE {self.rel_rmse:.4g}, "
+            f"max |error| {self.max_abs:.4g}>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("values", f"{self.count:,}"),
+            ("SQNR", f"{self.sqnr_db:.2f} dB"),
+            ("relative RMSE", f"{self.rel_rmse:.4g}"),
+            ("RMSE", f"{self.rmse:.4g}"),
+            ("max |error|", f"{self.max_abs:.4g}"),
+            ("cosine", f"{self.cosine:.6f}"),
+            ("saturated / flushed to zero / NaN", f"{self.saturated:,} / {self.flushed:,} / {self.nan:,}"),
+        ]
+        return html_card("Quantization error", rows)
 
     def __str__(self) -> str:
         return (

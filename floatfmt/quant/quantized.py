@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from floatfmt._display import format_bytes, html_card
 from floatfmt.quant.layout import Layout, serialize
 
 if TYPE_CHECKING:
@@ -84,3 +85,9 @@ class QuantizedTensor:
             f"QuantizedTensor({self.scheme.name}, shape={self.shape}, {self.nbytes:,} bytes, "
             f"{self.bits_per_weight:.4g} bits/weight)"
         )
+
+    def _repr_html_(self) -> str:
+        rows = [("scheme", self.scheme.name), ("shape", " × ".join(map(str, self.shape)) or "scalar")]
+        rows += [("stored", format_bytes(self.nbytes)), ("bits per weight", f"{self.bits_per_weight:.4g}")]
+        rows += [(f"part: {part.name}", f"{part.count:,} × {part.format.name}") for part in self.layout.parts]
+        return html_card(f"Quantized tensor ({self.scheme.name})", rows)

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from floatfmt._display import html_card
 from floatfmt._options import ROUNDINGS, RoundingMode
 from floatfmt.formats import Format
 from floatfmt.quant.rules import get_rule
@@ -42,7 +43,7 @@ class SchemeFormats(NamedTuple):
     tensor_scale: Format | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Scheme:
     """How a tensor is quantized: element format, block shape, scales, and the rules that make them.
 
@@ -109,6 +110,24 @@ class Scheme:
         """What a tensor of ``shape`` stores in this scheme: each array, its format and its size."""
         rows, cols = rows_cols(shape)
         return self.rule.layout(self, rows, cols)
+
+    def __repr__(self) -> str:
+        block = "per tensor" if self.block == (0, 0) else f"blocks of {self.block[0]}×{self.block[1]}"
+        bits = self.storage_bytes((4096, 4096)) * 8 / 4096**2
+        return f"<Scheme {self.name}: {self.element}, {block}, {self.scale_format} scales, {bits:.4g} bits/weight>"
+
+    def _repr_html_(self) -> str:
+        bits = self.storage_bytes((4096, 4096)) * 8 / 4096**2
+        rows = [
+            ("element", self.element),
+            ("block", "the whole tensor" if self.block == (0, 0) else f"{self.block[0]} × {self.block[1]}"),
+            ("scales", f"{self.scale_format} ({self.scale_rule})"),
+            ("bits per weight (4096 × 4096)", f"{bits:.4g}"),
+            ("rounding", self.rounding),
+        ]
+        rows += [(label, value) for label, value in (("zero point", self.zero_point),
+                 ("tensor scale", self.tensor_scale)) if value]  # fmt: skip
+        return html_card(f"Scheme {self.name}", rows, f"follows: {self.reference}" if self.reference else "")
 
     def storage_bytes(self, shape: tuple[int, ...]) -> int:
         """The bytes a tensor of ``shape`` takes in this scheme, from its shape alone.
