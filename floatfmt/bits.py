@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import re
@@ -87,6 +88,8 @@ class Decoded:
     value: float
     exact: Fraction | None
     rounding: RoundingDetail | None = field(default=None)
+    reading: str = ""
+    """How a string was read, where it could have been read two ways (``"1000"`` in int4: bits or a number)."""
 
     @property
     def hex(self) -> str:
@@ -113,6 +116,8 @@ class Decoded:
             "exact": None if self.exact is None else str(self.exact),
             "formula": self.formula,
         }
+        if self.reading:
+            result["reading"] = self.reading
         if self.rounding is not None:
             r = self.rounding
             result["rounding"] = {
@@ -144,6 +149,8 @@ class Decoded:
         else:
             detail = f"  {'two' + chr(39) + 's complement' if fmt.signed else 'unsigned'} {fmt.bits}-bit integer"
         lines = [head, detail, f"  {self.formula}"]
+        if self.reading:
+            lines.insert(0, f"({self.reading})")
         if self.rounding is not None:
             lines.append(str(self.rounding))
         return "\n".join(lines)
@@ -205,9 +212,11 @@ def explain(
     check_options(isinstance(fmt, IntFormat), rounding, overflow, nan, seed)
     if isinstance(spec, str):
         parsed = _parse_spec(spec, fmt)
+        reading = _reading(spec, parsed, fmt)
         if isinstance(parsed, int):
-            return _decoded(parsed, fmt)
-        spec = parsed
+            return dataclasses.replace(_decoded(parsed, fmt), reading=reading)
+        decoded = _explain_value(parsed, fmt, rounding, overflow, nan, seed)
+        return dataclasses.replace(decoded, reading=reading)
     if isinstance(spec, (bool, np.bool_)):
         raise TypeError("a boolean is neither a code nor a value")
     if isinstance(spec, (int, np.integer)):
@@ -457,6 +466,8 @@ def _parse_spec(spec: str, fmt: Format) -> int | float | Decimal:
         return code
     prefixed = lower.startswith("0b")
     body = text[2:] if prefixed else text
+    if not prefixed and _reads_as_number(body, fmt):
+        return Decimal(body)
     if prefixed or set(body) <= set("01 _"):
         # After 0b, separators are digit separators as in Python literals; otherwise they mark fields.
         return _parse_bits(body, spec, fmt, check_fields=not prefixed)
@@ -467,6 +478,24 @@ def _parse_spec(spec: str, fmt: Format) -> int | float | Decimal:
     raise ValueError(
         f"{_shown(spec)} is neither a bit string nor a number: stray {stray!r} at position {body.index(stray) + 1}"
     )
+
+
+def _reads_as_number(body: str, fmt: Format) -> bool:
+    """Whether a plain string of binary digits is a number rather than bits: the rule is the width. Digits without
+    spaces, underscores or a ``0b`` prefix are bits when there are exactly as many as the format's codes have
+    (``01011011`` in e4m3, ``1000`` in int4), or when they start with ``0`` (no one writes a number so); any other
+    such string (``1``, ``10``, ``110``) is the number it spells."""
+    return set(body) <= set("01") and len(body) != fmt.bits and not body.startswith("0")
+
+
+def _reading(spec: str, parsed: int | float | Decimal, fmt: Format) -> str:
+    """What ``explain`` says about how it read a string that could be read two ways (empty when it could not)."""
+    body = spec.strip()
+    if not body or set(body) - set("01") or (isinstance(parsed, int) and body.startswith("0")):
+        return ""  # not binary digits, or bits no number is written as
+    if isinstance(parsed, int):
+        return f"read as the bits {body}: {len(body)} binary digits, {fmt.name}'s width; write {body}.0 for the number"
+    return f"read as the number {body}: {fmt.name}'s codes have {fmt.bits} bits; write 0b{body} for bits"
 
 
 def _shown(spec: str) -> str:

@@ -231,7 +231,7 @@ def test_long_digit_strings_are_exact_and_error_messages_stay_short():
     tie = "1.0625" + "0" * 5000  # exactly halfway between 1 and 1.125 in e4m3: nearest-even goes down
     assert floatfmt.explain(tie, "e4m3").value == 1.0
     assert floatfmt.explain(tie + "1", "e4m3").value == 1.125
-    for spec in ("1" * 5000, "0x" + "f" * 5000, "0 1011 011" + "x" * 5000):
+    for spec in ("0" + "1" * 4999, "0x" + "f" * 5000, "0 1011 011" + "x" * 5000):
         with pytest.raises(ValueError) as error:
             floatfmt.explain(spec, "e4m3")
         assert len(str(error.value)) < 400 and "characters" in str(error.value)
@@ -240,3 +240,24 @@ def test_long_digit_strings_are_exact_and_error_messages_stay_short():
 def test_a_negative_zero_string_keeps_its_sign():
     assert floatfmt.explain("-0", "e4m3").code == floatfmt.explain(-0.0, "e4m3").code == 0x80
     assert floatfmt.explain("-0.000", "bf16").code == 0x8000
+
+
+@pytest.mark.parametrize(
+    ("spec", "fmt", "code", "reading"),
+    [
+        ("1000", "int4", 0b1000, "read as the bits 1000: 4 binary digits, int4's width"),  # exactly the width
+        ("1", "e4m3", None, "read as the number 1"),  # not the width, no leading 0: the number
+        ("110", "e2m1", None, "read as the number 110"),
+        ("01011011", "e4m3", 0x5B, ""),  # a leading zero: bits, and nothing else it could be
+        ("0 1011 011", "e4m3", 0x5B, ""),  # grouped: bits
+        ("0b0110", "e2m1", 0b0110, ""),  # a prefix: bits
+    ],
+)
+def test_binary_digit_strings_are_read_by_one_stated_rule(spec, fmt, code, reading):
+    d = floatfmt.explain(spec, fmt)
+    if code is None:  # the number: its code is encode's, and the rounding is explained
+        assert d.code == int(floatfmt.encode(float(spec), fmt)) and d.rounding is not None
+    else:
+        assert d.code == code and d.rounding is None
+    assert d.reading.startswith(reading) if reading else d.reading == ""
+    assert (f"({reading}" in str(d)) if reading else "read as" not in str(d)
