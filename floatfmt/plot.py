@@ -32,30 +32,66 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_report(report: QuantReport, ax: Any = None) -> Any:
+def plot_report(report: QuantReport, ax: Any = None, *, annotate: int = 3) -> Any:
     """SQNR (dB) of every quantized tensor in checkpoint order, one line per scheme; returns the axes.
 
-    Tensors kept at their stored precision leave gaps; exact ones (infinite SQNR) are not drawn.
+    The x axis names the tensors (every one when there are at most 40; for a model of many layers, one tick per
+    layer); the ``annotate`` worst points of each scheme are labelled with their tensor, and the title is the
+    checkpoint's name, not its whole path. Tensors kept at their stored precision leave gaps; exact ones
+    (infinite SQNR) are not drawn.
     """
     plt = _pyplot()
+    names = list(report.tensors)
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(6.0, len(report.tensors) * 0.08), 4))
-    order = {name: i for i, name in enumerate(report.tensors)}
+        _, ax = plt.subplots(figsize=(min(16.0, max(6.0, len(names) * 0.12)), 4.5))
+    order = {name: i for i, name in enumerate(names)}
     for scheme in report.schemes:
         points = [
-            (order[r.tensor], r.sqnr_db)
+            (order[r.tensor], r.sqnr_db, r.tensor)
             for r in report.rows
             if r.scheme == scheme and r.applied != "stored" and math.isfinite(r.sqnr_db)
         ]
-        if points:
-            x, y = zip(*points, strict=True)
-            ax.plot(x, y, marker=".", linewidth=0.8, label=scheme)
-    ax.set_xlabel("tensor (checkpoint order)")
+        if not points:
+            continue
+        x, y, _ = zip(*points, strict=True)
+        (line,) = ax.plot(x, y, marker=".", linewidth=0.8, label=scheme)
+        for position, sqnr, name in sorted(points, key=lambda point: point[1])[:annotate]:
+            ax.annotate(_short(name), (position, sqnr), xytext=(3, -10), textcoords="offset points",
+                        fontsize="x-small", color=line.get_color())  # fmt: skip
+    ticks, tick_labels = _ticks(names)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(tick_labels, rotation=90, fontsize="x-small")
+    ax.set_xlabel("tensor" if len(ticks) == len(names) else "layer (tensors in checkpoint order)")
     ax.set_ylabel("SQNR (dB), higher is better")
-    ax.set_title(f"Quantization error per tensor: {report.source}", fontsize="small")
+    title = report.source.rstrip("/").split("/")[-1] or report.source
+    ax.set_title(f"Quantization error per tensor: {title}", fontsize="small")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncol=2)
+    ax.figure.tight_layout()
     return ax
+
+
+def _short(name: str) -> str:
+    """A tensor name without the parts every tensor shares (``model.``, ``.weight``)."""
+    return name.removeprefix("model.").removesuffix(".weight")
+
+
+def _ticks(names: list[str]) -> tuple[list[int], list[str]]:
+    """Tick positions and labels: every tensor when there are at most 40, else the first tensor of each layer
+    (the name up to its first number: ``layers.3``, ``encoder.layer.3``) and of each part outside the layers."""
+    if len(names) <= 40:
+        return list(range(len(names))), [_short(name) for name in names]
+    ticks, labels, previous = [], [], None
+    for position, name in enumerate(names):
+        parts = name.split(".")
+        numbered = next((i for i, part in enumerate(parts[:-1]) if part.isdigit()), None)  # layers.N, layer.N
+        group = ".".join(parts[: numbered + 1]) if numbered is not None else parts[0]
+        if group != previous:
+            ticks.append(position)
+            labels.append(_short(group))
+            previous = group
+    step = max(1, len(ticks) // 60)  # at most about 60 labels
+    return ticks[::step], labels[::step]
 
 
 def value_histogram(

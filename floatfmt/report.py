@@ -194,11 +194,19 @@ class QuantReport:
     # --- output ------------------------------------------------------------------------------
 
     def to_pandas(self, summary: bool = False) -> Any:
-        """The rows (or, with ``summary=True``, the per-scheme summary) as a pandas DataFrame."""
+        """The rows (or, with ``summary=True``, the per-scheme summary, its worst tensors as one readable string
+        per scheme: ``"name (12.3 dB); ..."``) as a pandas DataFrame."""
         import pandas as pd
 
         if summary:
-            return pd.DataFrame([s.as_dict() for s in self.summary])
+            records = []
+            for s in self.summary:
+                record = s.as_dict()
+                record["worst"] = "; ".join(
+                    f"{name} ({sqnr:.2f} dB)" if math.isfinite(sqnr) else f"{name} (exact)" for name, sqnr in s.worst
+                )
+                records.append(record)
+            return pd.DataFrame(records)
         return pd.DataFrame([row.as_dict() for row in self.rows])
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -185,7 +185,10 @@ def test_outputs(model_file):
     assert "<table>" in report._repr_html_()
     frame = report.to_pandas()
     assert list(frame["scheme"].unique()) == ["mxfp4", "fp8_e4m3"] and len(frame) == 14
-    assert report.to_pandas(summary=True)["bytes"].tolist() == [s.bytes for s in report.summary]
+    summary = report.to_pandas(summary=True)
+    assert summary["bytes"].tolist() == [s.bytes for s in report.summary]
+    worst = report.summary[0].worst[0]  # one readable string per scheme, not a list of lists in a cell
+    assert summary["worst"][0].startswith(f"{worst[0]} ({worst[1]:.2f} dB)")
 
 
 def test_plot(model_file, tmp_path):
@@ -199,6 +202,11 @@ def test_plot(model_file, tmp_path):
     ax = report.plot()
     assert [line.get_label() for line in ax.get_lines()] == ["mxfp4", "nvfp4"]
     assert len(ax.get_lines()[0].get_xdata()) == 4  # the four quantized tensors
+    labels = [tick.get_text() for tick in ax.get_xticklabels()]
+    assert labels == [name.removeprefix("model.").removesuffix(".weight") for name in report.tensors]
+    assert "/" not in ax.get_title() and model_file.name in ax.get_title()  # the checkpoint's name, not its path
+    worst = min((r for r in report.rows if r.scheme == "mxfp4"), key=lambda r: r.sqnr_db)
+    assert worst.tensor.removesuffix(".weight") in [text.get_text() for text in ax.texts]  # the worst, annotated
     ax = floatfmt.plot.value_histogram(floatfmt.open_weights(model_file)["layers.0.mlp.experts"], "e2m1")
     assert len(ax.lines) == 8  # 7 non-zero E2M1 magnitudes, plus the labelled last one
     ax.figure.savefig(tmp_path / "histogram.png")
