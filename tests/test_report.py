@@ -224,6 +224,21 @@ def test_progress_line():
     assert silent.getvalue() == ""
 
 
+def test_progress_moves_within_a_tensor(monkeypatch, capsys):
+    # one 8 MB tensor in 32 blocks of rows: the display moves before the tensor is done (tqdm's bar when
+    # installed, the plain line otherwise), not once at the end
+    monkeypatch.setattr(floatfmt.report, "PROGRESS_INTERVAL", 0.0)
+    w = np.random.default_rng(1).standard_normal((2048, 1024)).astype(np.float32)
+    floatfmt.quant_report({"w": w}, "q8_0", progress=True, chunk_elements=65536)
+    shown = capsys.readouterr().err
+    assert shown.count("tensors 0/1") >= 2 and "tensors 1/1" in shown, shown[-500:]
+    out = io.StringIO()
+    meter = _Progress(1, 4000, True, out.write)
+    for _ in range(4):
+        meter.tick(1000)
+    assert out.getvalue().count("tensors 0/1") == 4  # each block of rows, with the interval at 0
+
+
 def test_bad_arguments(model_file):
     with pytest.raises(ValueError, match="unknown scheme 'mxfp5'"):
         floatfmt.quant_report(model_file, "mxfp5")
