@@ -58,20 +58,59 @@ class RoundingDetail:
     rel_error: float
     overflow: bool
     underflow: bool
+    stored: float | None = None  # the value the code holds
+    bounds: tuple[float, float] | None = None  # the format's most negative and largest finite values
 
     def __str__(self) -> str:
-        lines = [f"  rounding {_number(self.value)} ({self.mode}):"]
-        if self.lower is not None or self.upper is not None:
-            neighbours = f"between {_number(self.lower)} and {_number(self.upper)}"
-            if self.position is not None:
-                neighbours += f", {float(self.position):.6g} ulp above the lower"
-            lines.append(f"    {neighbours}{'; a tie' if self.tie else ''}")
-        lines.append(f"    went {self.direction}; error {self.abs_error:.6g} (relative {self.rel_error:.3g})")
-        if self.overflow:
-            lines.append("    overflow: the rounded value exceeds the largest finite value")
+        lines = [f"  rounding {_number(self.value)} ({self.mode}):", f"    {self._where()}"]
+        if self.direction != "exact" and not self._special_input():
+            lines.append(f"    went {self.direction}; error {self.abs_error:.6g} (relative {self.rel_error:.3g})")
         if self.underflow:
             lines.append("    underflow: below the smallest normal value, and inexact")
         return "\n".join(lines)
+
+    def _special_input(self) -> bool:
+        return isinstance(self.value, float) and not math.isfinite(self.value)
+
+    def _where(self) -> str:
+        """Where the value lies and what became of it, naming only values of the format."""
+        stored = self.stored
+        if self._special_input():
+            what = "NaN" if math.isnan(float(self.value)) else ("-infinity" if float(self.value) < 0 else "infinity")
+            if stored is None or math.isnan(stored):
+                has = "the format's NaN" if what == "NaN" else "NaN: the format has no infinities"
+                return f"{what} is stored as {has}"
+            if math.isinf(stored):
+                return f"{what} is stored as {'-' if stored < 0 else ''}infinity"
+            rule = "NaN has no code here" if what == "NaN" else f"{what} saturates"
+            return f"{rule}: stored as {_number(stored)}"
+        if self.direction == "exact":
+            return f"exact: {_number(self.value)} is a value of the format, stored as it is"
+        low, high = self.bounds or (-math.inf, math.inf)
+        positive = self.value > 0
+        limit = high if positive else low
+        side = "largest" if positive else "most negative"
+        if self.overflow or (stored is not None and not math.isfinite(stored) and self.direction.startswith("to")):
+            if stored is None or math.isnan(stored):
+                outcome = "overflows to NaN (the format has no infinity)"
+            elif math.isinf(stored):
+                outcome = "overflows to infinity"
+            else:
+                outcome = f"saturates to {_number(stored)}"
+            return f"beyond the {side} finite value {_number(limit)}: {outcome}"
+        if (self.upper is not None and float(self.upper) > high) or (
+            self.lower is not None and float(self.lower) < low
+        ):
+            position = f", {float(self.position):.3g} of a step" if self.position is not None else ""
+            return f"beyond the {side} finite value {_number(limit)}{position}: rounds back to {_number(stored)}"
+        if self.upper is None:  # far below the format's range: its digits were not needed
+            return f"below the smallest magnitude of the format: stored as {_number(stored)}"
+        if self.lower is None:  # below the smallest value of a format without zero
+            return f"below the smallest value {_number(self.upper)}: stored as it"
+        position = (
+            f", {float(self.position):.6g} of the step above {_number(self.lower)}" if self.position is not None else ""
+        )
+        return f"between {_number(self.lower)} and {_number(self.upper)}{position}{'; a tie' if self.tie else ''}"
 
 
 @dataclass(frozen=True)
@@ -548,6 +587,10 @@ def _field_widths(fmt: FloatFormat) -> list[int]:
 
 def _decoded(code: int, fmt: Format, rounding: RoundingDetail | None = None) -> Decoded:
     value = _reference.decode(code, fmt)
+    if rounding is not None:
+        rounding = dataclasses.replace(
+            rounding, stored=_approximate_float(value), bounds=(float(fmt.min), float(fmt.max))
+        )
     exact = value if isinstance(value, Fraction) else (Fraction(0) if value == 0 else None)
     one = fields(np.array([code]), fmt)
     return Decoded(
@@ -797,7 +840,7 @@ def _number(value: Fraction | float | Decimal | None) -> str:
     if value is None:
         return "none"
     if isinstance(value, float):
-        return repr(value)
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
     if isinstance(value, Decimal):
         return (
             str(value)

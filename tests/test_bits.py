@@ -261,3 +261,23 @@ def test_binary_digit_strings_are_read_by_one_stated_rule(spec, fmt, code, readi
         assert d.code == code and d.rounding is None
     assert d.reading.startswith(reading) if reading else d.reading == ""
     assert (f"({reading}" in str(d)) if reading else "read as" not in str(d)
+
+
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2", "e2m1", "e3m2", "int4", "int2", "uint4", "float8_e8m0fnu"])
+@pytest.mark.parametrize("overflow", ["ieee", "saturate"])
+def test_rounding_lines_name_only_values_of_the_format(fmt, overflow):
+    # "between 983040 and 1048576" for 1e6 in e4m3 named values e4m3 does not have: every number the line names
+    # as a neighbour, a limit or an outcome must be one of the format's values
+    values = set(floatfmt.table(fmt).values[np.isfinite(floatfmt.table(fmt).values)].tolist())
+    rng = np.random.default_rng(11)
+    inputs = np.concatenate([rng.standard_normal(60) * 4, rng.standard_normal(30) * 1e3, [449.0, 500.0, 1.3, -22.0]])
+    if fmt in ("uint4", "float8_e8m0fnu"):
+        inputs = np.abs(inputs) + (2.0**-120 if fmt == "float8_e8m0fnu" else 0)
+    named = re.compile(r"(?:between|and|value|to|above) (-?\d[\d.e+-]*)")
+    for value in inputs:
+        d = floatfmt.explain(float(value), fmt, overflow=overflow, nan="ml_dtypes")
+        where = str(d.rounding).splitlines()[1]
+        for number in named.findall(where):
+            assert float(number) in values, (value, where)
+        if d.rounding.direction == "exact":
+            assert where.startswith("    exact:")
