@@ -6,7 +6,7 @@ import html
 import math
 from collections.abc import Sequence
 
-__all__ = ["format_bytes", "html_card", "json_float"]
+__all__ = ["aligned_bytes", "format_bytes", "html_card", "json_float"]
 
 _DECIMAL = ["B", "kB", "MB", "GB", "TB", "PB"]
 _BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
@@ -34,6 +34,28 @@ def format_bytes(count: int, binary: bool = True) -> str:
     if abs(count) < 1000 or not binary:
         return decimal
     return f"{decimal} ({_scaled(count, 1024, _BINARY)})"
+
+
+def _parts(count: float, base: int, units: list[str]) -> tuple[str, str]:
+    step = 0
+    while abs(count) >= base and step < len(units) - 1:
+        count /= base
+        step += 1
+    return (f"{count:.0f}", units[0]) if step == 0 else (f"{count:.2f}", units[step])
+
+
+def aligned_bytes(count: int) -> str:
+    """:func:`format_bytes` for a column: numbers right-aligned on their decimal point, one unit per column, so
+    that a table of sizes scans.
+
+    Example:
+        >>> print(aligned_bytes(1_050_673_152)); print(aligned_bytes(532_480))
+            1.05 GB   (1002.00 MiB)
+          532.48 kB    (520.00 KiB)
+    """
+    number, unit = _parts(count, 1000, _DECIMAL)
+    binary, binary_unit = _parts(count, 1024, _BINARY)
+    return f"{number:>8} {unit:<2}  {f'({binary} {binary_unit})':>14}"
 
 
 def json_float(value: float) -> float | str:

@@ -415,9 +415,12 @@ class FormatSummary:
 
     format: Format
     facts: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    """The same facts as structured values for JSON: counts and bit widths as numbers, a special value as its
+    bit pattern (``None`` where the format has none)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.format.name, **self.facts}
+        return {"name": self.format.name, **(self.data or self.facts)}
 
     def __str__(self) -> str:
         width = max(len(key) for key in self.facts)
@@ -458,7 +461,9 @@ def info(fmt: Format | str) -> FormatSummary:
             "max": fmt.max,
             "finite_values": 2**fmt.bits,
         }
-        return FormatSummary(fmt, facts)
+        data = {"kind": "integer", "bits": fmt.bits, "signed": fmt.signed, "min": fmt.min, "max": fmt.max,
+                "finite_values": 2**fmt.bits}  # fmt: skip
+        return FormatSummary(fmt, facts, data)
     sign_codes = 2 if fmt.signed else 1
     finite_codes = sign_codes * (fmt.max_code + 1) - (1 if fmt.nan == "negative_zero" else 0)
     nan_codes = sign_codes * fmt.top_nan_count + (1 if fmt.nan == "negative_zero" else 0)
@@ -478,7 +483,20 @@ def info(fmt: Format | str) -> FormatSummary:
         "finite_codes": finite_codes,
         "finite_values": finite_codes - (1 if fmt.has_negative_zero else 0),
     }
-    return FormatSummary(fmt, facts)
+    data = {
+        "kind": "float",
+        "bits": fmt.bits,
+        "sign_bits": 1 if fmt.signed else 0,
+        "exponent_bits": fmt.exponent_bits,
+        "mantissa_bits": fmt.mantissa_bits,
+        **{key: facts[key] for key in ("bias", "max", "smallest_normal", "smallest_subnormal", "eps", "binades")},
+        "infinity": {"pattern": _pattern(fmt, fmt.max_code + 1)} if fmt.infinity else None,
+        "nan": {"pattern": _nan_pattern(fmt), "codes": nan_codes} if fmt.has_nan else None,
+        "negative_zero": {"pattern": _bit_string(fmt.sign_mask, fmt)} if fmt.has_negative_zero else None,
+        "finite_codes": finite_codes,
+        "finite_values": facts["finite_values"],
+    }
+    return FormatSummary(fmt, facts, data)
 
 
 # --- parsing -------------------------------------------------------------------------------------

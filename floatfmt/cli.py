@@ -104,13 +104,45 @@ def main_entry() -> None:
     raise SystemExit(main())
 
 
+EXAMPLES = {
+    "formats": ["", "--json"],
+    "schemes": ["", "--json"],
+    "presets": [""],
+    "gpus": [""],
+    "info": ["e4m3", "bf16 --json"],
+    "explain": ['"0 1011 011" e4m3', "22.5 e4m3 --rounding toward_zero", "0x7F e5m2"],
+    "encode": ["e4m3 0.3 22 500 --overflow saturate", "e2m1 1.75 --rounding stochastic --seed 1"],
+    "decode": ["e4m3 0x5B 91 0b01011011", "bf16 0x3F80"],
+    "table": ["e2m1", "e4m3 --json"],
+    "report": ["model.safetensors", "./checkpoint --schemes q4_k,nvfp4,mxfp4 --sample 0.05",
+               "./checkpoint --output rows.jsonl --resume --workers 2"],
+    "compare": ["./Llama-3.1-8B model-Q4_K_M.gguf", "./DeepSeek-R1-bf16 ./DeepSeek-R1 --summary-only"],
+    "memory": ["deepseek-r1 --context 128k", "meta-llama/Llama-3.1-70B --weights Q4_K_M --gpu 4090 --engine llama.cpp",
+               "llama-3.1-8b --train adam --lora-rank 16 --gpu H100 --json"],
+}  # fmt: skip
+"""Two or three invocations per command, shown at the end of its --help."""
+
+WHERE_LISTS = (
+    "FMT is a format name or alias (`floatfmt formats`); SCHEME a quantization scheme or llama.cpp file type\n"
+    "(`floatfmt schemes`); MODEL a preset (`floatfmt presets`), its Hugging Face id, a config.json or a checkpoint;\n"
+    "GPU a name as you type it (`floatfmt gpus`) or custom:GIB."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="floatfmt", description="What a number is in each storage format.")
     parser.add_argument("--version", action="version", version=f"floatfmt {floatfmt.__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, run: Any, codec_options: bool = False) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        examples = "\n".join(f"  floatfmt {name} {example}".rstrip() for example in EXAMPLES.get(name, ()))
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"examples:\n{examples}\n\n{WHERE_LISTS}" if examples else WHERE_LISTS,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.add_argument("--json", action="store_true", help="print machine-readable JSON")
         if codec_options:
             sub.add_argument("--rounding", choices=ROUNDINGS, default="nearest_even")
@@ -389,8 +421,11 @@ def _memory(args: argparse.Namespace) -> Any:
             **({"fit": placed.as_dict()} if placed is not None else {}),
             **({"roofline": bound.as_dict()} if bound is not None else {}),
         }
-    counts = ", ".join(f"{name} {count:,}" for name, count in model.params_by_component().items() if count)
-    header = f"{model.name}: {model.num_params:,} parameters ({counts}); {model.active_params:,} active per token"
+    counts = {name: count for name, count in model.params_by_component().items() if count}
+    width = max(map(len, counts))
+    header = f"{model.name}: {model.num_params:,} parameters, {model.active_params:,} active per token\n" + "\n".join(
+        f"  {name:<{width}}  {count:>17,}" for name, count in counts.items()
+    )
     placement = "".join(f"\n{part}" for part in (placed, bound) if part is not None)
     return f"{header}\n{result}{placement}"
 

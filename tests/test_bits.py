@@ -164,10 +164,13 @@ def test_table_info_and_displays():
     with pytest.raises(ValueError, match="at most 16 bits"):
         floatfmt.table("fp32")
     summary = floatfmt.info("e4m3").as_dict()
-    assert summary["finite_codes"] == 254 and summary["finite_values"] == 253 and summary["infinity"] == "none"
-    assert floatfmt.info("e5m2").as_dict()["nan"] == "S 11111 (mantissa ≠ 0) (6 codes)"
-    assert floatfmt.info("e4m3fnuz").as_dict()["negative_zero"] == "none"
+    assert summary["finite_codes"] == 254 and summary["finite_values"] == 253 and summary["infinity"] is None
+    assert (summary["sign_bits"], summary["exponent_bits"], summary["mantissa_bits"], summary["bits"]) == (1, 4, 3, 8)
+    assert floatfmt.info("e5m2").as_dict()["nan"] == {"pattern": "S 11111 (mantissa ≠ 0)", "codes": 6}
+    assert floatfmt.info("e4m3fnuz").as_dict()["negative_zero"] is None  # structured for JSON, not prose
+    assert floatfmt.info("e4m3").as_dict()["negative_zero"] == {"pattern": "1 0000 000"}
     assert floatfmt.info("int4").as_dict()["min"] == -8
+    assert "1 sign, 4 exponent, 3 mantissa" in str(floatfmt.info("e4m3"))  # the text keeps its prose
     html = floatfmt.explain(0x5B, "e4m3")._repr_html_()
     assert html.count("<td") == 8 and "2^(11−7)" in html
     # finite counts agree with enumeration

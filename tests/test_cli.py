@@ -238,3 +238,21 @@ def test_a_closed_pipe_ends_quietly(argv):
     writer.stdout.close()  # the reader goes away after one line
     _, err = writer.communicate(timeout=120)
     assert writer.returncode in (0, 141) and b"Traceback" not in err, err.decode()
+
+
+def test_every_help_shows_examples_that_run(capsys):
+    import shlex
+
+    from floatfmt.cli import EXAMPLES
+
+    for command, examples in EXAMPLES.items():
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        shown = capsys.readouterr().out
+        assert "examples:" in shown and "floatfmt formats" in shown, command  # and where the lists are
+        if command in ("report", "compare"):  # their examples name files of yours
+            continue
+        for example in examples:
+            status = main([command, *shlex.split(example)])
+            assert status == 0, (command, example, capsys.readouterr().err)
+            capsys.readouterr()

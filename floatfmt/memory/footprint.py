@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from floatfmt._display import format_bytes
+from floatfmt._display import aligned_bytes, format_bytes
 from floatfmt.io import open_weights
 from floatfmt.memory.engines import ENGINES, kv_window, prefill_peak, runtime_bytes
 from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
@@ -142,10 +142,10 @@ class Footprint:
         rows = [f"Memory of {self.model}"]
         for x in self.lines:
             note = f"  {x.formula}" if x.formula else ""
-            rows.append(f"  {x.label:<{width}}  {format_bytes(x.bytes):>24}{' (estimate)' if x.estimate else ''}{note}")
-        rows.append(f"  {'total':<{width}}  {format_bytes(self.total):>24}")
+            rows.append(f"  {x.label:<{width}}  {aligned_bytes(x.bytes)}{' (estimate)' if x.estimate else ''}{note}")
+        rows.append(f"  {'total':<{width}}  {aligned_bytes(self.total)}")
         if self.gpus > 1:
-            rows.append(f"  {'per GPU':<{width}}  {format_bytes(self.per_gpu):>24}  on each of {self.gpus} GPUs")
+            rows.append(f"  {'per GPU':<{width}}  {aligned_bytes(self.per_gpu)}  on each of {self.gpus} GPUs")
         return "\n".join(rows)
 
     def _repr_html_(self) -> str:
