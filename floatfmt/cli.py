@@ -201,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     memory.add_argument("--kv-cache", default="bf16", help="cache format: bf16, fp8, q8_0, q4_0 ... (default bf16)")
     memory.add_argument(
-        "--context", type=_tokens, default=4096, help="tokens of context: 4096, 32k, 128K, 1M (default 4096)"
+        "--context", type=_tokens, help="tokens of context per sequence: 4096, 32k, 128K, 1M (default 4096, said so)"
     )
     memory.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
     memory.add_argument("--override", action="append", default=[], metavar="PATTERN=SCHEME", help="'*embed*=stored'")
@@ -215,9 +215,16 @@ def _parser() -> argparse.ArgumentParser:
     memory.add_argument(
         "--engine", choices=list(ENGINES), default="none", help="runtime reservation per GPU (an estimate)"
     )
+    memory.add_argument(
+        "--memory-utilization", type=float, metavar="SHARE",
+        help="share of each GPU the engine may use (default 0.9 as vLLM's; 1.0 with --engine llama.cpp or ollama)",
+    )  # fmt: skip
     memory.add_argument("--gpu", help="also find the fewest of this GPU that hold it, and time bounds (e.g. H100-SXM)")
     for flag in ("--tp", "--pp", "--dp"):
         memory.add_argument(flag, type=int, default=1, help=f"{flag[2:]} degree (default 1)")
+    memory.add_argument(
+        "--ep", type=int, default=1, help="expert parallelism with data-parallel attention, for MoE (default 1: none)"
+    )
     cost = memory.add_argument_group("cost (with --gpu; your prices, in one currency: none are built in)")
     cost.add_argument("--price-per-gpu-hour", type=float, metavar="PRICE", help="what one GPU-hour costs you")
     cost.add_argument("--purchase", type=float, metavar="PRICE", help="or: a GPU's purchase price, spread over --years")
@@ -384,6 +391,9 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def _memory(args: argparse.Namespace) -> Any:
     from floatfmt.memory import fit, footprint, load_model, roofline
 
+    default_context = args.context is None
+    if default_context:
+        args.context = DEFAULT_CONTEXT
     if _is_checkpoint(args.model):
         return _checkpoint_memory(args)
     model = load_model(args.model)
@@ -401,12 +411,12 @@ def _memory(args: argparse.Namespace) -> Any:
         engine=args.engine,
         dp=args.dp,
     )
-    layout = {"tp": args.tp, "pp": args.pp}
+    layout = {"tp": args.tp, "pp": args.pp, "ep": args.ep}
     result = footprint(model, **options, **layout)
     placed = bound = None
     if args.gpu:  # the same options: the fit places this footprint (the layout given, if any, else the fewest GPUs)
         fixed = {name: degree for name, degree in layout.items() if degree != 1}
-        placed = fit(model, args.gpu, **options, **fixed)
+        placed = fit(model, args.gpu, memory_utilization=args.memory_utilization, **options, **fixed)
         if args.train is None and placed.gpu.bandwidth_gbs > 0:  # custom:GIB GPUs have no figures to bound time
             bound = roofline(model, placed.gpu, gpus=placed.gpus, price_per_gpu_hour=_gpu_hour_price(args), **options)
     elif args.price_per_gpu_hour is not None or args.purchase is not None:
@@ -427,7 +437,17 @@ def _memory(args: argparse.Namespace) -> Any:
         f"  {name:<{width}}  {count:>17,}" for name, count in counts.items()
     )
     placement = "".join(f"\n{part}" for part in (placed, bound) if part is not None)
-    return f"{header}\n{result}{placement}"
+    note = (
+        f"\n(context {DEFAULT_CONTEXT:,} tokens per sequence, floatfmt's default; hf-mem and kvfit default to the "
+        "model's maximum: --context sets yours)"
+        if default_context and args.train is None
+        else ""
+    )
+    return f"{header}\n{result}{placement}{note}"
+
+
+DEFAULT_CONTEXT = 4096
+"""Tokens per sequence when --context is not given: a typical request, not the model's maximum."""
 
 
 def _tokens(text: str) -> int:
@@ -482,7 +502,7 @@ def _checkpoint_memory(args: argparse.Namespace) -> Any:
     options = dict(
         kv_cache=args.kv_cache, context=args.context, batch=args.batch, training=args.train, zero=args.zero,
         lora_rank=args.lora_rank, activations=args.activations, recompute=args.recompute, engine=args.engine,
-        tp=args.tp, pp=args.pp, dp=args.dp,
+        tp=args.tp, pp=args.pp, dp=args.dp, ep=args.ep,
     )  # fmt: skip
     result = checkpoint_footprint(path, model, **options)
     if args.json:

@@ -256,3 +256,31 @@ def test_every_help_shows_examples_that_run(capsys):
             status = main([command, *shlex.split(example)])
             assert status == 0, (command, example, capsys.readouterr().err)
             capsys.readouterr()
+
+
+def test_the_context_default_is_said_and_llama_cpp_takes_no_vllm_share(capsys):
+    status, out, _ = run(capsys, "memory", "llama-3.1-8b")
+    assert status == 0 and "context 4,096 tokens per sequence, floatfmt's default" in out
+    status, out, _ = run(capsys, "memory", "llama-3.1-8b", "--context", "8k")
+    assert status == 0 and "floatfmt's default" not in out
+    from floatfmt.memory import fit, get_gpu, load_model
+
+    model = load_model("llama-3.1-8b")
+    card = get_gpu("4090").memory_bytes
+    assert fit(model, "4090", engine="llama.cpp").usable_bytes == card  # its reservation is in the footprint
+    assert fit(model, "4090", engine="ollama").usable_bytes == card
+    assert fit(model, "4090").usable_bytes == int(card * 0.9)  # vLLM's gpu_memory_utilization default
+    status, out, _ = run(capsys, "memory", "llama-3.1-8b", "--gpu", "4090", "--memory-utilization", "0.5", "--json")
+    assert status == 0 and json.loads(out)["fit"]["usable_bytes_per_gpu"] == int(card * 0.5)
+
+
+def test_expert_parallel_layout_from_the_command_line(capsys):
+    status, out, _ = run(capsys, "memory", "deepseek-r1", "--ep", "8", "--gpu", "H200", "--context", "32k", "--json")
+    shown = json.loads(out)
+    assert status == 0 and shown["fit"]["ep"] == 8 and shown["fit"]["layout"] == "EP8 with data-parallel attention"
+    from floatfmt.memory import footprint, load_model
+
+    expected = footprint(load_model("deepseek-r1"), ep=8, context=32768).per_gpu
+    assert shown["fit"]["bytes_per_gpu"] == expected == shown["footprint"]["per_gpu"]
+    status, _, err = run(capsys, "memory", "llama-3.1-8b", "--ep", "2")
+    assert status == 2 and "no routed experts" in err

@@ -269,7 +269,7 @@ def fit(
     model: ModelSpec,
     gpu: str | Gpu,
     *,
-    memory_utilization: float = 0.9,
+    memory_utilization: float | None = None,
     gpus_per_node: int = 8,
     max_gpus: int = 1024,
     **options: Any,
@@ -285,14 +285,17 @@ def fit(
     **options).per_gpu``. ``checks`` lists every layout tried with its bytes per GPU and, for those that do
     not fit, by how much (``Fit.table()`` prints them).
 
-    ``memory_utilization`` is the share of each GPU's memory the engine may use (vLLM's
-    ``gpu_memory_utilization`` default, 0.9; the rest is the CUDA context and the engine's own buffers): an
-    assumption, labelled as one. ``kv_tokens`` is how many more tokens of KV cache fit in what is left, over
+    ``memory_utilization`` is the share of each GPU's memory the engine may use: by default vLLM's
+    ``gpu_memory_utilization`` default, 0.9 (the rest is the CUDA context and the engine's own buffers), an
+    assumption labelled as one; 1.0 for ``engine="llama.cpp"`` or ``"ollama"``, whose reservations the footprint
+    already counts and which take no share. ``kv_tokens`` is how many more tokens of KV cache fit in what is left, over
     all attention replicas (0 for a training footprint, which keeps no cache).
 
     Raises:
         ValueError: if no layout up to ``max_gpus`` holds the model (the message lists the closest tried).
     """
+    if memory_utilization is None:
+        memory_utilization = 1.0 if options.get("engine") in ("llama.cpp", "ollama") else 0.9
     if not 0 < memory_utilization <= 1:
         raise ValueError(f"memory_utilization is a share of each GPU's memory, in (0, 1]; got {memory_utilization}")
     if gpus_per_node < 1 or max_gpus < 1:
