@@ -58,9 +58,10 @@ def aligned_bytes(count: int) -> str:
     return f"{number:>8} {unit:<2}  {f'({binary} {binary_unit})':>14}"
 
 
-def json_float(value: float) -> float | str:
-    """A float JSON can hold: infinities and NaN become the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
-    return value if math.isfinite(value) else repr(value)
+def json_float(value: float) -> float | None:
+    """A float as JSON holds numbers: infinities and NaN, which JSON has no numbers for, become ``null`` (the
+    object beside says what they were: a ``kind``, an ``exact`` flag, a ``..._text``)."""
+    return value if math.isfinite(value) else None
 
 
 def html_card(title: str, rows: Sequence[tuple[str, str]], note: str = "") -> str:

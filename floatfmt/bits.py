@@ -161,6 +161,7 @@ class Decoded:
             r = self.rounding
             result["rounding"] = {
                 "value": json_float(_approximate_float(r.value)),
+                "value_text": _number(r.value),  # the input exactly, also where it is no JSON number
                 "mode": r.mode,
                 "lower": None if r.lower is None else json_float(_approximate_float(r.lower)),
                 "upper": None if r.upper is None else json_float(_approximate_float(r.upper)),

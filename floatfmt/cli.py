@@ -302,9 +302,9 @@ def _encode(args: argparse.Namespace) -> list[dict[str, Any]]:
     values = np.array([_number(text) for text in args.values], dtype=np.float64)
     codes = floatfmt.encode(values, fmt, rounding=args.rounding, overflow=args.overflow, nan=args.nan, seed=args.seed)
     rows = []
-    for value, code in zip(values, codes, strict=True):
+    for text, value, code in zip(args.values, values, codes, strict=True):
         stored = floatfmt.explain(int(code), fmt).as_dict()
-        row = {"value": json_float(float(value))}
+        row = {"input": text, "value": json_float(float(value))}
         row.update({key: stored[key] for key in ("code", "hex", "bits")})
         row["stored"] = stored["value"]
         rows.append(row)

@@ -212,10 +212,11 @@ class QuantReport:
         return pd.DataFrame([row.as_dict() for row in self.rows])
 
     def to_json(self, indent: int | None = 2) -> str:
-        """Everything as JSON; infinite SQNRs (exact tensors) are the string ``"inf"``."""
+        """Everything as JSON; the infinite SQNR of an exact tensor is ``null``, with ``"exact": true``."""
 
-        def finite(record: dict[str, Any]) -> dict[str, Any]:
-            return {key: json_float(v) if isinstance(v, float) else v for key, v in record.items()}
+        def finite(record: dict[str, Any]) -> dict[str, Any]:  # exact tensors' infinite SQNR: null, and a flag
+            numbers = {key: json_float(v) if isinstance(v, float) else v for key, v in record.items()}
+            return {**numbers, "exact": record.get("sqnr_db") == math.inf}
 
         rows = [finite(row.as_dict()) for row in self.rows]
         summary = [finite(s.as_dict()) for s in self.summary]

@@ -182,8 +182,10 @@ def test_table_info_and_displays():
 def test_as_dict_is_json_ready():
     import json
 
-    text = json.dumps(floatfmt.explain(1e9, "e4m3").as_dict())
-    assert '"overflow": true' in text and '"value": "nan"' in text
+    shown = floatfmt.explain(1e9, "e4m3").as_dict()
+    text = json.dumps(shown, allow_nan=False)  # strict JSON: no NaN or Infinity tokens, no "nan" strings for numbers
+    assert '"overflow": true' in text and shown["value"] is None and shown["kind"] == "nan"  # null, and what it is
+    assert shown["rounding"]["abs_error"] is None and shown["rounding"]["value_text"] == "1000000000"
 
 
 def test_reference_neighbours_bracket_the_value():

@@ -175,7 +175,8 @@ def test_outputs(model_file):
     report = floatfmt.quant_report(model_file, ["mxfp4", "fp8_e4m3"], progress=False)
     document = json.loads(report.to_json())
     assert len(document["rows"]) == 2 * 7 and document["summary"][0]["scheme"] == "mxfp4"
-    assert document["rows"][-1]["sqnr_db"] == "inf"  # kept tensors are exact
+    assert document["rows"][-1]["sqnr_db"] is None and document["rows"][-1]["exact"]  # kept tensors are exact
+    assert all(row["exact"] == (row["rel_rmse"] == 0) for row in document["rows"])
     lines = report.to_csv().splitlines()
     assert lines[0].startswith("tensor,shape,dtype,params,scheme") and len(lines) == 1 + 14
     markdown = report.to_markdown()
