@@ -284,3 +284,22 @@ def test_expert_parallel_layout_from_the_command_line(capsys):
     assert shown["fit"]["bytes_per_gpu"] == expected == shown["footprint"]["per_gpu"]
     status, _, err = run(capsys, "memory", "llama-3.1-8b", "--ep", "2")
     assert status == 2 and "no routed experts" in err
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    rng = np.random.default_rng(0)
+    tensors = {f"layers.{i:02d}.mlp.weight": rng.standard_normal((1024, 1024)).astype(np.float32) for i in range(24)}
+    checkpoint = tmp_path / "model.safetensors"
+    save_safetensors(checkpoint, tensors)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "floatfmt", "report", str(checkpoint), "--schemes", "q3_k,iq4_xs", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    time.sleep(3.0)  # imported and measuring
+    assert child.poll() is None, "the report ended before the signal: the test checkpoint is too small"
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    text = err.decode()
+    assert (
+        child.returncode == 130 and "Traceback" not in text and text.strip().splitlines() == ["floatfmt: interrupted"]
+    )
