@@ -94,3 +94,29 @@ def test_shapes_scalars_and_empty_arrays():
 def test_code_dtypes_are_the_smallest_that_fit():
     widths = {name: floatfmt.code_dtype(name).itemsize for name in ["e2m1", "e4m3", "bf16", "tf32", "float64"]}
     assert widths == {"e2m1": 1, "e4m3": 1, "bf16": 2, "tf32": 4, "float64": 8}
+
+
+@pytest.mark.parametrize("fmt", ["e4m3", "bf16", "e2m1", "int8"])
+def test_out_buffers_receive_the_same_results_and_are_checked(fmt):
+    values = np.random.default_rng(7).standard_normal((3, 257)).astype(np.float32) * 3
+    codes = floatfmt.encode(values, fmt, overflow="saturate")
+    buffer = np.empty_like(codes)
+    assert floatfmt.encode(values, fmt, overflow="saturate", out=buffer) is buffer and np.array_equal(buffer, codes)
+    decoded = floatfmt.decode(codes, fmt)
+    into = np.empty((3, 257), np.float32)
+    assert floatfmt.decode(codes, fmt, out=into) is into and np.array_equal(into, decoded, equal_nan=True)
+    wide = np.empty((3, 257), np.float64)  # dtype follows the buffer when not given
+    assert floatfmt.decode(codes, fmt, out=wide) is wide and np.array_equal(
+        wide, floatfmt.decode(codes, fmt, dtype=np.float64), equal_nan=True
+    )
+    rounded = np.empty_like(values)
+    assert floatfmt.round(values, fmt, overflow="saturate", out=rounded) is rounded
+    assert np.array_equal(rounded, floatfmt.round(values, fmt, overflow="saturate"), equal_nan=True)
+    with pytest.raises(ValueError, match="must have shape \\(3, 257\\) and dtype"):
+        floatfmt.encode(values, fmt, out=np.empty((3, 256), codes.dtype))
+    with pytest.raises(ValueError, match="decode dtype must be float32 or float64"):
+        floatfmt.decode(codes, fmt, out=np.empty((3, 257), np.float16))
+    with pytest.raises(ValueError, match="C-contiguous and writable"):
+        floatfmt.encode(values, fmt, out=np.empty((257, 3), codes.dtype).T)
+    with pytest.raises(TypeError, match="must be a numpy array"):
+        floatfmt.encode(values, fmt, out=[0] * 771)
