@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -303,3 +304,14 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert (
         child.returncode == 130 and "Traceback" not in text and text.strip().splitlines() == ["floatfmt: interrupted"]
     )
+
+
+def test_sizes_print_in_aligned_columns(capsys):
+    status, out, _ = run(capsys, "memory", "llama-3.1-8b", "--weights", "Q4_K_M", "--context", "8k")
+    sized = [line for line in out.splitlines() if line.startswith("  ") and (" MB " in line or " GB " in line)]
+    assert len(sized) >= 8 and status == 0
+    units = {line.index("B ", line.index(".")) for line in sized}  # the decimal unit's column, one for all lines
+    closing = {line.index("iB)") for line in sized}  # and the binary one's
+    assert len(units) == 1 and len(closing) == 1, "\n".join(sized)
+    counts = [line for line in out.splitlines()[1:6]]
+    assert all(re.fullmatch(r"  \w+ +[\d,]+", line) for line in counts)  # one component per line
