@@ -91,6 +91,10 @@ def code_dtype(fmt: Format | str) -> np.dtype[Any]:
 # --- public functions -------------------------------------------------------------------
 
 
+SMALL_CALL = 4096
+"""Values up to which a call runs in one piece on the calling thread (the pool's bookkeeping costs more)."""
+
+
 def encode(
     x: Any,
     fmt: Format | str,
@@ -145,6 +149,8 @@ def encode(
     fmt = get_format(fmt)
     check_options(isinstance(fmt, IntFormat), rounding, overflow, nan, seed)
     values = _as_real_array(x)
+    if values.dtype == np.float64 and values.size <= SMALL_CALL:
+        values = _float32_if_exact(values)  # Python floats: the same values, on the table path
     if rounding == "stochastic" and seed is None:
         seed = int(np.random.SeedSequence().generate_state(2, np.uint64)[0])
     given = out is not None
@@ -164,9 +170,13 @@ def encode(
         overflowed = kernel(chunk, target[start:stop], random)
         return rejected, overflowed
 
-    chunk = per_thread_chunk(source.size) if whole_array else CHUNK_ELEMENTS
-    results = map_chunks(encode_chunk, source.size, chunk)
-    rejected, overflowed = map(sum, zip(*results, strict=True)) if results else (0, 0)
+    if source.size <= SMALL_CALL:  # a notebook's loop of small calls: no chunking, no thread pool
+        with np.errstate(invalid="ignore", over="ignore"):  # the policies decide, as inside map_chunks
+            rejected, overflowed = encode_chunk(0, source.size) if source.size else (0, 0)
+    else:
+        chunk = per_thread_chunk(source.size) if whole_array else CHUNK_ELEMENTS
+        results = map_chunks(encode_chunk, source.size, chunk)
+        rejected, overflowed = map(sum, zip(*results, strict=True)) if results else (0, 0)
     if rejected:
         raise EncodeError(_rejected_message(fmt, rejected, values.size))
     if overflowed and overflow == "error":
@@ -175,6 +185,14 @@ def encode(
             "use overflow='saturate' to clamp them or overflow='ieee' for infinity/NaN"
         )
     return out if values.ndim or given else out[()]
+
+
+def _float32_if_exact(values: np.ndarray) -> np.ndarray:
+    """float64 values as float32 when every one is a float32 value (signs, infinities and NaN included), so that
+    they take float32's faster paths; the codes cannot differ, the values being the same."""
+    with np.errstate(over="ignore"):
+        narrow = values.astype(np.float32)
+    return narrow if np.array_equal(narrow, values, equal_nan=True) else values
 
 
 def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, call: str) -> np.ndarray:
@@ -214,11 +232,16 @@ def decode(codes: Any, fmt: Format | str, *, dtype: Any = None, out: np.ndarray 
     out = _output(out, code_array.shape, out_dtype, "decode")
     kernel, chunked = _decode_kernel(fmt, out_dtype)
     source, target = code_array.reshape(-1), out.reshape(-1)
-    map_chunks(
-        lambda start, stop: kernel(source[start:stop], target[start:stop]),
-        source.size,
-        CHUNK_ELEMENTS if chunked else per_thread_chunk(source.size),
-    )
+    if source.size <= SMALL_CALL:
+        if source.size:
+            with np.errstate(invalid="ignore", over="ignore"):
+                kernel(source, target)
+    else:
+        map_chunks(
+            lambda start, stop: kernel(source[start:stop], target[start:stop]),
+            source.size,
+            CHUNK_ELEMENTS if chunked else per_thread_chunk(source.size),
+        )
     return out if code_array.ndim or given else out[()]
 
 
@@ -379,7 +402,9 @@ def encode_path(
     return "generic"
 
 
+@functools.lru_cache(maxsize=512)
 def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: str, nan: str) -> EncodeKernel:
+    """The kernel for these options, built once (kernels keep no state between calls: a table, a cast dtype)."""
     path = encode_path(fmt, source, rounding, overflow)
     if isinstance(fmt, IntFormat):
         if path == "table":
