@@ -49,6 +49,7 @@ from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks, per_thread_chunk
 from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
 
 __all__ = [
+    "as_array",
     "ENCODE_PATHS",
     "FLOAT32_EXACT_DTYPES",
     "EncodeError",
@@ -280,8 +281,41 @@ def round(
 # --- input checking ------------------------------------------------------------------------
 
 
+_TORCH_BITS = {
+    "torch.bfloat16": ("int16", ml_dtypes.bfloat16),
+    "torch.float8_e4m3fn": ("uint8", ml_dtypes.float8_e4m3fn),
+    "torch.float8_e5m2": ("uint8", ml_dtypes.float8_e5m2),
+    "torch.float8_e4m3fnuz": ("uint8", ml_dtypes.float8_e4m3fnuz),
+    "torch.float8_e5m2fnuz": ("uint8", ml_dtypes.float8_e5m2fnuz),
+}
+"""torch dtypes numpy has no type for: the integer type torch can view their bits as, and ml_dtypes' type."""
+
+
+def as_array(x: Any) -> np.ndarray:
+    """``np.asarray(x)``, and a CPU torch tensor of any dtype (bfloat16 and float8 included) as a view of its
+    memory: what every entry point of the package reads its input with."""
+    array = _from_torch(x)
+    return array if array is not None else np.asarray(x)
+
+
+def _from_torch(x: Any) -> np.ndarray | None:
+    """A CPU torch tensor as a numpy array sharing its memory (its bits viewed as ml_dtypes' type where numpy has
+    none: bfloat16, float8), or ``None`` if ``x`` is no torch tensor."""
+    if not type(x).__module__.startswith("torch") or not hasattr(x, "detach"):
+        return None
+    if x.device.type != "cpu":
+        raise TypeError(f"a torch tensor on {x.device} cannot be read in place: move it with .cpu() first")
+    tensor = x.detach()
+    bits = _TORCH_BITS.get(str(tensor.dtype))
+    if bits is None:
+        return np.asarray(tensor.numpy())
+    import torch
+
+    return np.asarray(tensor.view(getattr(torch, bits[0])).numpy()).view(bits[1])
+
+
 def _as_real_array(x: Any) -> np.ndarray:
-    array = np.asarray(x)
+    array = as_array(x)
     dtype = array.dtype
     if dtype in (np.dtype(np.float32), np.dtype(np.float64)) or dtype in FLOAT32_EXACT_DTYPES:
         return array
@@ -301,7 +335,7 @@ def _as_real_array(x: Any) -> np.ndarray:
 
 def as_codes(codes: Any, fmt: Format) -> np.ndarray:
     """``codes`` as an array of ``code_dtype(fmt)``, refusing non-integers and codes outside the format's width."""
-    array = np.asarray(codes)
+    array = as_array(codes)
     if array.dtype.kind not in "iu":
         if array.dtype.kind == "O":  # Python integers too large for any numpy integer type (or not integers)
             _check_python_codes(array, fmt)

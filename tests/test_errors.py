@@ -120,3 +120,24 @@ def test_out_buffers_receive_the_same_results_and_are_checked(fmt):
         floatfmt.encode(values, fmt, out=np.empty((257, 3), codes.dtype).T)
     with pytest.raises(TypeError, match="must be a numpy array"):
         floatfmt.encode(values, fmt, out=[0] * 771)
+
+
+def test_torch_tensors_of_every_dtype_are_read_in_place():
+    torch = pytest.importorskip("torch")
+    from floatfmt.codec import as_array
+
+    base = torch.randn(64, 128)
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2):
+        tensor = base.to(dtype)
+        as_numpy = tensor.float().numpy()  # the same values, through torch's own cast
+        view = as_array(tensor)
+        assert view.shape == (64, 128) and np.array_equal(view.astype(np.float32), as_numpy)
+        assert view.__array_interface__["data"][0] == tensor.data_ptr()  # no copy: a view of the tensor's memory
+        assert np.array_equal(floatfmt.encode(tensor, "e4m3"), floatfmt.encode(as_numpy, "e4m3"))
+        assert np.array_equal(floatfmt.round(tensor, "e2m1").astype(np.float32), floatfmt.round(as_numpy, "e2m1"))
+    w = base.to(torch.bfloat16)
+    quantized = floatfmt.quantize(w, "mxfp4")
+    assert np.array_equal(quantized.dequantize(), floatfmt.quantize(w.float().numpy(), "mxfp4").dequantize())
+    assert floatfmt.error_stats(w, torch.from_numpy(quantized.dequantize())).count == w.numel()
+    codes = torch.from_numpy(floatfmt.encode(base.numpy(), "e4m3"))
+    assert np.array_equal(floatfmt.decode(codes, "e4m3"), floatfmt.decode(codes.numpy(), "e4m3"), equal_nan=True)

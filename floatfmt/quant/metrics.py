@@ -18,6 +18,7 @@ import numpy as np
 
 from floatfmt._display import html_card
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
+from floatfmt.codec import as_array
 from floatfmt.quant import _kernels
 
 __all__ = ["ErrorAccumulator", "ErrorStats", "error_stats"]
@@ -81,8 +82,8 @@ def error_stats(reference: Any, approx: Any) -> ErrorStats:
     Raises:
         ValueError: if the shapes differ.
     """
-    ref = np.asarray(reference)
-    app = np.asarray(approx)
+    ref = as_array(reference)
+    app = as_array(approx)
     if ref.shape != app.shape:
         raise ValueError(f"reference has shape {ref.shape} but approx has {app.shape}")
     sums = ErrorAccumulator()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt.codec import FLOAT32_EXACT_DTYPES
+from floatfmt.codec import FLOAT32_EXACT_DTYPES, as_array
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.scheme import Scheme, rows_cols
 from floatfmt.quant.storage import resolve_scheme
@@ -83,7 +83,7 @@ def _prepared(
     chosen = resolve_scheme(scheme)
     if options:
         chosen = chosen.replace(**options)
-    array = np.asarray(w)
+    array = as_array(w)
     if array.dtype.kind not in "fiu" and array.dtype not in FLOAT32_EXACT_DTYPES:
         raise TypeError(f"expected a real-valued tensor, got dtype {array.dtype}")
     values = array.astype(np.float32, copy=False)  # the references all compute in float32
