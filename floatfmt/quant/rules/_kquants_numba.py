@@ -79,69 +79,110 @@ def _strongest(x, r):  # type: ignore[no-untyped-def]
     return x[r, where]
 
 
+_LANES = 64
+"""Sub-blocks searched side by side: each lane is one sub-block, its sums in the serial order of its own
+elements, so the lanes are independent and the compiler can run them as one vector (the same bits as one at a
+time)."""
+
+
 @_jit
 def make_qkx2_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad=False):  # type: ignore[no-untyped-def]
     rows, n = x.shape
     scales = np.empty(rows, dtype=np.float32)
     mins = np.empty(rows, dtype=np.float32)
     codes_out = np.empty((rows, n), dtype=np.int32)
-    codes = np.empty(n, dtype=np.float32)
-    trial = np.empty(n, dtype=np.float32)
+    lanes = _LANES
+    xt = np.empty((n, lanes), dtype=np.float32)  # a block of sub-blocks, element-major: lanes are contiguous
+    wt = np.empty((n, lanes), dtype=np.float32)
+    codes = np.empty((n, lanes), dtype=np.float32)
+    trial = np.empty((n, lanes), dtype=np.float32)
+    low = np.empty(lanes, dtype=np.float32)
+    high = np.empty(lanes, dtype=np.float32)
+    sum_w = np.empty(lanes, dtype=np.float32)
+    sum_x = np.empty(lanes, dtype=np.float32)
+    scale = np.empty(lanes, dtype=np.float32)
+    best_error = np.empty(lanes, dtype=np.float32)
+    iscale = np.empty(lanes, dtype=np.float32)
+    sum_l = np.empty(lanes, dtype=np.float32)
+    sum_l2 = np.empty(lanes, dtype=np.float32)
+    sum_xl = np.empty(lanes, dtype=np.float32)
+    error = np.empty(lanes, dtype=np.float32)
+    this_scale = np.empty(lanes, dtype=np.float32)
+    this_min = np.empty(lanes, dtype=np.float32)
+    determinant = np.empty(lanes, dtype=np.float32)
+    flat = np.empty(lanes, dtype=np.bool_)
     top = F32(nmax)
-    for r in range(rows):
-        low, high = x[r, 0], x[r, 0]
-        sum_w = weights[r, 0]
-        sum_x = sum_w * x[r, 0]
+    for start in range(0, rows, lanes):
+        used = min(lanes, rows - start)
+        for i in range(n):
+            for j in range(lanes):
+                row = start + (j if j < used else 0)  # spare lanes repeat the block's first row, then are dropped
+                xt[i, j] = x[row, i]
+                wt[i, j] = weights[row, i]
+        for j in range(lanes):
+            low[j] = xt[0, j]
+            high[j] = xt[0, j]
+            sum_w[j] = wt[0, j]
+            sum_x[j] = sum_w[j] * xt[0, j]
         for i in range(1, n):
-            v = x[r, i]
-            if v < low:
-                low = v
-            if v > high:
-                high = v
-            sum_w += weights[r, i]
-            sum_x += weights[r, i] * v
-        if low > 0:
-            low = F32(0)
-        flat = high == low
-        iscale = top / (high - low)
-        scale = F32(1) / iscale
-        best_error = F32(0)
-        for i in range(n):
-            codes[i] = _clip(_nearest(iscale * (x[r, i] - low)), F32(0), top)
-            diff = scale * codes[i] + low - x[r, i]
-            best_error += weights[r, i] * (abs(diff) if use_mad else diff * diff)
+            for j in range(lanes):
+                v = xt[i, j]
+                low[j] = v if v < low[j] else low[j]
+                high[j] = v if v > high[j] else high[j]
+                sum_w[j] += wt[i, j]
+                sum_x[j] += wt[i, j] * v
+        for j in range(lanes):
+            low[j] = F32(0) if low[j] > 0 else low[j]
+            flat[j] = high[j] == low[j]
+            iscale[j] = top / (high[j] - low[j])
+            scale[j] = F32(1) / iscale[j]
+            best_error[j] = F32(0)
+        for i in range(n):  # |iscale * (x - low)| <= nmax + 2 where the row is not flat: _nearest_small is exact
+            for j in range(lanes):
+                c = _clip(_nearest_small(iscale[j] * (xt[i, j] - low[j])), F32(0), top)
+                codes[i, j] = c
+                diff = scale[j] * c + low[j] - xt[i, j]
+                best_error[j] += wt[i, j] * (abs(diff) if use_mad else diff * diff)
         for step in range(nstep + 1):
-            iscale = (F32(rmin) + F32(rdelta) * F32(step) + top) / (high - low)
-            sum_l, sum_l2, sum_xl = F32(0), F32(0), F32(0)
+            for j in range(lanes):
+                iscale[j] = (F32(rmin) + F32(rdelta) * F32(step) + top) / (high[j] - low[j])
+                sum_l[j] = F32(0)
+                sum_l2[j] = F32(0)
+                sum_xl[j] = F32(0)
             for i in range(n):
-                t = _clip(_nearest(iscale * (x[r, i] - low)), F32(0), top)
-                trial[i] = t
-                wl = weights[r, i] * t
-                sum_l += wl
-                sum_l2 += wl * t
-                sum_xl += wl * x[r, i]
-            determinant = sum_w * sum_l2 - sum_l * sum_l
-            this_scale = (sum_w * sum_xl - sum_x * sum_l) / determinant
-            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / determinant
-            if this_min > 0:
-                this_min = F32(0)
-                this_scale = sum_xl / sum_l2
-            error = F32(0)
+                for j in range(lanes):
+                    t = _clip(_nearest_small(iscale[j] * (xt[i, j] - low[j])), F32(0), top)
+                    trial[i, j] = t
+                    wl = wt[i, j] * t
+                    sum_l[j] += wl
+                    sum_l2[j] += wl * t
+                    sum_xl[j] += wl * xt[i, j]
+            for j in range(lanes):
+                determinant[j] = sum_w[j] * sum_l2[j] - sum_l[j] * sum_l[j]
+                this_scale[j] = (sum_w[j] * sum_xl[j] - sum_x[j] * sum_l[j]) / determinant[j]
+                this_min[j] = (sum_l2[j] * sum_x[j] - sum_l[j] * sum_xl[j]) / determinant[j]
+                if this_min[j] > 0:
+                    this_min[j] = F32(0)
+                    this_scale[j] = sum_xl[j] / sum_l2[j]
+                error[j] = F32(0)
             for i in range(n):
-                diff = this_scale * trial[i] + this_min - x[r, i]
-                error += weights[r, i] * (abs(diff) if use_mad else diff * diff)
-            if determinant > 0 and error < best_error:
+                for j in range(lanes):
+                    diff = this_scale[j] * trial[i, j] + this_min[j] - xt[i, j]
+                    error[j] += wt[i, j] * (abs(diff) if use_mad else diff * diff)
+            for j in range(lanes):
+                if determinant[j] > 0 and error[j] < best_error[j]:
+                    for i in range(n):
+                        codes[i, j] = trial[i, j]
+                    best_error[j], scale[j], low[j] = error[j], this_scale[j], this_min[j]
+        for j in range(used):
+            if flat[j]:
+                scale[j] = F32(0)
                 for i in range(n):
-                    codes[i] = trial[i]
-                best_error, scale, low = error, this_scale, this_min
-        if flat:
-            scale = F32(0)
+                    codes[i, j] = F32(0)
+            scales[start + j] = scale[j]
+            mins[start + j] = -low[j]
             for i in range(n):
-                codes[i] = F32(0)
-        scales[r] = scale
-        mins[r] = -low
-        for i in range(n):
-            codes_out[r, i] = np.int32(codes[i])
+                codes_out[start + j, i] = np.int32(codes[i, j])
     return scales, mins, codes_out
 
 
