@@ -187,52 +187,77 @@ def make_qkx2_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad=False):  # t
 
 
 @_jit
-def _qx_pass(x, w, wx, r, iscale, nmax, out):  # type: ignore[no-untyped-def]
-    sumlx, suml2 = F32(0), F32(0)
-    low, high = F32(-nmax), F32(nmax - 1)
-    for i in range(x.shape[1]):
-        step = min(max(_nearest_small(iscale * x[r, i]), low), high)  # |iscale * x| <= nmax + 1: no NaN here
-        out[i] = step
-        sumlx += wx[i] * step  # (w * x) * step, as numpy's w * x * steps
-        suml2 += w[r, i] * step * step
-    return sumlx, suml2
-
-
-@_jit
 def make_qx_quants(x, nmax, weights):  # type: ignore[no-untyped-def]
+    """Rows searched :data:`_LANES` at a time, each lane one row with its sums in the row's serial order."""
     rows, n = x.shape
     w = x * x if weights is None else weights
     scales = np.empty(rows, dtype=np.float32)
     codes_out = np.empty((rows, n), dtype=np.int32)
-    codes = np.empty(n, dtype=np.float32)
-    trial = np.empty(n, dtype=np.float32)
-    wx = np.empty(n, dtype=np.float32)
-    for r in range(rows):
+    lanes = _LANES
+    xt = np.empty((n, lanes), dtype=np.float32)
+    wt = np.empty((n, lanes), dtype=np.float32)
+    wxt = np.empty((n, lanes), dtype=np.float32)
+    codes = np.empty((n, lanes), dtype=np.float32)
+    trial = np.empty((n, lanes), dtype=np.float32)
+    strongest = np.empty(lanes, dtype=np.float32)
+    iscale = np.empty(lanes, dtype=np.float32)
+    sumlx = np.empty(lanes, dtype=np.float32)
+    suml2 = np.empty(lanes, dtype=np.float32)
+    scale = np.empty(lanes, dtype=np.float32)
+    best = np.empty(lanes, dtype=np.float32)
+    zero = np.empty(lanes, dtype=np.bool_)
+    low, high = F32(-nmax), F32(nmax - 1)
+    for start in range(0, rows, lanes):
+        used = min(lanes, rows - start)
         for i in range(n):
-            wx[i] = w[r, i] * x[r, i]
-        strongest = _strongest(x, r)
-        if abs(strongest) < _EPS:  # an all-zero row: scale 0, codes 0, whatever the search would find
-            scales[r] = F32(0)
-            for i in range(n):
-                codes_out[r, i] = 0
-            continue
-        iscale = F32(-nmax) / strongest
-        sumlx, suml2 = _qx_pass(x, w, wx, r, iscale, nmax, codes)
-        scale = sumlx / suml2 if suml2 != 0 else F32(0)
-        best = scale * sumlx
+            for j in range(lanes):
+                row = start + (j if j < used else 0)  # spare lanes repeat the block's first row, then are dropped
+                xt[i, j] = x[row, i]
+                wt[i, j] = w[row, i]
+                wxt[i, j] = wt[i, j] * xt[i, j]
+        for j in range(lanes):
+            strongest[j] = _strongest(x, start + (j if j < used else 0))
+            zero[j] = abs(strongest[j]) < _EPS  # an all-zero row: scale 0, codes 0, whatever the search finds
+            iscale[j] = F32(-nmax) / strongest[j]
+            sumlx[j] = F32(0)
+            suml2[j] = F32(0)
+        for i in range(n):  # |iscale * x| <= nmax + 1 (no NaN) except in all-zero rows, which are dropped
+            for j in range(lanes):
+                c = min(max(_nearest_small(iscale[j] * xt[i, j]), low), high)
+                codes[i, j] = c
+                sumlx[j] += wxt[i, j] * c
+                suml2[j] += wt[i, j] * c * c
+        for j in range(lanes):
+            scale[j] = sumlx[j] / suml2[j] if suml2[j] != 0 else F32(0)
+            best[j] = scale[j] * sumlx[j]
         for step in range(-9, 10):
             if step == 0:
                 continue
-            iscale = -(F32(nmax) + F32(0.1) * F32(step)) / strongest
-            sumlx, suml2 = _qx_pass(x, w, wx, r, iscale, nmax, trial)
-            if suml2 > 0 and sumlx * sumlx > best * suml2:
+            for j in range(lanes):
+                iscale[j] = -(F32(nmax) + F32(0.1) * F32(step)) / strongest[j]
+                sumlx[j] = F32(0)
+                suml2[j] = F32(0)
+            for i in range(n):
+                for j in range(lanes):
+                    c = min(max(_nearest_small(iscale[j] * xt[i, j]), low), high)
+                    trial[i, j] = c
+                    sumlx[j] += wxt[i, j] * c
+                    suml2[j] += wt[i, j] * c * c
+            for j in range(lanes):
+                if suml2[j] > 0 and sumlx[j] * sumlx[j] > best[j] * suml2[j]:
+                    for i in range(n):
+                        codes[i, j] = trial[i, j]
+                    scale[j] = sumlx[j] / suml2[j]
+                    best[j] = scale[j] * sumlx[j]
+        for j in range(used):
+            if zero[j]:
+                scales[start + j] = F32(0)
                 for i in range(n):
-                    codes[i] = trial[i]
-                scale = sumlx / suml2
-                best = scale * sumlx
-        scales[r] = scale
-        for i in range(n):
-            codes_out[r, i] = np.int32(codes[i] + F32(nmax))
+                    codes_out[start + j, i] = 0
+                continue
+            scales[start + j] = scale[j]
+            for i in range(n):
+                codes_out[start + j, i] = np.int32(codes[i, j] + F32(nmax))
     return scales, codes_out
 
 
