@@ -397,20 +397,7 @@ def _memory(args: argparse.Namespace) -> Any:
     if _is_checkpoint(args.model):
         return _checkpoint_memory(args)
     model = load_model(args.model)
-    options = dict(
-        weights=args.weights,
-        kv_cache=args.kv_cache,
-        context=args.context,
-        batch=args.batch,
-        overrides=_overrides(args.override),
-        training=args.train,
-        zero=args.zero,
-        lora_rank=args.lora_rank,
-        activations=args.activations,
-        recompute=args.recompute,
-        engine=args.engine,
-        dp=args.dp,
-    )
+    options = dict(weights=args.weights, overrides=_overrides(args.override), **_footprint_options(args))
     layout = {"tp": args.tp, "pp": args.pp, "ep": args.ep}
     result = footprint(model, **options, **layout)
     placed = bound = None
@@ -421,17 +408,17 @@ def _memory(args: argparse.Namespace) -> Any:
             bound = roofline(model, placed.gpu, gpus=placed.gpus, price_per_gpu_hour=_gpu_hour_price(args), **options)
     elif args.price_per_gpu_hour is not None or args.purchase is not None:
         raise ValueError("a cost needs --gpu: the price is per GPU-hour of the GPU the model is placed on")
+    counts = {name: count for name, count in model.params_by_component().items() if count}
     if args.json:
         return {
             "model": model.name,
             "parameters": model.num_params,
             "active_parameters": model.active_params,
-            "parameters_by_component": {name: count for name, count in model.params_by_component().items() if count},
+            "parameters_by_component": counts,
             "footprint": result.as_dict(),
             **({"fit": placed.as_dict()} if placed is not None else {}),
             **({"roofline": bound.as_dict()} if bound is not None else {}),
         }
-    counts = {name: count for name, count in model.params_by_component().items() if count}
     width = max(map(len, counts))
     header = f"{model.name}: {model.num_params:,} parameters, {model.active_params:,} active per token\n" + "\n".join(
         f"  {name:<{width}}  {count:>17,}" for name, count in counts.items()
@@ -444,6 +431,16 @@ def _memory(args: argparse.Namespace) -> Any:
         else ""
     )
     return f"{header}\n{result}{placement}{note}"
+
+
+def _footprint_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The footprint options ``floatfmt memory`` takes, for a model by name and for a checkpoint alike (the
+    storage and the layout aside)."""
+    return dict(
+        kv_cache=args.kv_cache, context=args.context, batch=args.batch, training=args.train, zero=args.zero,
+        lora_rank=args.lora_rank, activations=args.activations, recompute=args.recompute, engine=args.engine,
+        dp=args.dp,
+    )  # fmt: skip
 
 
 DEFAULT_CONTEXT = 4096
@@ -499,11 +496,7 @@ def _checkpoint_memory(args: argparse.Namespace) -> Any:
             model = load_model(config)
         except UnsupportedModelError as error:
             unread = f"its config is not one floatfmt counts ({str(error).split('; ')[0]})"
-    options = dict(
-        kv_cache=args.kv_cache, context=args.context, batch=args.batch, training=args.train, zero=args.zero,
-        lora_rank=args.lora_rank, activations=args.activations, recompute=args.recompute, engine=args.engine,
-        tp=args.tp, pp=args.pp, dp=args.dp, ep=args.ep,
-    )  # fmt: skip
+    options = dict(tp=args.tp, pp=args.pp, ep=args.ep, **_footprint_options(args))
     result = checkpoint_footprint(path, model, **options)
     if args.json:
         return result

@@ -107,7 +107,7 @@ class NpyFile(_ArrayFile):
 _LOCAL_HEADER = struct.Struct("<4s22xHH")
 """A zip local file header's signature and, after 22 bytes, the lengths of the name and extra field."""
 
-_READABLE_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+_READABLE_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 """What numpy's savez and savez_compressed write, and what is read here; bzip2 and lzma members are refused (their
 decompressors in zipfile take no output limit, so a small member could inflate without bound)."""
 

@@ -346,10 +346,9 @@ def footprint(
     if weights is None:
         native = native_storage(model)
         weights, overrides = native.weights, {**(overrides or {}), **native.overrides}
-        chosen_name, described = native.weights, f"its checkpoint's storage: {native.label}"
-    else:
-        chosen_name = weights.name if isinstance(weights, Scheme) else resolve(weights).name  # as it is spelled
-        described = f"{chosen_name} weights"
+        described = f"its checkpoint's storage: {native.label}"
+    else:  # the storage's name as it is spelled, not as it was typed
+        described = f"{weights.name if isinstance(weights, Scheme) else resolve(weights).name} weights"
     by_component = _component_bytes(model, weights, tuple((overrides or {}).items()), stored)
     model_split: float = tp * pp
     zero_split = dp if training and zero == 3 else 1

@@ -86,6 +86,17 @@ time)."""
 
 
 @_jit
+def _to_lanes(rows, start, lanes):  # type: ignore[no-untyped-def]
+    """Rows ``start:start + lanes.shape[1]`` of ``rows`` into ``lanes`` element-major (one row per column), spare
+    lanes past the last row repeating the block's first (their results are dropped); returns the rows used."""
+    used = min(lanes.shape[1], rows.shape[0] - start)
+    for i in range(rows.shape[1]):
+        for j in range(lanes.shape[1]):
+            lanes[i, j] = rows[start + (j if j < used else 0), i]
+    return used
+
+
+@_jit
 def make_qkx2_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad=False):  # type: ignore[no-untyped-def]
     rows, n = x.shape
     scales = np.empty(rows, dtype=np.float32)
@@ -113,12 +124,8 @@ def make_qkx2_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad=False):  # t
     flat = np.empty(lanes, dtype=np.bool_)
     top = F32(nmax)
     for start in range(0, rows, lanes):
-        used = min(lanes, rows - start)
-        for i in range(n):
-            for j in range(lanes):
-                row = start + (j if j < used else 0)  # spare lanes repeat the block's first row, then are dropped
-                xt[i, j] = x[row, i]
-                wt[i, j] = weights[row, i]
+        used = _to_lanes(x, start, xt)
+        _to_lanes(weights, start, wt)
         for j in range(lanes):
             low[j] = xt[0, j]
             high[j] = xt[0, j]
@@ -208,12 +215,10 @@ def make_qx_quants(x, nmax, weights):  # type: ignore[no-untyped-def]
     zero = np.empty(lanes, dtype=np.bool_)
     low, high = F32(-nmax), F32(nmax - 1)
     for start in range(0, rows, lanes):
-        used = min(lanes, rows - start)
+        used = _to_lanes(x, start, xt)
+        _to_lanes(w, start, wt)
         for i in range(n):
             for j in range(lanes):
-                row = start + (j if j < used else 0)  # spare lanes repeat the block's first row, then are dropped
-                xt[i, j] = x[row, i]
-                wt[i, j] = w[row, i]
                 wxt[i, j] = wt[i, j] * xt[i, j]
         for j in range(lanes):
             strongest[j] = _strongest(x, start + (j if j < used else 0))
