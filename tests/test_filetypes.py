@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from floatfmt.memory import ModelSpec, load_model
-from floatfmt.quant.filetypes import FILE_TYPES, _category, file_type, tensor_types
+from floatfmt.quant.filetypes import CONVERTER_KEEPS_MTP, FILE_TYPES, _category, file_type, tensor_types
 from floatfmt.quant.storage import ggml_scheme, resolve
 
 
@@ -84,15 +84,18 @@ def _llama_cpp_category(gguf_name: str) -> str:
 @pytest.mark.parametrize(
     ("preset_name", "arch"),
     [("llama-3.1-8b", "LLAMA"), ("qwen2.5-7b", "QWEN2"), ("mixtral-8x7b", "LLAMA"), ("deepseek-v3", "DEEPSEEK2"),
-     ("gpt-oss-20b", "GPT_OSS")],
+     ("gpt-oss-20b", "GPT_OSS"), ("glm-4.5-air", "GLM4_MOE")],
 )  # fmt: skip
 def test_categories_agree_with_gguf_names(preset_name, arch):
     gguf = pytest.importorskip("gguf")
     model = load_model(preset_name)
-    names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, arch), model.num_layers + 1)
+    names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, arch), model.num_layers + model.mtp_layers + 1)
     checked = 0
+    skipped = ("router", "norm") if model.architecture in CONVERTER_KEEPS_MTP else ("router", "mtp", "norm")
     for tensor in model.tensors():
-        if len(tensor.shape) < 2 or tensor.component in ("router", "mtp", "norm") or tensor.name.endswith("bias"):
+        if len(tensor.shape) < 2 or tensor.component in skipped or tensor.part == "router":
+            continue
+        if tensor.name.endswith("bias"):
             continue
         merged = re.sub(r"\.experts\.\d+\.", ".experts.", tensor.name)  # the converter merges the experts
         gguf_name = names.get_name(merged, try_suffixes=(".weight", ".bias"))
@@ -144,6 +147,35 @@ class _Bert:
             yield _Tensor(f"encoder.layer.{i}.intermediate.dense.weight", (1536, 384), i, "mlp")
             yield _Tensor(f"encoder.layer.{i}.output.dense.weight", (384, 1536), i, "mlp")
             yield _Tensor(f"encoder.layer.{i}.output.LayerNorm.weight", (384,), i, "norm")
+
+
+def test_mtp_layers_are_in_the_gguf_only_where_the_converter_keeps_them():
+    """convert_hf_to_gguf.py drops DeepSeek-V3/R1's MTP layer and keeps GLM-4.5's (blk.92, counted in n_layer = 93
+    and in the attn_v count); llama-quantize gives its nextn eh_proj, embedding and head the base type."""
+    r1 = load_model("deepseek-r1")
+    assert not any(name.startswith("model.layers.61.") for name in tensor_types(r1, "Q4_K_M"))
+    glm = load_model("glm-4.5")
+    types = tensor_types(glm, "Q4_K_M")
+    for part in ("eh_proj", "embed_tokens", "shared_head.head"):
+        assert types[f"model.layers.92.{part}.weight"] == "Q4_K"
+    assert types["model.embed_tokens.weight"] == "Q4_K" and types["lm_head.weight"] == "Q6_K"
+    assert types["model.layers.92.enorm.weight"] == "F32" and types["model.layers.92.mlp.gate.weight"] == "F32"
+    # use_more_bits over 93 layers (93 // 8 = 11; 7 * 93 // 8 = 81) for the FFN down projections of each layer
+    more = [i for i in range(93) if i < 11 or i >= 81 or (i - 11) % 3 == 2]
+    down = ["model.layers.{}.mlp.down_proj.weight"] * 3 + ["model.layers.{}.mlp.experts.0.down_proj.weight"] * 90
+    downs = {i for i in range(93) if types[down[i].format(i)] == "Q6_K"}
+    assert downs == set(more)
+    # attn_v by its running index among 93 value projections
+    values = {i for i in range(93) if types[f"model.layers.{i}.self_attn.v_proj.weight"] == "Q6_K"}
+    assert values == set(more)
+    # the footprint follows the file: R1's MTP module is not there, GLM's is, in its GGUF types
+    from floatfmt.memory import footprint
+
+    labels = {line.label for line in footprint(r1, weights="Q4_K_M", context=0).lines}
+    assert not any("mtp" in label for label in labels)
+    mtp = footprint(glm, weights="Q4_K_M", context=0).line("weights: mtp")
+    expected = sum(ggml_scheme(types[t.name]).storage_bytes(t.shape) for t in glm.tensors() if t.component == "mtp")
+    assert mtp.bytes + footprint(glm, weights="Q4_K_M", context=0).line("scales: mtp").bytes == expected
 
 
 def test_bert_categories_and_kept_tensors():

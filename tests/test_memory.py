@@ -203,6 +203,8 @@ KV_BYTES_PER_TOKEN_BF16 = {
     "kimi-k2": 61 * (512 + 64) * 2,
     "qwen3-next-80b-a3b": 12 * 2 * 2 * 256 * 2,  # the 12 gated-attention layers; the other 36 keep a state
     "deepseek-v3.2-exp": 61 * (512 + 64) * 2,  # the latent; the indexer's keys are a line of their own
+    "glm-4.5": 92 * 2 * 8 * 128 * 2,  # the MTP layer's cache is the draft's, not counted for the main model
+    "glm-4.5-air": 46 * 2 * 8 * 128 * 2,
 }
 
 
@@ -963,6 +965,54 @@ def test_qwen3_next_keeps_a_state_not_a_cache_in_its_linear_layers():
     state = 36 * ((2 * keys + values) * 3 + 32 * 128 * 128)  # convolution window + recurrent state per layer
     assert short.line("linear-attention state").bytes == long.line("linear-attention state").bytes == 2 * 2 * state
     assert long.line("KV cache").bytes == 2 * 262_144 * 12 * 2 * 2 * 256 * 2
+
+
+def test_glm4_moe_is_deepseeks_moe_under_grouped_query_attention():
+    """GLM-4.5 and -Air as their checkpoints store them (transformers' Glm4Moe, llama.cpp's converter): q/k/v
+    biases, o_proj unbiased, per-head q/k norms where ``use_qk_norm``, three (Air: one) dense layers, 160 (128)
+    routed experts of 1536 (1408) and one shared, the float32 router correction bias, and an appended MTP layer
+    that carries its own copies of the embedding and the head."""
+    glm, air = load_model("glm-4.5"), load_model("glm-4.5-air")
+    shapes = {t.name: t.shape for t in glm.tensors()}
+    attention = "model.layers.0.self_attn."
+    assert shapes[attention + "q_proj.bias"] == (96 * 128,) and shapes[attention + "k_proj.bias"] == (8 * 128,)
+    assert shapes[attention + "q_norm.weight"] == (128,) and attention + "o_proj.bias" not in shapes
+    assert shapes["model.layers.2.mlp.gate_proj.weight"] == (12288, 5120)
+    assert shapes["model.layers.3.mlp.experts.159.down_proj.weight"] == (5120, 1536)
+    assert shapes["model.layers.3.mlp.shared_experts.up_proj.weight"] == (1536, 5120)
+    router_bias = next(t for t in glm.tensors() if t.name == "model.layers.91.mlp.gate.e_score_correction_bias")
+    assert router_bias.shape == (160,) and router_bias.dtype == "float32"
+    mtp = {t.name for t in glm.tensors() if t.component == "mtp"}
+    assert {"model.layers.92.eh_proj.weight", "model.layers.92.embed_tokens.weight"} <= mtp
+    assert "model.layers.92.mlp.experts.0.gate_proj.weight" in mtp and not any("layers.93." in n for n in shapes)
+    assert "model.layers.0.self_attn.q_norm.weight" not in {t.name for t in air.tensors()}
+
+    # by hand: embedding + head, attention, dense and MoE layers, norms; then the MTP layer
+    def layer_attention(h, qk_norm):
+        q, kv = 96 * 128, 8 * 128
+        return (q + 2 * kv) * h + q + 2 * kv + q * h + (2 * 128 if qk_norm else 0) + 2 * h
+
+    def moe(h, experts, inner):
+        return experts * 3 * h * inner + 3 * h * inner + experts * h + experts
+
+    for model, h, layers, dense, experts, inner, mlp, qk in [
+        (glm, 5120, 92, 3, 160, 1536, 12288, True),
+        (air, 4096, 46, 1, 128, 1408, 10944, False),
+    ]:
+        main = 2 * 151552 * h + h + layers * layer_attention(h, qk)
+        main += dense * 3 * h * mlp + (layers - dense) * moe(h, experts, inner)
+        extra = layer_attention(h, qk) + moe(h, experts, inner) + 2 * 151552 * h + 2 * h * h + 3 * h
+        counts = model.params_by_component()
+        assert model.num_params - counts["mtp"] == main and counts["mtp"] == extra
+    # the cards: "355B total / 32B active" and "106B / 12B" (active without the embedding and the head, rounded)
+    # against 352.8 B and 106.9 B here; with the MTP layer 358.3 B and 110.5 B, Hugging Face's listed sizes
+    for model, card_total, card_active in [(glm, 355e9, 32), (air, 106e9, 12)]:
+        counts = model.params_by_component()
+        assert round((model.active_params - counts["embedding"] - counts["head"]) / 1e9) == card_active
+        assert abs(model.num_params - counts["mtp"] - card_total) < 0.01 * card_total
+    assert round(glm.num_params / 1e9) == 358 and round(air.num_params / 1e9) == 110
+    fp = footprint(glm, context=131_072)
+    assert fp.line("KV cache").bytes == 131_072 * 92 * 2 * 8 * 128 * 2  # the MTP layer caches nothing here
 
 
 def test_deepseek_v32_adds_the_indexer_and_its_key_cache():

@@ -189,7 +189,9 @@ def _component_bytes(
         storage: Scheme | str
         own = tensor.dtype or stored
         if llama_cpp is not None:
-            ggml_name = llama_cpp.get(tensor.name)  # MTP layers: llama.cpp leaves them out
+            ggml_name = llama_cpp.get(tensor.name)
+            if ggml_name is None and tensor.component == "mtp":
+                continue  # not in the GGUF: the converter drops this architecture's MTP layers
             storage = ggml_scheme(ggml_name) if ggml_name is not None else own
         else:
             assert isinstance(chosen, Scheme)

@@ -164,6 +164,7 @@ class ModelSpec:
     shared_expert_intermediate_size: int = 0
     shared_expert_gate: bool = False
     router_bias: bool = False
+    router_score_bias: bool = False
     expert_bias: bool = False
     fused_experts: bool = False
     first_dense_layers: int = 0
@@ -383,7 +384,7 @@ class ModelSpec:
         yield Tensor(prefix + names["router"] + ".weight", (experts, h), "router", layer)
         if self.router_bias:
             yield Tensor(prefix + names["router"] + ".bias", (experts,), "router", layer)
-        if self.architecture.startswith("deepseek"):
+        if self.router_score_bias:  # DeepSeek-V3's and GLM-4.5's aux-loss-free balancing bias
             yield Tensor(prefix + "mlp.gate.e_score_correction_bias", (experts,), "router", layer, dtype="float32")
         if self.fused_experts:  # gpt-oss stores each layer's experts as two stacked tensors
             yield Tensor(prefix + "mlp.experts.gate_up_proj", (experts, h, 2 * m), "experts", layer)
@@ -528,6 +529,12 @@ _MOE_NAMES: dict[str, dict[str, Any]] = {
         "shared": "mlp.shared_experts",
     },
     "deepseek_v32": {
+        "router": "mlp.gate",
+        "experts": "mlp.experts",
+        "projections": _PROJECTIONS,
+        "shared": "mlp.shared_experts",
+    },
+    "glm4_moe": {
         "router": "mlp.gate",
         "experts": "mlp.experts",
         "projections": _PROJECTIONS,
@@ -715,6 +722,7 @@ def _deepseek_v3(read: _Reader, name: str) -> ModelSpec:
         qk_nope_head_dim=read.count("qk_nope_head_dim"),
         qk_rope_head_dim=read.count("qk_rope_head_dim"),
         v_head_dim=read.count("v_head_dim"),
+        router_score_bias=True,
         mtp_layers=read.count("num_nextn_predict_layers", 0),
     )
 
@@ -727,6 +735,26 @@ def _deepseek_v32(read: _Reader, name: str) -> ModelSpec:
         architecture="deepseek_v32",
         index_heads=read.count("index_n_heads"),
         index_head_dim=read.count("index_head_dim"),
+    )
+
+
+def _glm4_moe(read: _Reader, name: str) -> ModelSpec:
+    """GLM-4.5 and later (``glm4_moe``): grouped-query attention with biased q/k/v (``attention_bias``, o_proj
+    unbiased) and optional per-head q/k norms (``use_qk_norm``), DeepSeek-V3's MoE (sigmoid router with its
+    correction bias, shared experts, ``first_k_dense_replace`` dense layers first) and its appended MTP layer,
+    as transformers' Glm4MoeConfig defaults them."""
+    spec = _dense(read, name)
+    return replace(
+        spec,
+        o_bias=False,
+        qk_norm=bool(read("use_qk_norm", False)),
+        num_experts=read.count("n_routed_experts", 128),
+        experts_per_token=read.count("num_experts_per_tok", 8),
+        moe_intermediate_size=read.count("moe_intermediate_size", 1408),
+        shared_experts=read.count("n_shared_experts", 1),
+        first_dense_layers=read.count("first_k_dense_replace", 1),
+        router_score_bias=True,
+        mtp_layers=read.count("num_nextn_predict_layers", 0),
     )
 
 
@@ -761,6 +789,7 @@ ARCHITECTURES = {
     "qwen3_next": _qwen3_next,
     "deepseek_v3": _deepseek_v3,
     "deepseek_v32": _deepseek_v32,
+    "glm4_moe": _glm4_moe,
     "gpt_oss": _gpt_oss,
 }
 """Supported ``model_type`` values and the builder of each."""

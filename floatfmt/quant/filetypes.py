@@ -79,7 +79,7 @@ class FileType:
     base: str
 
     def types(self, model: ModelLike, *, imatrix: bool = False) -> dict[str, str]:
-        """The GGML type of every tensor of ``model`` (MTP layers are left out, as llama.cpp leaves them)."""
+        """The GGML type of every tensor of ``model`` in the GGUF (see :func:`tensor_types`)."""
         return tensor_types(model, self.name, imatrix=imatrix)
 
     def __str__(self) -> str:
@@ -140,6 +140,8 @@ _ATTN_V = ("attn_v", "attn_qkv", "attn_kv_b")  # category_is_attn_v
 
 
 def _category(tensor: TensorLike) -> str:
+    if tensor.part == "mtp":  # the MTP layer's own eh_proj, embedding and head: blk.N.nextn.*, no category
+        return "other"
     for pattern, category in _CATEGORIES:
         if pattern in tensor.name:
             return category
@@ -173,8 +175,16 @@ def _use_more_bits(layer: int, layers: int) -> bool:
     return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
 
 
+CONVERTER_KEEPS_MTP = ("glm4_moe", "deepseek_v32")
+"""Architectures whose MTP layers ``convert_hf_to_gguf.py`` writes into the GGUF (its Glm4MoeModel and
+DeepseekV32Model count them in ``block_count``); DeepSeek-V3/R1's converter (DeepseekV2Model, ``skip_mtp``) and
+every other drops them. llama-quantize then treats the kept layer like any other: its tensors are counted in
+``n_attention_wv`` and against ``n_layer``, and its ``nextn`` eh_proj, embedding and head get the base type."""
+
+
 def tensor_types(model: ModelLike, name: str, *, imatrix: bool = False) -> dict[str, str]:
-    """The GGML type of every tensor of ``model`` in a llama.cpp file type (MTP layers are left out).
+    """The GGML type of every tensor of ``model`` in a llama.cpp file type: MTP layers only where the converter
+    keeps them (:data:`CONVERTER_KEEPS_MTP`), an image encoder never (it goes to a separate mmproj file).
 
     ``imatrix`` says whether ``llama-quantize`` is given an importance matrix, which changes the FFN down
     projections of the first layers in Q4_0, Q5_0 and IQ4_* files.
@@ -188,15 +198,16 @@ def tensor_types(model: ModelLike, name: str, *, imatrix: bool = False) -> dict[
     base = FILE_TYPES[preset].base
     # llama.cpp walks a file's tensors by layer (its loader's weight_name_comparer: those of no layer first), and
     # counts the value projections and FFN down projections in that order
+    left_out = ("vision", "projector") if model.architecture in CONVERTER_KEEPS_MTP else ("mtp", "vision", "projector")
     tensors = sorted(
-        (t for t in model.tensors() if t.component not in ("mtp", "vision", "projector")),  # mmproj: another file
-        key=lambda t: -1 if t.layer is None else t.layer,
+        (t for t in model.tensors() if t.component not in left_out), key=lambda t: -1 if t.layer is None else t.layer
     )
+    layers = max((t.layer + 1 for t in tensors if t.layer is not None), default=model.num_layers)
     gqa = _gqa_ratio(model, tensors)
     context = _Context(
         preset,
         base,
-        layers=model.num_layers,
+        layers=max(layers, model.num_layers),
         experts=max(1, model.num_experts),
         gqa=gqa,
         tied=model.tie_embeddings,
@@ -243,7 +254,7 @@ class _Context:
                 return "Q8_0"
             return new if new == "Q8_0" else "Q6_K"
         if ft == "MXFP4_MOE":
-            return "MXFP4" if tensor.component == "experts" else "Q8_0"  # merged 3-D expert tensors
+            return "MXFP4" if tensor.part == "experts" else "Q8_0"  # merged 3-D expert tensors
         if category == "token_embd":
             return "Q4_K" if ft in ("TQ1_0", "TQ2_0") else new
         if category in _ATTN_V:
