@@ -19,7 +19,7 @@ import time
 
 from floatfmt.memory import fit, load_model
 
-MODELS = ["deepseek-r1", "gpt-oss-120b", "mixtral-8x7b", "llama-3.1-405b"]
+MODELS = ["deepseek-r1", "glm-4.5", "gpt-oss-120b", "mixtral-8x7b", "llama-3.1-405b"]
 STORAGES = [None, "nvfp4", "Q4_K_M"]
 
 

@@ -6,6 +6,7 @@ import fnmatch
 import json
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -965,6 +966,29 @@ def test_qwen3_next_keeps_a_state_not_a_cache_in_its_linear_layers():
     state = 36 * ((2 * keys + values) * 3 + 32 * 128 * 128)  # convolution window + recurrent state per layer
     assert short.line("linear-attention state").bytes == long.line("linear-attention state").bytes == 2 * 2 * state
     assert long.line("KV cache").bytes == 2 * 262_144 * 12 * 2 * 2 * 256 * 2
+
+
+@pytest.mark.parametrize("name", ["deepseek-r1", "glm-4.5-air", "mixtral-8x7b", "qwen3-30b-a3b", "llama-3.1-8b"])
+def test_folded_expert_groups_price_exactly_what_the_tensors_do(name):
+    """The fast path (each layer's routed experts priced once per projection) against the tensors one by one: an
+    override with a digit in it turns the folding off, and one that matches nothing changes no byte."""
+    from floatfmt.quant.filetypes import _Single, group_types, tensor_types
+
+    model = load_model(name)
+    tensors = {t.name: t for t in model.tensors()}
+    members = [(member, group) for group in model.tensor_groups() for member in group.names()]
+    assert sorted(member for member, _ in members) == sorted(tensors)
+    assert any(group.count > 1 for group in model.tensor_groups()) == (model.num_experts > 0)
+    for member, group in members:
+        assert replace(tensors[member], name=group.first.name) == group.first
+    for weights in (None, "nvfp4", "Q4_K_M", "Q3_K_M", "MXFP4_MOE"):
+        folded = footprint(model, weights=weights, context=0)
+        one_by_one = footprint(model, weights=weights, context=0, overrides={"no.such.tensor.9": "bf16"})
+        assert [(line.label, line.bytes) for line in folded.lines] == [
+            (line.label, line.bytes) for line in one_by_one.lines
+        ], weights
+    flat = group_types(model, "Q4_K_M", groups=[_Single(t) for t in model.tensors()])
+    assert tensor_types(model, "Q4_K_M") == {group.first.name: kind for group, kind in flat}
 
 
 def test_glm4_moe_is_deepseeks_moe_under_grouped_query_attention():

@@ -18,7 +18,7 @@ from floatfmt.memory.footprint import (
 )
 from floatfmt.memory.gpus import Fit, Gpu, Layout, LayoutCheck, Roofline, fit, get_gpu, gpu_hour_cost, gpus, roofline
 from floatfmt.memory.load import load_model, presets
-from floatfmt.memory.model import ARCHITECTURES, COMPONENTS, ModelSpec, Tensor, UnsupportedModelError
+from floatfmt.memory.model import ARCHITECTURES, COMPONENTS, ModelSpec, Tensor, TensorGroup, UnsupportedModelError
 from floatfmt.quant.storage import cache_bytes
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Line",
     "ModelSpec",
     "Tensor",
+    "TensorGroup",
     "UnsupportedModelError",
     "cache_bytes",
     "footprint",

@@ -23,8 +23,8 @@ from typing import Any
 from floatfmt._display import aligned_bytes, format_bytes
 from floatfmt.io import open_weights
 from floatfmt.memory.engines import ENGINES, kv_window, prefill_peak, runtime_bytes
-from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor
-from floatfmt.quant.filetypes import FileType
+from floatfmt.memory.model import COMPONENTS, ModelSpec, Tensor, TensorGroup
+from floatfmt.quant.filetypes import FileType, group_types
 from floatfmt.quant.scheme import Scheme
 from floatfmt.quant.storage import cache_bytes, ggml_scheme, resolve, resolve_scheme
 
@@ -181,15 +181,23 @@ def _component_bytes(
     One pass over the model's tensors,
     kept for the layouts ``fit`` tries and the lines ``footprint`` builds."""
     chosen = resolve(weights)
-    llama_cpp = chosen.types(model) if isinstance(chosen, FileType) else None
+    patterns = tuple(pattern for pattern, _ in overrides)
+    # a layer's routed experts are priced once when no pattern can tell their numbers apart (globs with no
+    # digits, "?" or "[": such a glob matches a name whatever number stands where)
+    folded = not any(character.isdigit() or character in "?[" for pattern in patterns for character in pattern)
+    groups = list(model.tensor_groups()) if folded else [TensorGroup(t) for t in model.tensors()]
+    llama_cpp = None
+    if isinstance(chosen, FileType):
+        llama_cpp = {id(group): kind for group, kind in group_types(model, chosen.name, groups=groups)}
     sums: dict[str, list[int]] = {}
     scaled: dict[str, dict[str, None]] = {}  # per component, the storages whose scales it holds, in order
-    first_match = _first_match(tuple(pattern for pattern, _ in overrides))
-    for tensor in model.tensors():
+    first_match = _first_match(patterns)
+    for group in groups:
+        tensor, count = group.first, group.count
         storage: Scheme | str
         own = tensor.dtype or stored
         if llama_cpp is not None:
-            ggml_name = llama_cpp.get(tensor.name)
+            ggml_name = llama_cpp.get(id(group))
             if ggml_name is None and tensor.component == "mtp":
                 continue  # not in the GGUF: the converter drops this architecture's MTP layers
             storage = ggml_scheme(ggml_name) if ggml_name is not None else own
@@ -203,9 +211,9 @@ def _component_bytes(
             storage = own if value == KEEP else value
         elements, overhead = tensor_storage(tensor, storage)
         component = sums.setdefault(tensor.component, [0, 0, 0])
-        component[0] += elements
-        component[1] += overhead
-        component[2] += tensor.size
+        component[0] += elements * count
+        component[1] += overhead * count
+        component[2] += tensor.size * count
         if overhead:
             scaled.setdefault(tensor.component, {})[storage.name if isinstance(storage, Scheme) else storage] = None
     return tuple(

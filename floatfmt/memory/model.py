@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from floatfmt._display import format_bytes, html_card
 from floatfmt.quant.storage import cache_bytes
 
-__all__ = ["ARCHITECTURES", "ModelSpec", "Tensor", "UnsupportedModelError", "VisionTower"]
+__all__ = ["ARCHITECTURES", "ModelSpec", "Tensor", "TensorGroup", "UnsupportedModelError", "VisionTower"]
 
 
 class UnsupportedModelError(ValueError):
@@ -56,6 +56,57 @@ class Tensor:
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+EXPERT_INDEX = "{expert}"
+"""Where a routed expert's number goes in the names of :class:`_Experts`' block."""
+
+
+@dataclass(frozen=True)
+class TensorGroup:
+    """``count`` tensors alike in all but the expert number in their names (one projection of a layer's routed
+    experts), or a single tensor (``count`` 1). ``first`` is the member numbered 0, ``template`` its name with
+    the number as ``{expert}``. Sums over :meth:`ModelSpec.tensor_groups` equal sums over
+    :meth:`ModelSpec.tensors` in ``count`` times fewer steps, for any rule that does not read the expert number.
+    """
+
+    first: Tensor
+    count: int = 1
+    template: str = ""
+
+    def names(self) -> Iterator[str]:
+        """The members' names, numbered 0 to ``count - 1``."""
+        if self.count == 1 and not self.template:
+            yield self.first.name
+            return
+        for expert in range(self.count):
+            yield self.template.replace(EXPERT_INDEX, str(expert))
+
+
+@dataclass(frozen=True)
+class _Experts:
+    """A layer's routed experts as a checkpoint stores them: ``block`` (one expert's tensors, ``{expert}`` in
+    their names) once for each of ``count`` experts, in that order."""
+
+    block: tuple[Tensor, ...]
+    count: int
+
+    def mapped(self, change: Callable[[Tensor], Tensor]) -> _Experts:
+        return _Experts(tuple(change(t) for t in self.block), self.count)
+
+    def tensors(self) -> Iterator[Tensor]:
+        for expert in range(self.count):
+            number = str(expert)
+            for t in self.block:
+                yield Tensor(t.name.replace(EXPERT_INDEX, number), t.shape, t.component, t.layer, t.role, t.dtype)
+
+    def groups(self) -> Iterator[TensorGroup]:
+        for t in self.block:
+            yield TensorGroup(replace(t, name=t.name.replace(EXPERT_INDEX, "0")), self.count, t.name)
+
+
+def _mapped(item: Tensor | _Experts, change: Callable[[Tensor], Tensor]) -> Tensor | _Experts:
+    return item.mapped(change) if isinstance(item, _Experts) else change(item)
 
 
 COMPONENTS = (
@@ -259,23 +310,45 @@ class ModelSpec:
         under ``language_model.``, then its vision tower and projector)."""
         return iter(self._tensor_list)
 
+    def tensor_groups(self) -> Iterator[TensorGroup]:
+        """The tensors of :meth:`tensors` with each layer's routed experts folded, one group per projection (the
+        way to price or count a MoE without walking its 46k tensors)."""
+        for item in self._items:
+            if isinstance(item, _Experts):
+                yield from item.groups()
+            else:
+                yield TensorGroup(item)
+
     @functools.cached_property
-    def _tensor_list(self) -> tuple[Tensor, ...]:
-        """The tensors, built once per spec (a spec is immutable; DeepSeek-V3 has 46k of them)."""
-        text: Iterator[Tensor] = self._text_tensors()
+    def _items(self) -> tuple[Tensor | _Experts, ...]:
+        """The tensors with each layer's routed experts as one block, built once per spec (a spec is
+        immutable)."""
+        text: Iterator[Tensor | _Experts] = self._text_tensors()
         if self.text_prefix:
-            text = (replace(t, name=self.text_prefix + t.name) for t in text)
+            prefix = self.text_prefix
+            text = (_mapped(item, lambda t: replace(t, name=prefix + t.name)) for item in text)
         vision = self.vision.tensors() if self.vision is not None else iter(())
         return (*text, *vision)
 
     @functools.cached_property
+    def _tensor_list(self) -> tuple[Tensor, ...]:
+        """The tensors, expanded once per spec (DeepSeek-V3 has 46k of them)."""
+        tensors: list[Tensor] = []
+        for item in self._items:
+            if isinstance(item, _Experts):
+                tensors.extend(item.tensors())
+            else:
+                tensors.append(item)
+        return tuple(tensors)
+
+    @functools.cached_property
     def _component_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(COMPONENTS, 0)
-        for tensor in self._tensor_list:
-            counts[tensor.component] += tensor.size
+        for group in self.tensor_groups():
+            counts[group.first.component] += group.first.size * group.count
         return counts
 
-    def _text_tensors(self) -> Iterator[Tensor]:
+    def _text_tensors(self) -> Iterator[Tensor | _Experts]:
         h = self.hidden_size
         yield Tensor("model.embed_tokens.weight", (self.vocab_size, h), "embedding")
         for layer in range(self.num_layers):
@@ -286,8 +359,8 @@ class ModelSpec:
         for extra in range(self.mtp_layers):  # DeepSeek: a full decoder layer after the last, with its own head
             layer = self.num_layers + extra
             prefix = f"model.layers.{layer}."
-            for tensor in self._layer(layer, prefix):
-                yield replace(tensor, component="mtp", role=tensor.component)
+            for item in self._layer(layer, prefix):
+                yield _mapped(item, lambda t: replace(t, component="mtp", role=t.component))
             for part, shape in [
                 ("embed_tokens.weight", (self.vocab_size, h)),
                 ("enorm.weight", (h,)),
@@ -298,7 +371,7 @@ class ModelSpec:
             ]:
                 yield Tensor(prefix + part, shape, "mtp", layer)
 
-    def _layer(self, layer: int, prefix: str) -> Iterator[Tensor]:
+    def _layer(self, layer: int, prefix: str) -> Iterator[Tensor | _Experts]:
         h = self.hidden_size
         norms = ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm"][: self.norms_per_layer]
         if self.norms_per_layer == 4:
@@ -369,7 +442,7 @@ class ModelSpec:
         if self.attention_sinks:
             yield Tensor(a + "sinks", (heads,), "attention", layer)
 
-    def _feed_forward(self, prefix: str, layer: int) -> Iterator[Tensor]:
+    def _feed_forward(self, prefix: str, layer: int) -> Iterator[Tensor | _Experts]:
         h = self.hidden_size
         if self.fused_projections:  # Phi-3/4: gate and up stacked in one gate_up_proj
             inner = self.intermediate_size
@@ -393,10 +466,8 @@ class ModelSpec:
                 yield Tensor(prefix + "mlp.experts.gate_up_proj_bias", (experts, 2 * m), "experts", layer)
                 yield Tensor(prefix + "mlp.experts.down_proj_bias", (experts, h), "experts", layer)
         else:
-            for expert in range(experts):
-                yield from _swiglu(
-                    f"{prefix}{names['experts']}.{expert}.", h, m, "experts", names["projections"], layer
-                )
+            block = _swiglu(f"{prefix}{names['experts']}.{EXPERT_INDEX}.", h, m, "experts", names["projections"], layer)
+            yield _Experts(tuple(block), experts)
         if self.shared_experts:
             size = self.shared_expert_intermediate_size or self.shared_experts * m
             yield from _swiglu(prefix + names["shared"] + ".", h, size, "shared_experts", layer=layer)

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from floatfmt.quant.rules.gguf import GGML_TYPES, ggml_type
 
-__all__ = ["FILE_TYPES", "FileType", "file_type", "tensor_types"]
+__all__ = ["FILE_TYPES", "FileType", "file_type", "group_types", "tensor_types"]
 
 
 class TensorLike(Protocol):
@@ -49,6 +49,16 @@ class TensorLike(Protocol):
     def part(self) -> str: ...
     @property
     def component(self) -> str: ...
+
+
+class GroupLike(Protocol):
+    """Tensors alike but for the expert number in their names (``floatfmt.memory.TensorGroup`` is one)."""
+
+    @property
+    def first(self) -> TensorLike: ...
+    @property
+    def count(self) -> int: ...
+    def names(self) -> Iterable[str]: ...
 
 
 class ModelLike(Protocol):
@@ -81,6 +91,10 @@ class FileType:
     def types(self, model: ModelLike, *, imatrix: bool = False) -> dict[str, str]:
         """The GGML type of every tensor of ``model`` in the GGUF (see :func:`tensor_types`)."""
         return tensor_types(model, self.name, imatrix=imatrix)
+
+    def group_types(self, model: ModelLike, *, imatrix: bool = False) -> list[tuple[GroupLike, str]]:
+        """The GGML type of each of the model's tensor groups (see :func:`group_types`)."""
+        return group_types(model, self.name, imatrix=imatrix)
 
     def __str__(self) -> str:
         return self.name
@@ -192,18 +206,38 @@ def tensor_types(model: ModelLike, name: str, *, imatrix: bool = False) -> dict[
     Raises:
         ValueError: for a file type not in :data:`FILE_TYPES`.
     """
+    return {member: kind for group, kind in group_types(model, name, imatrix=imatrix) for member in group.names()}
+
+
+def group_types(
+    model: ModelLike, name: str, *, imatrix: bool = False, groups: Iterable[GroupLike] | None = None
+) -> list[tuple[GroupLike, str]]:
+    """:func:`tensor_types` for the model's tensor groups (``groups``, else its ``tensor_groups()`` where it has
+    them, else its tensors one by one): one type per group, which every member gets, in a step per group."""
     preset = name.strip().upper()
     if preset not in FILE_TYPES:
         raise ValueError(f"unknown llama.cpp file type {name!r}; choose one of {', '.join(FILE_TYPES)}")
     base = FILE_TYPES[preset].base
+    left_out = ("vision", "projector") if model.architecture in CONVERTER_KEEPS_MTP else ("mtp", "vision", "projector")
+    if groups is None:
+        tensor_groups = getattr(model, "tensor_groups", None)
+        groups = tensor_groups() if tensor_groups else (_Single(t) for t in model.tensors())
+    # a group stands for its members only where the rule cannot tell them apart: not where it reads the running
+    # count of value projections, or of FFN down projections whose layer is unknown
+    kept: list[GroupLike] = []
+    for group in groups:
+        if group.first.component in left_out:
+            continue
+        category = _category(group.first)
+        if group.count > 1 and (category in _ATTN_V or (category == "ffn_down" and group.first.layer is None)):
+            raise ValueError(f"{group.first.name}: a folded group whose type depends on its members' order")
+        kept.append(group)
     # llama.cpp walks a file's tensors by layer (its loader's weight_name_comparer: those of no layer first), and
     # counts the value projections and FFN down projections in that order
-    left_out = ("vision", "projector") if model.architecture in CONVERTER_KEEPS_MTP else ("mtp", "vision", "projector")
-    tensors = sorted(
-        (t for t in model.tensors() if t.component not in left_out), key=lambda t: -1 if t.layer is None else t.layer
-    )
-    layers = max((t.layer + 1 for t in tensors if t.layer is not None), default=model.num_layers)
-    gqa = _gqa_ratio(model, tensors)
+    kept.sort(key=lambda g: -1 if g.first.layer is None else g.first.layer)
+    firsts = [g.first for g in kept]
+    layers = max((t.layer + 1 for t in firsts if t.layer is not None), default=model.num_layers)
+    gqa = _gqa_ratio(model, firsts)
     context = _Context(
         preset,
         base,
@@ -215,18 +249,33 @@ def tensor_types(model: ModelLike, name: str, *, imatrix: bool = False) -> dict[
         is_70b=model.architecture == "llama" and model.num_layers == 80 and gqa > 1,
         falcon=model.architecture == "falcon",
         # n_attention_wv: the tensors whose GGUF name holds "attn_v.weight" (and the fused kinds), not the biases
-        value_tensors=sum(_category(t) in _ATTN_V and not t.name.endswith("bias") for t in tensors),
+        value_tensors=sum(_category(t) in _ATTN_V and not t.name.endswith("bias") for t in firsts),
     )
     stored = "BF16" if str(model.config.get("torch_dtype", "bfloat16")) == "bfloat16" else "F16"
-    types: dict[str, str] = {}
-    for tensor in tensors:
+    types: list[tuple[GroupLike, str]] = []
+    for group in kept:
+        tensor = group.first
         if not _quantizable(tensor):
             # convert_hf_to_gguf.py writes vectors, norms and the MoE router (ffn_gate_inp) in F32
-            types[tensor.name] = "F32" if len(tensor.shape) < 2 or tensor.part == "router" else stored
+            types.append((group, "F32" if len(tensor.shape) < 2 or tensor.part == "router" else stored))
             continue
-        chosen = context.choose(tensor, _category(tensor))
-        types[tensor.name] = _fit_row(chosen, tensor.shape[-1])
+        category = _category(tensor)
+        chosen = context.choose(tensor, category)
+        if category == "ffn_down":
+            context.down_index += group.count - 1  # the members after the first, as llama.cpp counts them
+        types.append((group, _fit_row(chosen, tensor.shape[-1])))
     return types
+
+
+@dataclass(frozen=True)
+class _Single:
+    """A tensor as a group of one, for models that offer no ``tensor_groups()``."""
+
+    first: TensorLike
+    count: int = 1
+
+    def names(self) -> Iterable[str]:
+        return (self.first.name,)
 
 
 @dataclass
