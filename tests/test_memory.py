@@ -1035,6 +1035,10 @@ def test_glm4_moe_is_deepseeks_moe_under_grouped_query_attention():
         assert round((model.active_params - counts["embedding"] - counts["head"]) / 1e9) == card_active
         assert abs(model.num_params - counts["mtp"] - card_total) < 0.01 * card_total
     assert round(glm.num_params / 1e9) == 358 and round(air.num_params / 1e9) == 110
+    # Hugging Face's listing of zai-org/GLM-4.5 (from the safetensors headers): 358.34B parameters, 667.5 GiB
+    assert round(glm.num_params / 1e7) == 35_834
+    checkpoint = footprint(glm, context=0)
+    assert round(checkpoint.total / 2**30, 1) == 667.5
     fp = footprint(glm, context=131_072)
     assert fp.line("KV cache").bytes == 131_072 * 92 * 2 * 8 * 128 * 2  # the MTP layer caches nothing here
 
