@@ -40,6 +40,18 @@ def test_block_types_are_byte_identical_to_ggml(name, seed):
     assert q.nbytes == len(expected) == q.scheme.storage_bytes(w.shape)
 
 
+@pytest.mark.parametrize("name", REFERENCE_TYPES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_values_a_type_stands_for_are_ggmls(name, seed):
+    """``approximate`` (one fused pass for Q4_K and Q5_K, the bytes and back for the others) against ggml's
+    dequantize of ggml's own bytes, bit for bit: what the report measures is what llama.cpp would compute with."""
+    from floatfmt.quant import approximate
+
+    w = hostile(64, 1024, seed)  # enough super-blocks for the compiled loops
+    expected = dequantize(name, quantize(name, w), w.size).reshape(w.shape)
+    np.testing.assert_array_equal(approximate(w, ggml_scheme(name)).view(np.uint32), expected.view(np.uint32))
+
+
 @pytest.mark.parametrize("name", ["q4_k", "q6_k", "mxfp4"])
 def test_large_values_and_many_blocks(name):
     rng = np.random.default_rng(5)

@@ -61,7 +61,8 @@ def test_every_loop_has_a_twin():
     assert names == {"table_encode", "stochastic_table_encode", "random_bits", "gather", "rows_max", "rows_min",
                      "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "error_sums", "block_roundtrip",
                      "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks",
-                     "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits"}  # fmt: skip
+                     "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits",
+                     "q45_k_roundtrip"}  # fmt: skip
 
 
 @pytest.mark.parametrize("dropped", [14, 15])
@@ -290,6 +291,49 @@ def test_k_quant_searches_agree_bit_for_bit(name, arguments):
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a.view(np.uint32) if a.dtype == np.float32 else a,
                                           b.view(np.uint32) if b.dtype == np.float32 else b)  # fmt: skip
+
+
+@pytest.mark.parametrize(("nmax", "rmin", "nstep"), [(15, -1.0, 20), (31, -0.5, 15)])
+def test_q45_k_roundtrip_agrees_bit_for_bit_and_with_the_bytes(nmax, rmin, nstep):
+    """The fused Q4_K / Q5_K round trip (no block bytes) against its numpy twin and against dequantizing the
+    quantized bytes, on awkward super-blocks (ties, zeros, constant, tiny, huge, scales far apart)."""
+    name = "q4_k" if nmax == 15 else "q5_k"
+    for seed in range(3):
+        x = _awkward_rows(512, 32, seed).reshape(-1, 256)
+        x[9] = 6e4  # a super-block whose fp16 scale is just representable
+        x[10, :64] = np.float32(2.0**-130) * np.arange(64)  # subnormals: the search's scale overflows, codes stray
+        ours, theirs = np.empty_like(x), np.empty_like(x)
+        assert kquants.q45_k_roundtrip.numpy(x, nmax, rmin, 0.1, nstep, ours)
+        assert kquants.q45_k_roundtrip.compiled()(x, nmax, rmin, 0.1, nstep, theirs)
+        np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+        stored = kquants.DEQUANTIZERS[name](kquants.QUANTIZERS[name][2](x, None))
+        np.testing.assert_array_equal(ours.view(np.uint32), stored.view(np.uint32))
+
+
+def test_q45_k_roundtrip_reports_a_scale_beyond_float16():
+    x = np.full((2, 256), 1e9, dtype=np.float32)
+    x[:, ::3] = -1e9
+    assert not kquants.q45_k_roundtrip.compiled()(x, 15, -1.0, 0.1, 20, np.empty_like(x))
+    with pytest.raises(ValueError, match="float16"):
+        kquants.q45_k_roundtrip.numpy(x, 15, -1.0, 0.1, 20, np.empty_like(x))
+    with pytest.raises(ValueError, match="float16"):
+        floatfmt.quant.approximate(np.tile(x, (64, 1)), "q4_k")  # the fused path hands over to the one that says so
+
+
+def test_half_rounds_as_numpy_does_on_every_float16_tie():
+    from floatfmt.quant.rules._kquants_numba import _half
+
+    halves = np.arange(0, 0x7BFF, dtype=np.uint16).view(np.float16).astype(np.float64)
+    ties = ((halves[:-1] + halves[1:]) / 2).astype(np.float32)
+    values = np.concatenate([
+        ties, np.nextafter(ties, np.float32(0)), np.nextafter(ties, np.float32(np.inf)),
+        np.random.default_rng(0).random(100_000).astype(np.float32) * np.float32(7e4),
+        np.float32([0, 2**-25, 2**-24, 65504, 65519.996, 65520, 1e30]),
+    ])  # fmt: skip
+    with np.errstate(over="ignore"):
+        expected = values.astype(np.float16).astype(np.float32)
+    got = np.array([_half(v) for v in values], dtype=np.float32)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 127, 128, 129, 1000, 65536, 65541])

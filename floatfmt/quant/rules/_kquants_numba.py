@@ -11,6 +11,8 @@ Imported by ``floatfmt._backend`` only when numba's loops are in use; the functi
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -23,6 +25,7 @@ __all__ = [
     "make_qp_quants",
     "make_qx_quants",
     "mxfp4_codes",
+    "q45_k_roundtrip",
     "q8_k_codes",
     "requantize",
 ]
@@ -504,3 +507,60 @@ def _pack_trits(trits, count, spread):  # type: ignore[no-untyped-def]
                 q *= 3
             out[b, j] = (q * 256 + 242) // 243
     return out
+
+
+@_jit
+def _half(v):  # type: ignore[no-untyped-def]
+    """A float32 ``v >= 0`` rounded to the nearest float16, ties to even, as a float32 (numpy's
+    ``astype(float16)``); infinity beyond float16's range. In float64, where every step is exact: the 11
+    significant bits of a normal float16, or whole multiples of 2**-24 below 2**-14."""
+    value = np.float64(v)
+    if value < 2.0**-14:
+        return F32(np.rint(value * 2.0**24) * 2.0**-24)
+    mantissa, exponent = math.frexp(value)  # value = mantissa * 2**exponent, 0.5 <= mantissa < 1
+    rounded = math.ldexp(np.rint(mantissa * 2048.0), exponent - 11)
+    return F32(np.inf) if rounded > 65504.0 else F32(rounded)
+
+
+@_jit
+def q45_k_roundtrip(x, nmax, rmin, rdelta, nstep, out):  # type: ignore[no-untyped-def]
+    """Q4_K (``nmax`` 15) or Q5_K (31) without an importance matrix, quantized and dequantized with no block bytes
+    in between: ``quantize_row_q{4,5}_K_ref`` then ``dequantize_row_q{4,5}_K`` into ``out`` (blocks, 256). Returns
+    False if a super-block scale overflows float16 (``out`` is then incomplete)."""
+    blocks = x.shape[0]
+    sub = x.reshape(blocks * 8, 32)
+    weights = np.empty((blocks * 8, 32), dtype=np.float32)
+    for r in range(blocks * 8):
+        sum_x2 = F32(0)
+        for i in range(32):
+            sum_x2 += sub[r, i] * sub[r, i]
+        av_x = np.sqrt(sum_x2 / F32(32))
+        for i in range(32):
+            weights[r, i] = av_x + abs(sub[r, i])
+    scales, mins, codes = make_qkx2_quants(sub, weights, nmax, rmin, rdelta, nstep)
+    top = F32(nmax)
+    for b in range(blocks):
+        max_scale, max_min = F32(0), F32(0)
+        for j in range(8):
+            max_scale = scales[b * 8 + j] if scales[b * 8 + j] > max_scale else max_scale
+            max_min = mins[b * 8 + j] if mins[b * 8 + j] > max_min else max_min
+        inv_scale = F32(63) / max_scale if max_scale > 0 else F32(0)
+        inv_min = F32(63) / max_min if max_min > 0 else F32(0)
+        d = _half(max_scale / F32(63))
+        dmin = _half(max_min / F32(63))
+        if d == np.inf or dmin == np.inf:
+            return False
+        for j in range(8):
+            r = b * 8 + j
+            ls = min(np.int32(_nearest(inv_scale * scales[r])) & 0xFF, 63)
+            lm = min(np.int32(_nearest(inv_min * mins[r])) & 0xFF, 63)
+            sub_d = d * F32(ls)
+            sub_m = dmin * F32(lm)
+            for i in range(32):
+                if sub_d == 0:  # the search's code as the block stores it: its low nibble, and Q5_K's fifth bit
+                    code = codes[r, i]
+                    level = F32((code & 0xF) + (16 if nmax > 15 and code > 15 else 0))
+                else:
+                    level = _clip(_nearest((sub[r, i] + sub_m) / sub_d), F32(0), top)
+                out[b, j * 32 + i] = sub_d * level - sub_m
+    return True

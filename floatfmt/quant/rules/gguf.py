@@ -180,6 +180,36 @@ class GgufRule(ScaleRule):
     def uses_importance(self, scheme: Scheme) -> bool:
         return ggml_type(scheme.element).name in IMPORTANCE
 
+    def approximate(
+        self,
+        matrix: np.ndarray,
+        scheme: Scheme,
+        *,
+        shape: tuple[int, ...],
+        tensor_amax: float | None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The dequantized blocks, in one pass where the type has one (:data:`kquants.ROUNDTRIPS`: Q4_K and Q5_K
+        without an importance matrix), on the package's threads; the bytes and back otherwise."""
+        name = ggml_type(scheme.element).name
+        roundtrip = kquants.ROUNDTRIPS.get(name)
+        if roundtrip is None or not matrix.size:
+            return super().approximate(matrix, scheme, shape=shape, tensor_amax=tensor_amax, out=out)
+        self.layout(scheme, *matrix.shape)  # refuses rows that are not whole blocks
+        block = ggml_type(name).block_size
+        target = out if out is not None else np.empty(matrix.shape, dtype=np.float32)
+        blocks, values = matrix.reshape(-1, block), target.reshape(-1, block)
+        fitted = []
+
+        def work(start: int, stop: int) -> None:
+            run = np.ascontiguousarray(blocks[start:stop], dtype=np.float32)
+            fitted.append(roundtrip(run, values[start:stop]))
+
+        map_chunks(work, blocks.shape[0], max(1, CHUNK_ELEMENTS // block), item_elements=block)
+        if not all(fitted):  # a block scale beyond float16: quantizing says so
+            return super().approximate(matrix, scheme, shape=shape, tensor_amax=tensor_amax, out=out)
+        return target
+
     def stored(self, q: QuantizedTensor) -> dict[str, np.ndarray]:
         return {"blocks": q.extra["blocks"]}
 

@@ -20,7 +20,7 @@ import numpy as np
 from floatfmt._backend import twin
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 
-__all__ = ["DEQUANTIZERS", "QUANTIZERS", "fp16_scales", "quantize_blocks"]
+__all__ = ["DEQUANTIZERS", "QUANTIZERS", "ROUNDTRIPS", "fp16_scales", "quantize_blocks"]
 
 F32 = np.float32
 _NUMBA = "floatfmt.quant.rules._kquants_numba"
@@ -483,6 +483,27 @@ def _q45_k(
     head[:, 2:4] = _half_bytes(dmin)
     head[:, 4:16] = _pack_scales_k4(ls, lm)
     return head, codes
+
+
+@twin(_NUMBA, size=_x_size)
+def q45_k_roundtrip(x: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int, out: np.ndarray) -> bool:
+    """The values Q4_K (``nmax`` 15) or Q5_K (31) stores for float32 ``x`` (blocks, 256), without an importance
+    matrix, into ``out``: the dequantized block bytes (the numba twin skips the bytes, the same bits). Returns
+    whether every super-block scale fits float16; here one that does not raises, as quantizing does."""
+    head, codes = _q45_k(x, nmax, rmin, rdelta, nstep, None)
+    scale, offset = _q45_scales(head)
+    stored = (codes & 0xF) + (16 * (codes > 15) if nmax > 15 else 0)  # a search's stray code keeps what fits
+    levels = stored.reshape(-1, 8, 32).astype(F32)
+    out[...] = (scale[:, :, None] * levels - offset[:, :, None]).reshape(-1, 256)
+    return True
+
+
+ROUNDTRIPS: dict[str, Callable[[np.ndarray, np.ndarray], bool]] = {
+    "q4_k": lambda x, out: q45_k_roundtrip(x, 15, -1.0, 0.1, 20, out),
+    "q5_k": lambda x, out: q45_k_roundtrip(x, 31, -0.5, 0.1, 15, out),
+}
+"""Type name to quantize-then-dequantize of float32 (blocks, values) into ``out`` in one pass, for the types that
+have one (used when no importance matrix is given); ``False`` when a block scale overflows float16."""
 
 
 def _q45_scales(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
