@@ -13,7 +13,15 @@ import numpy as np
 from floatfmt._backend import twin
 from floatfmt._parallel import scratch
 
-__all__ = ["gather", "random_bits", "stochastic_table_encode", "table_encode"]
+__all__ = [
+    "gather",
+    "half_decode",
+    "half_encode",
+    "narrower_encode",
+    "random_bits",
+    "stochastic_table_encode",
+    "table_encode",
+]
 
 _NUMBA = "floatfmt._kernels_numba"
 
@@ -100,3 +108,95 @@ def _key(bits: np.ndarray, dropped: int) -> np.ndarray:
     np.minimum(low, np.uint32(1), out=low)
     key |= low
     return key
+
+
+ROUNDING_CODES = {"nearest_even": 0, "nearest_away": 1, "toward_zero": 2, "up": 3, "down": 4, "odd": 5}
+"""The deterministic rounding modes as the loops take them."""
+
+OVERFLOW_CODES = {"ieee": 0, "saturate": 1, "error": 2}
+
+
+def round_away(
+    rounding: int,
+    above_half: np.ndarray,
+    at_half: np.ndarray,
+    inexact: np.ndarray,
+    lower_is_even: np.ndarray,
+    negative: np.ndarray,
+) -> np.ndarray:
+    """Whether each magnitude rounds away from zero under ``rounding`` (a :data:`ROUNDING_CODES` value), the
+    vector twin of ``floatfmt._reference.round_away``."""
+    if rounding == 0:
+        return above_half | (at_half & ~lower_is_even)
+    if rounding == 1:
+        return above_half | at_half
+    if rounding == 2:
+        return np.zeros_like(inexact)
+    if rounding == 3:
+        return inexact & ~negative
+    if rounding == 4:
+        return inexact & negative
+    return inexact & lower_is_even  # odd
+
+
+@twin(_NUMBA, size=lambda bits, *rest: bits.size)
+def narrower_encode(
+    bits: np.ndarray, mantissa_bits: int, exponent_bits: int, bias: int, rounding: int, overflow: int, out: np.ndarray
+) -> int:
+    """float32 ``bits`` (uint32) rounded into an IEEE-style format with fewer exponent bits (float16): its codes
+    into ``out``; returns how many finite values overflowed. ``rounding`` and ``overflow`` are
+    :data:`ROUNDING_CODES` and :data:`OVERFLOW_CODES` values.
+
+    A float32 in the format's normal range keeps its exponent less the difference of the biases and drops
+    ``23 - m`` mantissa bits; below it, its significand (the implicit bit included) drops one more bit for each
+    binade it lies under the format's smallest normal one (31 at most: every bit is then a sticky bit). A carry
+    out of a subnormal's mantissa lands on the smallest normal code, out of the largest finite on infinity's.
+    """
+    m = mantissa_bits
+    infinity = ((1 << exponent_bits) - 1) << m
+    max_code = infinity - 1
+    magnitude = bits & np.uint32(0x7FFFFFFF)
+    negative = bits >= np.uint32(0x80000000)
+    field = (magnitude >> np.uint32(23)).astype(np.int32)
+    significand = (magnitude & np.uint32(0x7FFFFF)) | np.where(field > 0, np.uint32(0x800000), np.uint32(0))
+    below = np.maximum(1 - bias - (np.maximum(field, 1) - 127), 0)  # binades under the smallest normal one
+    shift = np.minimum(23 - m + below, 31).astype(np.uint32)
+    normal = below == 0
+    with np.errstate(over="ignore"):  # infinity and NaN wrap here; they are set apart below
+        truncated = np.where(
+            normal, (magnitude >> np.uint32(23 - m)) - np.uint32((127 - bias) << m), significand >> shift
+        )
+    low = np.where(normal, magnitude, significand) & ((np.uint32(1) << shift) - np.uint32(1))
+    half = np.uint32(1) << (shift - np.uint32(1))
+    lower_is_even = (truncated & np.uint32(1)) == 0
+    code = truncated + round_away(rounding, low > half, low == half, low != 0, lower_is_even, negative)
+    infinite_input = magnitude == np.uint32(0x7F800000)
+    overflowed = (code > np.uint32(max_code)) & (magnitude < np.uint32(0x7F800000))
+    to_infinity = (negative if rounding == 4 else ~negative) if rounding in (3, 4) else rounding in (0, 1)
+    if overflow == 0:
+        to_max = np.logical_and(overflowed, np.logical_not(to_infinity))
+    else:
+        to_max = overflowed | infinite_input if overflow == 1 else overflowed
+    code[overflowed | infinite_input] = infinity
+    code[to_max] = max_code
+    code[magnitude > np.uint32(0x7F800000)] = infinity | (1 << (m - 1))  # the quiet NaN
+    code |= negative.astype(np.uint32) << np.uint32(exponent_bits + m)
+    out[...] = code
+    return int(np.count_nonzero(overflowed))
+
+
+@twin(_NUMBA, size=lambda codes, out: codes.size)
+def half_decode(codes: np.ndarray, out: np.ndarray) -> None:
+    """IEEE binary16 ``codes`` (uint16) to their float32 values in ``out``, NaN payloads kept as numpy keeps
+    them (the significand shifted into place, never made quiet)."""
+    out[...] = codes.view(np.float16)
+
+
+@twin(_NUMBA, size=lambda values, out: values.size)
+def half_encode(values: np.ndarray, out: np.ndarray) -> int:
+    """float32 ``values`` rounded to IEEE binary16 (nearest-even, overflow to infinity) as codes in ``out``
+    (uint16), NaN as the canonical quiet NaN with its sign; returns 0 (nothing overflows under this rule)."""
+    out.view(np.float16)[...] = values
+    nan = np.isnan(values)
+    out[nan] = np.where(np.signbit(values[nan]), np.uint16(0xFE00), np.uint16(0x7E00))
+    return 0

@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import binding, ir
+from numba.core import types
+from numba.extending import intrinsic
 
-__all__ = ["gather", "random_bits", "stochastic_table_encode", "table_encode"]
+__all__ = [
+    "gather",
+    "half_decode",
+    "half_encode",
+    "narrower_encode",
+    "random_bits",
+    "stochastic_table_encode",
+    "table_encode",
+]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 _M32 = 0xFFFFFFFF
@@ -70,3 +81,136 @@ def random_bits(key, first, out):  # type: ignore[no-untyped-def]
 def gather(table, codes, out, pairs):  # type: ignore[no-untyped-def]
     for i in range(codes.size):
         out[i] = table[codes[i]]
+
+
+@_jit
+def narrower_encode(bits, mantissa_bits, exponent_bits, bias, rounding, overflow, out):  # type: ignore[no-untyped-def]
+    m = mantissa_bits
+    infinity = ((1 << exponent_bits) - 1) << m
+    max_code = infinity - 1
+    quiet_nan = infinity | (1 << (m - 1))
+    offset = (127 - bias) << m
+    sign_shift = exponent_bits + m
+    overflowed = 0
+    for i in range(bits.size):
+        word = np.int64(bits[i])
+        magnitude = word & 0x7FFFFFFF
+        negative = word >> 31
+        field = magnitude >> 23
+        significand = (magnitude & 0x7FFFFF) | (0x800000 if field > 0 else 0)
+        below = max(1 - bias - (max(field, 1) - 127), 0)
+        shift = min(23 - m + below, 31)
+        if below == 0:
+            truncated = (magnitude >> (23 - m)) - offset
+            low = magnitude & ((1 << shift) - 1)
+        else:
+            truncated = significand >> shift
+            low = significand & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        even = (truncated & 1) == 0
+        if rounding == 0:
+            away = (low > half) | ((low == half) & (not even))
+        elif rounding == 1:
+            away = low >= half
+        elif rounding == 2:
+            away = False
+        elif rounding == 3:
+            away = (low != 0) & (negative == 0)
+        elif rounding == 4:
+            away = (low != 0) & (negative == 1)
+        else:
+            away = (low != 0) & even
+        code = truncated + away
+        if magnitude > 0x7F800000:
+            code = quiet_nan
+        elif magnitude == 0x7F800000:
+            code = max_code if overflow == 1 else infinity
+        elif code > max_code:
+            overflowed += 1
+            if overflow == 0:
+                up = rounding <= 1 or (rounding == 3 and negative == 0) or (rounding == 4 and negative == 1)
+                code = infinity if up else max_code
+            else:
+                code = max_code
+        out[i] = code | (negative << sign_shift)
+    return overflowed
+
+
+# float16 through the processor's own conversions (F16C's vcvtps2ph / vcvtph2ps: LLVM's fptrunc and fpext to
+# half, round-to-nearest-even), where it has them; integer operations on the bits where it does not.
+
+F16C = bool(binding.get_host_cpu_features().get("f16c"))
+
+
+@intrinsic
+def _half_bits(typingctx, value):  # type: ignore[no-untyped-def]
+    """A float32 rounded to float16 (nearest-even), as its bits."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(types.float32), codegen
+
+
+@intrinsic
+def _half_value(typingctx, code):  # type: ignore[no-untyped-def]
+    """The float32 value of float16 bits."""
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(types.uint16), codegen
+
+
+@intrinsic
+def _float_of_bits(typingctx, word):  # type: ignore[no-untyped-def]
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
+@_jit
+def _half_encode_f16c(values, out):  # type: ignore[no-untyped-def]
+    for i in range(values.size):
+        v = values[i]
+        code = _half_bits(v)
+        out[i] = (code & 0x8000) | 0x7E00 if v != v else code  # NaN: the canonical quiet one, sign kept
+    return 0
+
+
+@_jit
+def _half_encode_bits(values, out):  # type: ignore[no-untyped-def]
+    return narrower_encode(values.view(np.uint32), 10, 5, 15, 0, 0, out) * 0
+
+
+@_jit
+def _half_decode_f16c(codes, out):  # type: ignore[no-untyped-def]
+    for i in range(codes.size):
+        h = codes[i]
+        value = _half_value(h)
+        if (h & 0x7C00) == 0x7C00 and (h & 0x3FF) != 0:  # NaN: its payload as numpy keeps it, not made quiet
+            value = _float_of_bits(
+                np.uint32(((np.uint32(h) & 0x8000) << 16) | 0x7F800000 | ((np.uint32(h) & 0x3FF) << 13))
+            )
+        out[i] = value
+
+
+@_jit
+def _half_decode_bits(codes, out):  # type: ignore[no-untyped-def]
+    words = out.view(np.uint32)
+    tiny = np.float32(2.0**-24)
+    for i in range(codes.size):
+        h = np.int64(codes[i])
+        exponent = (h >> 10) & 0x1F
+        mantissa = h & 0x3FF
+        if exponent == 0:  # zero and subnormals: the mantissa counts steps of 2**-24, exactly
+            value = np.float32(mantissa) * tiny
+            out[i] = -value if h & 0x8000 else value
+        else:
+            exponent = 0xFF if exponent == 0x1F else exponent + 112  # infinity and NaN, else float32's bias
+            words[i] = ((h & 0x8000) << 16) | (exponent << 23) | (mantissa << 13)
+
+
+half_encode = _half_encode_f16c if F16C else _half_encode_bits
+half_decode = _half_decode_f16c if F16C else _half_decode_bits

@@ -160,7 +160,10 @@ def encode(
     source = values.reshape(-1)
     target = out.reshape(-1)
     # A platform cast makes no temporaries: one piece per thread beats cache-sized chunks.
-    whole_array = isinstance(kernel, _CastKernel) and source.dtype in (np.float32, np.float64)
+    whole_array = (isinstance(kernel, _CastKernel) or kernel is _encode_half) and source.dtype in (
+        np.float32,
+        np.float64,
+    )
 
     def encode_chunk(start: int, stop: int) -> tuple[int, int]:
         chunk = source[start:stop]
@@ -433,7 +436,19 @@ def encode_path(
             return "stochastic_table" if rounding == "stochastic" else "table"
         if fmt.layout[2:] == _FLOAT32.layout[2:] and fmt.mantissa_bits < 23:
             return "float32_bits"
+        if rounding != "stochastic" and _narrower_ieee(fmt):
+            return "float32_bits"
     return "generic"
+
+
+def _narrower_ieee(fmt: FloatFormat) -> bool:
+    """An IEEE-style format (infinity, NaNs, subnormals) whose every binade is one of float32's, with fewer
+    exponent and mantissa bits (float16): float32's bits round into it with integer operations."""
+    return (
+        fmt.signed and fmt.infinity and fmt.nan == "ieee" and fmt.subnormals and fmt.zero
+        and 1 <= fmt.mantissa_bits < 23 and fmt.exponent_bits < 8
+        and fmt.bias <= 127 and 2**fmt.exponent_bits - 2 - fmt.bias <= 127
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=512)
@@ -444,6 +459,8 @@ def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: 
         if path == "table":
             return _table_kernel(fmt, rounding, overflow)
         return functools.partial(_encode_int_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
+    if path == "cast" and fmt == _FLOAT16 and source != np.float64:
+        return _encode_half  # numpy's cast, or the processor's own conversion (F16C) in the compiled loops
     if path == "cast":
         dtype, nan_is_canonical = _platform_cast(fmt, source != np.float64, rounding, overflow)  # type: ignore[misc]
         return _CastKernel(fmt, dtype, nan_is_canonical)
@@ -451,6 +468,8 @@ def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: 
         return _stochastic_table_kernel(fmt, overflow, nan)
     if path == "table":
         return _table_kernel(fmt, rounding, overflow)
+    if path == "float32_bits" and fmt.exponent_bits < 8:
+        return functools.partial(_encode_float32_narrower, fmt=fmt, rounding=rounding, overflow=overflow)
     if path == "float32_bits":
         return functools.partial(_encode_float32_exponent, fmt=fmt, rounding=rounding, overflow=overflow)
     return functools.partial(_encode_float_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
@@ -577,6 +596,11 @@ def _stochastic_table_kernel(fmt: FloatFormat, overflow: str, nan: str) -> Encod
 # --- casts the platform already does right ------------------------------------------------------------
 
 
+def _encode_half(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
+    """float32 to float16, nearest-even, NaN canonical: :func:`floatfmt._kernels.half_encode`."""
+    return _kernels.half_encode(values, out)
+
+
 class _CastKernel:
     """numpy / ml_dtypes round-to-nearest-even casts, with NaN made canonical (quiet, sign kept)."""
 
@@ -627,6 +651,17 @@ def _encode_float32_exponent(
     return int(np.count_nonzero(overflowed))
 
 
+def _encode_float32_narrower(
+    values: np.ndarray, out: np.ndarray, random: np.ndarray | None, *, fmt: FloatFormat, rounding: str, overflow: str
+) -> int:
+    """Round float32 bits into an IEEE-style format with fewer exponent bits (see :func:`_narrower_ieee` and
+    :func:`floatfmt._kernels.narrower_encode`)."""
+    return _kernels.narrower_encode(
+        values.view(np.uint32), fmt.mantissa_bits, fmt.exponent_bits, fmt.bias,
+        _kernels.ROUNDING_CODES[rounding], _kernels.OVERFLOW_CODES[overflow], out,
+    )  # fmt: skip
+
+
 def _round_away(
     rounding: str,
     above_half: np.ndarray,
@@ -636,19 +671,10 @@ def _round_away(
     negative: np.ndarray,
 ) -> np.ndarray:
     """Whether each magnitude rounds away from zero (the vector twin of ``_reference.round_away``)."""
-    if rounding == "nearest_even":
-        return above_half | (at_half & ~lower_is_even)
-    if rounding == "nearest_away":
-        return above_half | at_half
-    if rounding == "toward_zero":
-        return np.zeros_like(inexact)
-    if rounding == "up":
-        return inexact & ~negative
-    if rounding == "down":
-        return inexact & negative
-    if rounding == "odd":
-        return inexact & lower_is_even
-    raise AssertionError(f"{rounding} is handled by its caller")
+    if rounding not in _kernels.ROUNDING_CODES:
+        raise AssertionError(f"{rounding} is handled by its caller")
+    code = _kernels.ROUNDING_CODES[rounding]
+    return _kernels.round_away(code, above_half, at_half, inexact, lower_is_even, negative)
 
 
 # --- the generic path: exact float64 arithmetic -----------------------------------------------------
@@ -814,6 +840,8 @@ DecodeKernel = Callable[[np.ndarray, np.ndarray], None]
 
 def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, bool]:
     """The kernel for ``fmt`` and whether it wants chunks (platform casts run over the whole array)."""
+    if fmt == _FLOAT16 and dtype == np.float32:
+        return _kernels.half_decode, False  # no temporaries either way: one piece per thread
     if isinstance(fmt, FloatFormat) and fmt.ml_dtype is not None and fmt.bits >= 16:
         native = fmt.ml_dtype  # float64, float32, float16, bfloat16: the platform's exact casts
         return (lambda codes, out: _assign(out, codes.view(native))), False

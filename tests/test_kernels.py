@@ -62,7 +62,69 @@ def test_every_loop_has_a_twin():
                      "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "error_sums", "block_roundtrip",
                      "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks",
                      "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits",
-                     "q45_k_roundtrip"}  # fmt: skip
+                     "q45_k_roundtrip", "narrower_encode", "half_encode", "half_decode"}  # fmt: skip
+
+
+def test_float16_loops_agree_with_numpy_on_every_code_and_every_rounding_boundary():
+    """float16 both ways: the processor's conversions (F16C, where it has them) and the integer loops that stand in
+    where it does not, against numpy's casts: every code decoded, NaN payloads kept; encoded, float32 values
+    around every float16 tie and its neighbours, subnormals, overflow, infinities and NaNs (made canonical)."""
+    from floatfmt import _kernels_numba
+
+    codes = np.arange(2**16, dtype=np.uint16)
+    expected = np.empty(codes.size, np.float32)
+    _kernels.half_decode.numpy(codes, expected)
+    for loop in (_kernels_numba.half_decode, _kernels_numba._half_decode_bits):
+        got = np.empty(codes.size, np.float32)
+        loop(codes, got)
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    halves = codes[(codes & 0x7C00) != 0x7C00].view(np.float16).astype(np.float64)
+    halves = np.unique(np.abs(halves))
+    ties = ((halves[:-1] + halves[1:]) / 2).astype(np.float32)
+    values = np.concatenate([
+        ties, np.nextafter(ties, np.float32(0)), np.nextafter(ties, np.float32(np.inf)), -ties,
+        HOSTILE_BITS.view(np.float32), np.float32([65504, 65519.996, 65520, 7e4, np.inf, -np.inf, 2**-25, 2**-26]),
+    ])  # fmt: skip
+    reference = np.empty(values.size, np.uint16)
+    with np.errstate(all="ignore"):
+        _kernels.half_encode.numpy(values, reference)
+    for loop in (_kernels_numba.half_encode, _kernels_numba._half_encode_bits):
+        got = np.empty(values.size, np.uint16)
+        loop(values, got)
+        np.testing.assert_array_equal(got, reference)
+
+
+@pytest.mark.parametrize("rounding", list(_kernels.ROUNDING_CODES))
+@pytest.mark.parametrize("overflow", list(_kernels.OVERFLOW_CODES))
+@pytest.mark.parametrize(("exponent_bits", "mantissa_bits", "bias"), [(5, 10, 15), (6, 9, 31), (4, 11, 3), (7, 1, 63)])
+def test_narrower_encode_agrees_and_is_the_reference(rounding, overflow, exponent_bits, mantissa_bits, bias):
+    """float32 bits into IEEE-style formats narrower than float32 (float16 and made-up ones), every rounding and
+    overflow policy: the numba loop against numpy's, and both against the reference's exact arithmetic."""
+    from floatfmt import FloatFormat
+    from floatfmt._reference import encode as reference_encode
+
+    fmt = FloatFormat("probe", exponent_bits, mantissa_bits, bias)
+    bits = HOSTILE_BITS
+    values = bits.view(np.float32)
+
+    def call():
+        out = np.empty(bits.size, np.uint16)
+        count = _kernels.narrower_encode(bits, mantissa_bits, exponent_bits, bias, _kernels.ROUNDING_CODES[rounding],
+                                         _kernels.OVERFLOW_CODES[overflow], out)  # fmt: skip
+        return out, count
+
+    (ours, count), (theirs, their_count) = run_both(call)
+    np.testing.assert_array_equal(ours, theirs)
+    assert count == their_count
+    policy = "ieee" if overflow == "error" else overflow  # the reference raises; the loops count and saturate
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(values)
+    expected = np.array([reference_encode(float(v), fmt, rounding=rounding, overflow=policy) for v in values[:3000]])
+    sample = ours[:3000].astype(np.int64)
+    if overflow == "error":  # saturated where the reference would raise
+        too_big = np.array([abs(float(v)) > fmt.max for v in values[:3000]]) & finite[:3000]
+        sample, expected = sample[~too_big], expected[~too_big]
+    np.testing.assert_array_equal(sample, expected)
 
 
 @pytest.mark.parametrize("dropped", [14, 15])
