@@ -110,8 +110,8 @@ def _key(bits: np.ndarray, dropped: int) -> np.ndarray:
     return key
 
 
-ROUNDING_CODES = {"nearest_even": 0, "nearest_away": 1, "toward_zero": 2, "up": 3, "down": 4, "odd": 5}
-"""The deterministic rounding modes as the loops take them."""
+ROUNDING_CODES = {"nearest_even": 0, "nearest_away": 1, "toward_zero": 2, "up": 3, "down": 4, "odd": 5, "stochastic": 6}
+"""The rounding modes as the loops take them (stochastic needs each element's random bits)."""
 
 OVERFLOW_CODES = {"ieee": 0, "saturate": 1, "error": 2}
 
@@ -136,16 +136,27 @@ def round_away(
         return inexact & ~negative
     if rounding == 4:
         return inexact & negative
-    return inexact & lower_is_even  # odd
+    if rounding == 5:
+        return inexact & lower_is_even
+    raise AssertionError("stochastic rounding compares each element's random bits: its callers do")
 
 
 @twin(_NUMBA, size=lambda bits, *rest: bits.size)
 def narrower_encode(
-    bits: np.ndarray, mantissa_bits: int, exponent_bits: int, bias: int, rounding: int, overflow: int, out: np.ndarray
+    bits: np.ndarray,
+    mantissa_bits: int,
+    exponent_bits: int,
+    bias: int,
+    rounding: int,
+    overflow: int,
+    random: np.ndarray,
+    out: np.ndarray,
 ) -> int:
     """float32 ``bits`` (uint32) rounded into an IEEE-style format with fewer exponent bits (float16): its codes
     into ``out``; returns how many finite values overflowed. ``rounding`` and ``overflow`` are
-    :data:`ROUNDING_CODES` and :data:`OVERFLOW_CODES` values.
+    :data:`ROUNDING_CODES` and :data:`OVERFLOW_CODES` values; ``random`` holds each element's 32 random bits for
+    stochastic rounding (any array otherwise), which rounds away when the dropped fraction exceeds
+    ``random / 2**32``.
 
     A float32 in the format's normal range keeps its exponent less the difference of the biases and drops
     ``23 - m`` mantissa bits; below it, its significand (the implicit bit included) drops one more bit for each
@@ -156,6 +167,7 @@ def narrower_encode(
     infinity = ((1 << exponent_bits) - 1) << m
     max_code = infinity - 1
     magnitude = bits & np.uint32(0x7FFFFFFF)
+    field_bits = (magnitude >> np.uint32(23)).astype(np.int64)
     negative = bits >= np.uint32(0x80000000)
     field = (magnitude >> np.uint32(23)).astype(np.int32)
     significand = (magnitude & np.uint32(0x7FFFFF)) | np.where(field > 0, np.uint32(0x800000), np.uint32(0))
@@ -169,10 +181,20 @@ def narrower_encode(
     low = np.where(normal, magnitude, significand) & ((np.uint32(1) << shift) - np.uint32(1))
     half = np.uint32(1) << (shift - np.uint32(1))
     lower_is_even = (truncated & np.uint32(1)) == 0
-    code = truncated + round_away(rounding, low > half, low == half, low != 0, lower_is_even, negative)
+    if rounding == 6:
+        # low / 2**s > random / 2**32, s the dropped bits before the clamp at 31: low > random >> (32 - s) up to
+        # s = 32, beyond it significand > random << (s - 32), which from s = 56 on only random = 0 can lose to
+        dropped = 23 - m + np.maximum(1 - bias - (np.maximum(field_bits, 1) - 127), 0)
+        wide = random.astype(np.int64)
+        narrow = np.where(dropped <= 32, wide >> np.clip(32 - dropped, 0, 32), 0)
+        far = np.where(dropped >= 56, np.where(wide == 0, 0, np.int64(1) << 62), wide << np.clip(dropped - 32, 0, 23))
+        away = np.where(dropped <= 32, low.astype(np.int64) > narrow, significand.astype(np.int64) > far)
+    else:
+        away = round_away(rounding, low > half, low == half, low != 0, lower_is_even, negative)
+    code = truncated + away
     infinite_input = magnitude == np.uint32(0x7F800000)
     overflowed = (code > np.uint32(max_code)) & (magnitude < np.uint32(0x7F800000))
-    to_infinity = (negative if rounding == 4 else ~negative) if rounding in (3, 4) else rounding in (0, 1)
+    to_infinity = (negative if rounding == 4 else ~negative) if rounding in (3, 4) else rounding in (0, 1, 6)
     if overflow == 0:
         to_max = np.logical_and(overflowed, np.logical_not(to_infinity))
     else:

@@ -84,7 +84,7 @@ def gather(table, codes, out, pairs):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def narrower_encode(bits, mantissa_bits, exponent_bits, bias, rounding, overflow, out):  # type: ignore[no-untyped-def]
+def narrower_encode(bits, mantissa_bits, exponent_bits, bias, rounding, overflow, random, out):  # type: ignore[no-untyped-def]
     m = mantissa_bits
     infinity = ((1 << exponent_bits) - 1) << m
     max_code = infinity - 1
@@ -99,7 +99,8 @@ def narrower_encode(bits, mantissa_bits, exponent_bits, bias, rounding, overflow
         field = magnitude >> 23
         significand = (magnitude & 0x7FFFFF) | (0x800000 if field > 0 else 0)
         below = max(1 - bias - (max(field, 1) - 127), 0)
-        shift = min(23 - m + below, 31)
+        dropped = 23 - m + below
+        shift = min(dropped, 31)
         if below == 0:
             truncated = (magnitude >> (23 - m)) - offset
             low = magnitude & ((1 << shift) - 1)
@@ -118,8 +119,16 @@ def narrower_encode(bits, mantissa_bits, exponent_bits, bias, rounding, overflow
             away = (low != 0) & (negative == 0)
         elif rounding == 4:
             away = (low != 0) & (negative == 1)
-        else:
+        elif rounding == 5:
             away = (low != 0) & even
+        else:  # stochastic: the dropped fraction against random / 2**32 (see the numpy twin)
+            r = np.int64(random[i])
+            if dropped <= 32:
+                away = low > (r >> (32 - dropped))
+            elif dropped >= 56:
+                away = (r == 0) & (significand > 0)
+            else:
+                away = significand > (r << (dropped - 32))
         code = truncated + away
         if magnitude > 0x7F800000:
             code = quiet_nan
@@ -128,7 +137,12 @@ def narrower_encode(bits, mantissa_bits, exponent_bits, bias, rounding, overflow
         elif code > max_code:
             overflowed += 1
             if overflow == 0:
-                up = rounding <= 1 or (rounding == 3 and negative == 0) or (rounding == 4 and negative == 1)
+                up = (
+                    rounding <= 1
+                    or rounding == 6
+                    or (rounding == 3 and negative == 0)
+                    or (rounding == 4 and negative == 1)
+                )
                 code = infinity if up else max_code
             else:
                 code = max_code
@@ -181,7 +195,7 @@ def _half_encode_f16c(values, out):  # type: ignore[no-untyped-def]
 
 @_jit
 def _half_encode_bits(values, out):  # type: ignore[no-untyped-def]
-    return narrower_encode(values.view(np.uint32), 10, 5, 15, 0, 0, out) * 0
+    return narrower_encode(values.view(np.uint32), 10, 5, 15, 0, 0, values.view(np.uint32)[:0], out) * 0
 
 
 @_jit

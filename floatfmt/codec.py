@@ -436,7 +436,7 @@ def encode_path(
             return "stochastic_table" if rounding == "stochastic" else "table"
         if fmt.layout[2:] == _FLOAT32.layout[2:] and fmt.mantissa_bits < 23:
             return "float32_bits"
-        if rounding != "stochastic" and _narrower_ieee(fmt):
+        if _narrower_ieee(fmt):
             return "float32_bits"
     return "generic"
 
@@ -658,8 +658,13 @@ def _encode_float32_narrower(
     :func:`floatfmt._kernels.narrower_encode`)."""
     return _kernels.narrower_encode(
         values.view(np.uint32), fmt.mantissa_bits, fmt.exponent_bits, fmt.bias,
-        _kernels.ROUNDING_CODES[rounding], _kernels.OVERFLOW_CODES[overflow], out,
+        _kernels.ROUNDING_CODES[rounding], _kernels.OVERFLOW_CODES[overflow],
+        random if random is not None else _NO_RANDOM, out,
     )  # fmt: skip
+
+
+_NO_RANDOM = np.zeros(0, dtype=np.uint32)
+"""The random bits a deterministic rounding passes (none are read)."""
 
 
 def _round_away(
@@ -671,7 +676,7 @@ def _round_away(
     negative: np.ndarray,
 ) -> np.ndarray:
     """Whether each magnitude rounds away from zero (the vector twin of ``_reference.round_away``)."""
-    if rounding not in _kernels.ROUNDING_CODES:
+    if rounding == "stochastic" or rounding not in _kernels.ROUNDING_CODES:
         raise AssertionError(f"{rounding} is handled by its caller")
     code = _kernels.ROUNDING_CODES[rounding]
     return _kernels.round_away(code, above_half, at_half, inexact, lower_is_even, negative)

@@ -102,7 +102,7 @@ def expected_path(fmt: floatfmt.Format, dtype: np.dtype, rounding: str, overflow
     if fmt.name == "float32":
         return "cast" if (exact and overflow != "saturate") or nearest else "generic"
     if fmt.name == "float16":
-        return "cast" if nearest else ("float32_bits" if exact and rounding != "stochastic" else "generic")
+        return "cast" if nearest else ("float32_bits" if exact else "generic")
     if fmt.name == "bfloat16" and nearest and exact:
         return "cast"
     if fmt.bits <= 8:
