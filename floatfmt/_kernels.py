@@ -8,12 +8,15 @@ is seven operations), which is what the compiled versions save.
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from floatfmt._backend import twin
 from floatfmt._parallel import scratch
 
 __all__ = [
+    "bfloat16_decode",
+    "bfloat16_encode",
     "gather",
     "half_decode",
     "half_encode",
@@ -218,7 +221,23 @@ def half_decode(codes: np.ndarray, out: np.ndarray) -> None:
 def half_encode(values: np.ndarray, out: np.ndarray) -> int:
     """float32 ``values`` rounded to IEEE binary16 (nearest-even, overflow to infinity) as codes in ``out``
     (uint16), NaN as the canonical quiet NaN with its sign; returns 0 (nothing overflows under this rule)."""
-    out.view(np.float16)[...] = values
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and overflow have their codes; nothing to warn of
+        out.view(np.float16)[...] = values
     nan = np.isnan(values)
     out[nan] = np.where(np.signbit(values[nan]), np.uint16(0xFE00), np.uint16(0x7E00))
     return 0
+
+
+@twin(_NUMBA, size=lambda values, out: values.size)
+def bfloat16_encode(values: np.ndarray, out: np.ndarray) -> int:
+    """float32 ``values`` rounded to bfloat16 (nearest-even, overflow to infinity) as codes in ``out`` (uint16),
+    NaN as ml_dtypes makes it (the quiet NaN, sign kept); returns 0."""
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and overflow have their codes; nothing to warn of
+        out.view(ml_dtypes.bfloat16)[...] = values
+    return 0
+
+
+@twin(_NUMBA, size=lambda codes, out: codes.size)
+def bfloat16_decode(codes: np.ndarray, out: np.ndarray) -> None:
+    """bfloat16 ``codes`` (uint16) to their float32 values in ``out``: the code is the top half of the float32."""
+    out[...] = codes.view(ml_dtypes.bfloat16)

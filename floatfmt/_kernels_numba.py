@@ -13,6 +13,8 @@ from numba.core import types
 from numba.extending import intrinsic
 
 __all__ = [
+    "bfloat16_decode",
+    "bfloat16_encode",
     "gather",
     "half_decode",
     "half_encode",
@@ -228,3 +230,22 @@ def _half_decode_bits(codes, out):  # type: ignore[no-untyped-def]
 
 half_encode = _half_encode_f16c if F16C else _half_encode_bits
 half_decode = _half_decode_f16c if F16C else _half_decode_bits
+
+
+@_jit
+def bfloat16_encode(values, out):  # type: ignore[no-untyped-def]
+    words = values.view(np.uint32)
+    for i in range(values.size):
+        word = np.int64(words[i])
+        if (word & 0x7FFFFFFF) > 0x7F800000:
+            out[i] = ((word >> 16) & 0x8000) | 0x7FC0  # NaN: the quiet one, sign kept, as ml_dtypes
+        else:
+            out[i] = (word + 0x7FFF + ((word >> 16) & 1)) >> 16  # nearest-even; a carry lands on infinity
+    return 0
+
+
+@_jit
+def bfloat16_decode(codes, out):  # type: ignore[no-untyped-def]
+    words = out.view(np.uint32)
+    for i in range(codes.size):
+        words[i] = np.uint32(codes[i]) << 16

@@ -160,7 +160,7 @@ def encode(
     source = values.reshape(-1)
     target = out.reshape(-1)
     # A platform cast makes no temporaries: one piece per thread beats cache-sized chunks.
-    whole_array = (isinstance(kernel, _CastKernel) or kernel is _encode_half) and source.dtype in (
+    whole_array = (isinstance(kernel, _CastKernel) or kernel in (_encode_half, _encode_bfloat16)) and source.dtype in (
         np.float32,
         np.float64,
     )
@@ -461,6 +461,8 @@ def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: 
         return functools.partial(_encode_int_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
     if path == "cast" and fmt == _FLOAT16 and source != np.float64:
         return _encode_half  # numpy's cast, or the processor's own conversion (F16C) in the compiled loops
+    if path == "cast" and fmt == _BFLOAT16 and source != np.float64:
+        return _encode_bfloat16  # ml_dtypes' cast, or one compiled pass of integer rounding
     if path == "cast":
         dtype, nan_is_canonical = _platform_cast(fmt, source != np.float64, rounding, overflow)  # type: ignore[misc]
         return _CastKernel(fmt, dtype, nan_is_canonical)
@@ -599,6 +601,11 @@ def _stochastic_table_kernel(fmt: FloatFormat, overflow: str, nan: str) -> Encod
 def _encode_half(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
     """float32 to float16, nearest-even, NaN canonical: :func:`floatfmt._kernels.half_encode`."""
     return _kernels.half_encode(values, out)
+
+
+def _encode_bfloat16(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
+    """float32 to bfloat16, nearest-even, NaN canonical: :func:`floatfmt._kernels.bfloat16_encode`."""
+    return _kernels.bfloat16_encode(values, out)
 
 
 class _CastKernel:
@@ -847,6 +854,8 @@ def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, boo
     """The kernel for ``fmt`` and whether it wants chunks (platform casts run over the whole array)."""
     if fmt == _FLOAT16 and dtype == np.float32:
         return _kernels.half_decode, False  # no temporaries either way: one piece per thread
+    if fmt == _BFLOAT16 and dtype == np.float32:
+        return _kernels.bfloat16_decode, False
     if isinstance(fmt, FloatFormat) and fmt.ml_dtype is not None and fmt.bits >= 16:
         native = fmt.ml_dtype  # float64, float32, float16, bfloat16: the platform's exact casts
         return (lambda codes, out: _assign(out, codes.view(native))), False

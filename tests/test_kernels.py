@@ -62,7 +62,8 @@ def test_every_loop_has_a_twin():
                      "rows_absmax", "rows_strongest", "gguf_blocks", "codebook_encode", "error_sums", "block_roundtrip",
                      "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks",
                      "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits",
-                     "q45_k_roundtrip", "narrower_encode", "half_encode", "half_decode"}  # fmt: skip
+                     "q45_k_roundtrip", "narrower_encode", "half_encode", "half_decode", "bfloat16_encode",
+                     "bfloat16_decode"}  # fmt: skip
 
 
 def test_float16_loops_agree_with_numpy_on_every_code_and_every_rounding_boundary():
@@ -92,6 +93,21 @@ def test_float16_loops_agree_with_numpy_on_every_code_and_every_rounding_boundar
         got = np.empty(values.size, np.uint16)
         loop(values, got)
         np.testing.assert_array_equal(got, reference)
+
+
+def test_bfloat16_loops_agree_with_ml_dtypes_on_every_code_and_every_tie():
+    codes = np.arange(2**16, dtype=np.uint16)
+    expected, got = np.empty(codes.size, np.float32), np.empty(codes.size, np.float32)
+    _kernels.bfloat16_decode.numpy(codes, expected)
+    _kernels.bfloat16_decode.compiled()(codes, got)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    tops = codes.astype(np.uint32) << 16
+    bits = np.concatenate([tops | 0x8000, tops | 0x7FFF, tops | 0x8001, tops, HOSTILE_BITS])  # ties, neighbours
+    values = bits.view(np.float32)
+    reference, ours = np.empty(values.size, np.uint16), np.empty(values.size, np.uint16)
+    _kernels.bfloat16_encode.numpy(values, reference)
+    _kernels.bfloat16_encode.compiled()(values, ours)
+    np.testing.assert_array_equal(ours, reference)
 
 
 @pytest.mark.parametrize("rounding", list(_kernels.ROUNDING_CODES))

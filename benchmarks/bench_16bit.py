@@ -1,8 +1,8 @@
-"""float16 in every rounding mode and overflow policy, beside numpy's casts, torch's (one thread and two) and
-memcpy, in one process.
+"""float16 in every rounding mode and overflow policy, and bfloat16, beside numpy's and ml_dtypes' casts, torch's
+(one thread and two) and memcpy, in one process.
 
-    python benchmarks/bench_float16.py
-    python benchmarks/bench_float16.py --size 1000000 --json out.json
+    python benchmarks/bench_16bit.py
+    python benchmarks/bench_16bit.py --size 1000000 --json out.json
 
 Each figure is the best of ``--repeat`` runs, in millions of values per second, with ``out=`` reused so that no
 run pays for fresh pages.
@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 
+import ml_dtypes
 import numpy as np
 
 import floatfmt
@@ -62,18 +63,28 @@ def main() -> None:
             rate(lambda: codes.view(np.float16).astype(np.float32), x.size, args.repeat),
         )
     )
+    floatfmt.encode(x[:100_000], "bf16")
+    floatfmt.decode(codes[:100_000], "bf16")
+    bf16 = np.empty(x.size, np.uint16)
+    rows.append(("floatfmt encode bf16", rate(lambda: floatfmt.encode(x, "bf16", out=bf16), x.size, args.repeat)))
+    rows.append(("floatfmt decode bf16", rate(lambda: floatfmt.decode(bf16, "bf16", out=values), x.size, args.repeat)))
+    rows.append(("ml_dtypes astype(bfloat16)", rate(lambda: x.astype(ml_dtypes.bfloat16), x.size, args.repeat)))
+    widen = lambda: bf16.view(ml_dtypes.bfloat16).astype(np.float32)  # noqa: E731
+    rows.append(("ml_dtypes astype(float32) of bfloat16", rate(widen, x.size, args.repeat)))
     try:
         import torch
     except ImportError:
         torch = None
     if torch is not None:
         tensor = torch.from_numpy(x)
-        half = tensor.half()
+        half, brain = tensor.half(), tensor.bfloat16()
         threads = torch.get_num_threads()
         for count in (1, 2):
             torch.set_num_threads(count)
             rows.append((f"torch .half(), {count} thread(s)", rate(tensor.half, x.size, args.repeat)))
-            rows.append((f"torch .float(), {count} thread(s)", rate(half.float, x.size, args.repeat)))
+            rows.append((f"torch .float() of half, {count} thread(s)", rate(half.float, x.size, args.repeat)))
+            rows.append((f"torch .bfloat16(), {count} thread(s)", rate(tensor.bfloat16, x.size, args.repeat)))
+            rows.append((f"torch .float() of bfloat16, {count} thread(s)", rate(brain.float, x.size, args.repeat)))
         torch.set_num_threads(threads)
     rows.append(("memcpy of the float32 input", rate(lambda: np.copyto(values, x), x.size, args.repeat)))
     print(f"floatfmt {floatfmt.__version__}, numpy {np.__version__}, {x.size:,} float32 values, best of {args.repeat}")
