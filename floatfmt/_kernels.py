@@ -144,6 +144,16 @@ def round_away(
     raise AssertionError("stochastic rounding compares each element's random bits: its callers do")
 
 
+def overflows_to_infinity(rounding: int, negative: np.ndarray) -> np.ndarray | bool:
+    """Whether a value beyond the largest finite one rounds to infinity (else to the largest) under ``rounding``:
+    always for the nearest and stochastic modes, by sign for up and down, never toward zero or to odd."""
+    if rounding == 3:
+        return ~negative
+    if rounding == 4:
+        return negative
+    return rounding in (0, 1, 6)
+
+
 @twin(_NUMBA, size=lambda bits, *rest: bits.size)
 def narrower_encode(
     bits: np.ndarray,
@@ -170,12 +180,12 @@ def narrower_encode(
     infinity = ((1 << exponent_bits) - 1) << m
     max_code = infinity - 1
     magnitude = bits & np.uint32(0x7FFFFFFF)
-    field_bits = (magnitude >> np.uint32(23)).astype(np.int64)
     negative = bits >= np.uint32(0x80000000)
     field = (magnitude >> np.uint32(23)).astype(np.int32)
     significand = (magnitude & np.uint32(0x7FFFFF)) | np.where(field > 0, np.uint32(0x800000), np.uint32(0))
     below = np.maximum(1 - bias - (np.maximum(field, 1) - 127), 0)  # binades under the smallest normal one
-    shift = np.minimum(23 - m + below, 31).astype(np.uint32)
+    dropped = 23 - m + below.astype(np.int64)  # the bits below the format's last one
+    shift = np.minimum(dropped, 31).astype(np.uint32)
     normal = below == 0
     with np.errstate(over="ignore"):  # infinity and NaN wrap here; they are set apart below
         truncated = np.where(
@@ -187,7 +197,6 @@ def narrower_encode(
     if rounding == 6:
         # low / 2**s > random / 2**32, s the dropped bits before the clamp at 31: low > random >> (32 - s) up to
         # s = 32, beyond it significand > random << (s - 32), which from s = 56 on only random = 0 can lose to
-        dropped = 23 - m + np.maximum(1 - bias - (np.maximum(field_bits, 1) - 127), 0)
         wide = random.astype(np.int64)
         narrow = np.where(dropped <= 32, wide >> np.clip(32 - dropped, 0, 32), 0)
         far = np.where(dropped >= 56, np.where(wide == 0, 0, np.int64(1) << 62), wide << np.clip(dropped - 32, 0, 23))
@@ -197,9 +206,8 @@ def narrower_encode(
     code = truncated + away
     infinite_input = magnitude == np.uint32(0x7F800000)
     overflowed = (code > np.uint32(max_code)) & (magnitude < np.uint32(0x7F800000))
-    to_infinity = (negative if rounding == 4 else ~negative) if rounding in (3, 4) else rounding in (0, 1, 6)
     if overflow == 0:
-        to_max = np.logical_and(overflowed, np.logical_not(to_infinity))
+        to_max = np.logical_and(overflowed, np.logical_not(overflows_to_infinity(rounding, negative)))
     else:
         to_max = overflowed | infinite_input if overflow == 1 else overflowed
     code[overflowed | infinite_input] = infinity

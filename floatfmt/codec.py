@@ -71,7 +71,6 @@ FLOAT32_EXACT_DTYPES = tuple(
     if isinstance(fmt, FloatFormat) and fmt.ml_dtype is not None and fmt.bits <= 16
 )
 """float16, bfloat16 and every ml_dtypes float of the installed release: each of their values is a float32."""
-_DIRECTED_TO_INFINITY = ("nearest_even", "nearest_away", "stochastic")
 
 
 def code_dtype(fmt: Format | str) -> np.dtype[Any]:
@@ -779,13 +778,7 @@ def _encode_float_generic(
 
 
 def _overflows_to_infinity(rounding: str, negative: np.ndarray) -> np.ndarray | bool:
-    if rounding in _DIRECTED_TO_INFINITY:
-        return True
-    if rounding == "up":
-        return ~negative
-    if rounding == "down":
-        return negative
-    return False
+    return _kernels.overflows_to_infinity(_kernels.ROUNDING_CODES[rounding], negative)
 
 
 def _nan_codes(fmt: FloatFormat, negative: np.ndarray, nan: str) -> np.ndarray:
