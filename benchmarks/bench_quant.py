@@ -43,6 +43,19 @@ def ggml_reference() -> Any:
     return reference
 
 
+GGUF_PY_QUANTIZES = ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+"""The GGUF types gguf-py quantizes in numpy (it dequantizes every type floatfmt has)."""
+
+
+def gguf_type(name: str) -> Any:
+    """gguf-py's ``GGMLQuantizationType`` for a GGUF scheme it can dequantize, else None."""
+    if gguf is None:
+        return None
+    ggml_name = {"gguf_mxfp4": "mxfp4"}.get(name, name if name.startswith(("q", "iq", "tq")) else "")
+    qtype = getattr(gguf.GGMLQuantizationType, ggml_name.upper(), None) if ggml_name else None
+    return qtype if qtype is not None and qtype in gguf.quants._type_traits else None
+
+
 def run(names: list[str], size: int, repeat: int, ggml: Any = None) -> list[dict[str, Any]]:
     w = (np.random.default_rng(0).standard_normal((size, size)) * 0.02).astype(np.float32)
     rows = []
@@ -59,13 +72,16 @@ def run(names: list[str], size: int, repeat: int, ggml: Any = None) -> list[dict
             "quantize_Mw_per_s": w.size / quantize_time / 1e6,
             "dequantize_Mw_per_s": w.size / dequantize_time / 1e6,
         }
-        if gguf is not None and name in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1"):
-            qtype = getattr(gguf.GGMLQuantizationType, name.upper())
-            data = gguf_quantize(w, qtype)
-            row["quantize_vs_gguf_py"] = best_time(lambda qtype=qtype: gguf_quantize(w, qtype), repeat) / quantize_time
+        qtype = gguf_type(name)
+        if qtype is not None:  # gguf-py dequantizing the same block bytes (byte-identical to floatfmt's)
+            data = np.frombuffer(q.to_bytes(), dtype=np.uint8).reshape(size, -1)
             row["dequantize_vs_gguf_py"] = (
                 best_time(lambda qtype=qtype, data=data: gguf_dequantize(data, qtype), repeat) / dequantize_time
             )
+            if name in GGUF_PY_QUANTIZES:
+                row["quantize_vs_gguf_py"] = (
+                    best_time(lambda qtype=qtype: gguf_quantize(w, qtype), repeat) / quantize_time
+                )
         ggml_name = {"gguf_mxfp4": "mxfp4"}.get(name, name)
         if ggml is not None and ggml_name in ggml.TYPES:
             row["quantize_vs_ggml_c"] = best_time(lambda n=ggml_name: ggml.quantize(n, w), repeat) / quantize_time
@@ -78,10 +94,11 @@ def format_row(row: dict[str, Any]) -> str:
     versus = ""
     if "quantize_vs_ggml_c" in row:
         versus += f"  vs ggml C: quantize {row['quantize_vs_ggml_c']:.2f}x"
-    if "quantize_vs_gguf_py" in row:
-        versus += (
-            f"  vs gguf-py: quantize {row['quantize_vs_gguf_py']:.2f}x, dequantize {row['dequantize_vs_gguf_py']:.2f}x"
-        )
+    if "dequantize_vs_gguf_py" in row:
+        versus += "  vs gguf-py:"
+        if "quantize_vs_gguf_py" in row:
+            versus += f" quantize {row['quantize_vs_gguf_py']:.2f}x,"
+        versus += f" dequantize {row['dequantize_vs_gguf_py']:.2f}x"
     return (
         f"{row['scheme']:24s} {row['kernels']:7s} {row['bits_per_weight']:7.3f} {row['sqnr_db']:8.2f} "
         f"{row['quantize_Mw_per_s']:10.0f} {row['dequantize_Mw_per_s']:10.0f}{versus}"

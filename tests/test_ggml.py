@@ -126,3 +126,50 @@ def test_a_report_in_a_llama_cpp_file_type_gives_each_tensor_its_type(tmp_path):
             assert row.bytes == q.nbytes and row.sqnr_db == pytest.approx(measured)
     assert {row.applied for row in report.rows if row.scheme == "Q4_K_M"} >= {"q4_k", "q6_k", "stored"}
     assert all(row.applied in ("q4_k", "stored") for row in report.rows if row.scheme == "q4_k")
+
+
+def _same_values(ours: np.ndarray, theirs: np.ndarray) -> None:
+    """Bit for bit, except that any NaN matches any NaN (payloads are the processor's choice)."""
+    nan = np.isnan(theirs)
+    np.testing.assert_array_equal(np.isnan(ours), nan)
+    np.testing.assert_array_equal(ours[~nan].view(np.uint32), theirs[~nan].view(np.uint32))
+
+
+@pytest.mark.parametrize("name", REFERENCE_TYPES)
+def test_any_block_bytes_dequantize_as_ggml_does(name):
+    """Random bytes (scales that are subnormal, infinite or NaN, every code and scale code) through floatfmt's
+    dequantizer and through ggml's ``dequantize_row_<type>``."""
+    from floatfmt.quant.rules.gguf import dequantize_bytes, ggml_type
+
+    kind = ggml_type(name)
+    data = np.random.default_rng(len(name)).integers(0, 256, (96, kind.block_bytes), dtype=np.uint8)
+    ours = dequantize_bytes(name, data)
+    assert ours.shape == (96, kind.block_size) and ours.dtype == np.float32
+    _same_values(ours.reshape(-1), dequantize(name, data.tobytes(), data.shape[0] * kind.block_size))
+
+
+def test_a_gguf_file_of_every_type_reads_as_gguf_py_dequantizes_it(tmp_path):
+    """The reader's own dequantizers against gguf-py's, on a file holding each type floatfmt writes."""
+    gguf = pytest.importorskip("gguf")
+    from floatfmt.io import open_weights
+
+    w = hostile(32, 512, 3)
+    writer = gguf.GGUFWriter(str(tmp_path / "all.gguf"), "llama")
+    stored = {}
+    for name in REFERENCE_TYPES:
+        qtype = gguf.GGMLQuantizationType[name.upper()]
+        data = np.frombuffer(quantize(name, w), dtype=np.uint8).reshape(w.shape[0], -1)
+        writer.add_tensor(name, data, raw_shape=data.shape, raw_dtype=qtype)
+        stored[name] = (data, qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    weights = open_weights(tmp_path / "all.gguf")
+    for name, (data, qtype) in stored.items():
+        if name == "q8_k":  # gguf-py does not dequantize Q8_K (floatfmt reads it as ggml does)
+            expected = dequantize(name, data.tobytes(), w.size).reshape(w.shape)
+        else:
+            expected = gguf.quants.dequantize(data, qtype)
+        _same_values(weights[name], expected)
+        _same_values(weights.read_rows(name, 5, 9), expected[5:9])

@@ -108,8 +108,25 @@ class GgufFile(Weights):
         if plain is not None:
             return data.view(plain)
         try:
-            values: np.ndarray = _gguf_package().quants.dequantize(data, placement.ggml_type)
+            values = _dequantize(data, placement.ggml_type)
         except (ValueError, NotImplementedError, IndexError, TypeError) as error:  # sizes the header got wrong
             problem = f"tensor {name!r} cannot be read ({type(error).__name__}: {error})"
             raise weights_error(self.path, problem) from None
         return values.astype(np.float32, copy=False)
+
+
+def _dequantize(data: np.ndarray, ggml_type: Any) -> np.ndarray:
+    """Rows of GGML blocks as float32: floatfmt's dequantizers (ggml's values, bit for bit, on both loop backends)
+    for the types it has, gguf-py's for the rest."""
+    from floatfmt.quant.rules.gguf import GGML_TYPES, dequantize_bytes
+
+    kind = GGML_TYPES.get(ggml_type.name.lower())
+    if kind is not None and kind.block_size > 1:
+        blocks_per_row, rest = divmod(data.shape[1], kind.block_bytes)
+        if rest:
+            raise ValueError(f"a row of {data.shape[1]} bytes is not whole {kind.name.upper()} blocks")
+        values = dequantize_bytes(kind.name, data.reshape(-1, kind.block_bytes))
+        if values is not None:
+            return values.reshape(data.shape[0], blocks_per_row * kind.block_size)
+    result: np.ndarray = _gguf_package().quants.dequantize(data, ggml_type)
+    return result

@@ -16,8 +16,21 @@ import math
 import numba
 import numpy as np
 
+from floatfmt._kernels_numba import _float_of_bits
+
 __all__ = [
     "_iq4_blocks",
+    "dequantize_iq4_nl",
+    "dequantize_iq4_xs",
+    "dequantize_mxfp4",
+    "dequantize_q2_k",
+    "dequantize_q3_k",
+    "dequantize_q4_k",
+    "dequantize_q5_k",
+    "dequantize_q6_k",
+    "dequantize_q8_k",
+    "dequantize_tq1_0",
+    "dequantize_tq2_0",
     "_pack_trits",
     "_ternary",
     "make_q3_quants",
@@ -564,3 +577,179 @@ def q45_k_roundtrip(x, nmax, rmin, rdelta, nstep, out):  # type: ignore[no-untyp
                     level = _clip(_nearest((sub[r, i] + sub_m) / sub_d), F32(0), top)
                 out[b, j * 32 + i] = sub_d * level - sub_m
     return True
+
+
+# --- dequantizers: block bytes (blocks, bytes) into float32 (blocks, values), each value as the numpy version
+# computes it (the same float32 products in the same order), straight from the bytes with no unpacked copies
+
+_FP4_DOUBLED = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
+
+
+@_jit
+def _half_at(data, b, k):  # type: ignore[no-untyped-def]
+    """The little-endian float16 at bytes ``k, k + 1`` of block ``b``, as a float32 (numpy's conversion: NaN
+    payloads kept)."""
+    h = np.uint32(data[b, k]) | (np.uint32(data[b, k + 1]) << 8)
+    exponent = (h >> 10) & 0x1F
+    mantissa = h & 0x3FF
+    if exponent == 0:  # zero and subnormals: whole steps of 2**-24, exact in float32
+        value = F32(mantissa) * F32(2.0**-24)
+        return -value if h & 0x8000 else value
+    exponent = np.uint32(0xFF) if exponent == 0x1F else exponent + np.uint32(112)
+    return _float_of_bits(((h & 0x8000) << 16) | (exponent << 23) | (mantissa << 13))
+
+
+@_jit
+def dequantize_q2_k(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d, dmin = _half_at(data, b, 80), _half_at(data, b, 82)
+        for j in range(16):  # sub-block j: values 16j..16j+15, bits 2k of bytes 16 + 32h + 16(j % 2) + i
+            h, k, half = j // 8, (j // 2) % 4, j % 2
+            scale = data[b, j]
+            sub_d, sub_m = d * F32(scale & 0xF), dmin * F32(scale >> 4)
+            at = 16 + 32 * h + 16 * half
+            for i in range(16):
+                out[b, 16 * j + i] = sub_d * F32((data[b, at + i] >> (2 * k)) & 3) - sub_m
+
+
+@_jit
+def dequantize_q3_k(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d = _half_at(data, b, 108)
+        for j in range(16):
+            low = (np.int32(data[b, 96 + j]) & 0xF) if j < 8 else (np.int32(data[b, 88 + j]) >> 4)
+            high = (np.int32(data[b, 104 + j % 4]) >> (2 * (j // 4))) & 3
+            sub_d = d * F32((low | (high << 4)) - 32)
+            h, k, half = j // 8, (j // 2) % 4, j % 2
+            at, bit = 32 + 32 * h + 16 * half, 4 * h + k  # value 16j + i = 32 * bit + 16 * half + i
+            for i in range(16):
+                code = np.int32((data[b, at + i] >> (2 * k)) & 3)
+                code -= 4 - 4 * np.int32((data[b, 16 * half + i] >> bit) & 1)
+                out[b, 16 * j + i] = sub_d * F32(code)
+
+
+@_jit
+def _scale_min_k4(data, b, j):  # type: ignore[no-untyped-def]
+    """``get_scale_min_k4``: sub-block ``j``'s 6-bit scale and min from bytes 4..15 of a Q4_K/Q5_K block."""
+    if j < 4:
+        return np.int32(data[b, 4 + j] & 63), np.int32(data[b, 8 + j] & 63)
+    scale = (data[b, 8 + j] & 0xF) | ((data[b, j] >> 6) << 4)
+    low = (data[b, 8 + j] >> 4) | ((data[b, 4 + j] >> 6) << 4)
+    return np.int32(scale), np.int32(low)
+
+
+@_jit
+def dequantize_q4_k(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d, dmin = _half_at(data, b, 0), _half_at(data, b, 2)
+        for j in range(8):
+            sc, mn = _scale_min_k4(data, b, j)
+            scale, offset = d * F32(sc), dmin * F32(mn)
+            base, shift = 16 + (j // 2) * 32, 4 * (j % 2)
+            for i in range(32):
+                out[b, j * 32 + i] = scale * F32((data[b, base + i] >> shift) & 0xF) - offset
+
+
+@_jit
+def dequantize_q5_k(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d, dmin = _half_at(data, b, 0), _half_at(data, b, 2)
+        for j in range(8):
+            sc, mn = _scale_min_k4(data, b, j)
+            scale, offset = d * F32(sc), dmin * F32(mn)
+            base, shift = 48 + (j // 2) * 32, 4 * (j % 2)
+            for i in range(32):
+                code = ((data[b, base + i] >> shift) & 0xF) + 16 * ((data[b, 16 + i] >> j) & 1)
+                out[b, j * 32 + i] = scale * F32(code) - offset
+
+
+@_jit
+def dequantize_q6_k(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d = _half_at(data, b, 208)
+        for h in range(2):
+            for k in range(4):
+                low_at, shift = 64 * h + 32 * (k % 2), 4 * (k // 2)
+                for i in range(32):
+                    level = np.int8(data[b, 192 + 8 * h + 2 * k + i // 16])
+                    code = ((data[b, low_at + i] >> shift) & 0xF) | (((data[b, 128 + 32 * h + i] >> (2 * k)) & 3) << 4)
+                    out[b, 128 * h + 32 * k + i] = (d * F32(level)) * F32(np.int32(code) - 32)
+
+
+@_jit
+def dequantize_q8_k(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        word = np.uint32(data[b, 0]) | (np.uint32(data[b, 1]) << 8) | (np.uint32(data[b, 2]) << 16)
+        d = _float_of_bits(word | (np.uint32(data[b, 3]) << 24))
+        for v in range(256):
+            out[b, v] = d * F32(np.int8(data[b, 4 + v]))
+
+
+@_jit
+def dequantize_iq4_nl(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d = _half_at(data, b, 0)
+        for i in range(16):
+            byte = data[b, 2 + i]
+            out[b, i] = d * _IQ4[byte & 0xF]
+            out[b, 16 + i] = d * _IQ4[byte >> 4]
+
+
+@_jit
+def dequantize_iq4_xs(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d = _half_at(data, b, 0)
+        high = np.uint32(data[b, 2]) | (np.uint32(data[b, 3]) << 8)
+        for j in range(8):
+            level = ((data[b, 4 + j // 2] >> (4 * (j % 2))) & 0xF) | (((high >> (2 * j)) & 3) << 4)
+            sub_d = d * F32(np.int32(level) - 32)
+            for i in range(16):
+                byte = data[b, 8 + 16 * j + i]
+                out[b, 32 * j + i] = sub_d * _IQ4[byte & 0xF]
+                out[b, 32 * j + 16 + i] = sub_d * _IQ4[byte >> 4]
+
+
+@_jit
+def dequantize_tq2_0(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d = _half_at(data, b, 64)
+        for h in range(2):
+            for k in range(4):
+                for i in range(32):
+                    trit = np.int32((data[b, 32 * h + i] >> (2 * k)) & 3) - 1
+                    out[b, 128 * h + 32 * k + i] = F32(trit) * d
+
+
+_TRIT_OF = np.array(
+    [[((((byte * 3**n) & 0xFF) * 3) >> 8) - 1 for n in range(5)] for byte in range(256)], dtype=np.float32
+)
+"""Trit ``n`` of a TQ1_0 byte, -1, 0 or 1: the byte times 3**n (mod 256), times 3, the top bits, less one."""
+
+
+@_jit
+def _trits(data, b, first, count, digits, d, out, at):  # type: ignore[no-untyped-def]
+    """``digits`` trits from each of bytes ``first .. first + count`` of block ``b``, times ``d``, into ``out``
+    from value ``at``: trit ``n`` of byte ``i`` is value ``at + n * count + i``."""
+    for n in range(digits):
+        for i in range(count):
+            out[b, at + n * count + i] = _TRIT_OF[data[b, first + i], n] * d
+
+
+@_jit
+def dequantize_tq1_0(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        d = _half_at(data, b, 52)
+        _trits(data, b, 0, 32, 5, d, out, 0)
+        _trits(data, b, 32, 16, 5, d, out, 160)
+        _trits(data, b, 48, 4, 4, d, out, 240)
+
+
+@_jit
+def dequantize_mxfp4(data, out):  # type: ignore[no-untyped-def]
+    for b in range(data.shape[0]):
+        e = np.uint32(data[b, 0])  # 2**(e - 128) as float32: subnormal below e = 2
+        d = _float_of_bits((e - np.uint32(1)) << 23 if e >= 2 else np.uint32(1) << (21 + e))
+        for i in range(16):
+            byte = data[b, 1 + i]
+            out[b, i] = _FP4_DOUBLED[byte & 0x0F] * d
+            out[b, 16 + i] = _FP4_DOUBLED[byte >> 4] * d

@@ -34,7 +34,7 @@ from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.rules import ScaleRule, kquants, register_rule
 from floatfmt.quant.scheme import Scheme, SchemeFormats, rows_cols
 
-__all__ = ["GGML_TYPES", "QUANTIZERS", "GgmlType", "GgufRule", "ggml_type"]
+__all__ = ["GGML_TYPES", "QUANTIZERS", "GgmlType", "GgufRule", "dequantize_bytes", "ggml_type"]
 
 
 @dataclass(frozen=True)
@@ -219,30 +219,61 @@ class GgufRule(ScaleRule):
             kind_of = ggml_type(name)
             blocks = np.asarray(q.extra["blocks"]).reshape(-1, kind_of.block_bytes)
             return kquants.DEQUANTIZERS[name](blocks).reshape(rows_cols(q.shape))
-        kind = _LEGACY[name]
         assert q.codes is not None and q.scales is not None
-        rows, cols = rows_cols(q.shape)
-        codes = q.codes.reshape(-1, BLOCK)
-        scales = q.scales.reshape(-1, 1)
-        minimums = None if q.zero_points is None else q.zero_points.reshape(-1, 1)
-        values = np.empty(codes.shape, dtype=np.float32)
-        offset = np.float32(2 ** (kind.bits - 1))
+        values = _dequantize_legacy(_LEGACY[name], q.codes, q.scales, q.zero_points)
+        return values.reshape(rows_cols(q.shape))
 
-        def work(start: int, stop: int) -> None:  # in cache-sized runs of blocks on the package's threads
-            d = scales[start:stop].astype(np.float32)
-            out = values[start:stop]
-            if kind.bits == 8:
-                np.multiply(d, codes[start:stop].view(np.int8), out=out, dtype=np.float32)
-            elif kind.asymmetric:
-                assert minimums is not None
-                np.multiply(d, codes[start:stop], out=out, dtype=np.float32)
-                out += minimums[start:stop].astype(np.float32)
-            else:  # the codes less the offset are small integers, exact in float32
-                np.subtract(codes[start:stop], offset, out=out, dtype=np.float32)
-                out *= d
 
-        map_chunks(work, codes.shape[0], CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
-        return values.reshape(rows, cols)
+def dequantize_bytes(name: str, data: np.ndarray) -> np.ndarray | None:
+    """The float32 values ``(blocks, values per block)`` of GGML block bytes ``(blocks, bytes per block)``, as
+    ggml's ``dequantize_row_<type>`` computes them (any bytes: infinite or NaN scales give what ggml gives), or
+    None for a type floatfmt does not dequantize."""
+    kind = ggml_type(name)
+    if kind.name in kquants.DEQUANTIZERS:
+        return kquants.DEQUANTIZERS[kind.name](data)
+    legacy = _LEGACY.get(kind.name)
+    if legacy is None:
+        return None
+    scales = data[:, 0:2].copy().view("<f2")[:, 0]
+    minimums = data[:, 2:4].copy().view("<f2")[:, 0] if legacy.asymmetric else None
+    at = 4 if legacy.asymmetric else 2
+    if legacy.bits == 8:
+        codes = data[:, at:]
+    else:
+        high_bits = None
+        if legacy.bits == 5:  # the fifth bits: a little-endian uint32, bit j for element j
+            high_bits = np.unpackbits(data[:, at : at + 4], axis=1, bitorder="little")
+            at += 4
+        nibbles = data[:, at:]
+        codes = np.concatenate([nibbles & 0xF, nibbles >> 4], axis=1)
+        if high_bits is not None:
+            codes |= high_bits << 4
+    return _dequantize_legacy(legacy, codes, scales, minimums)
+
+
+def _dequantize_legacy(kind: _Legacy, codes: np.ndarray, scales: np.ndarray, minimums: np.ndarray | None) -> np.ndarray:
+    """A legacy type's values ``(blocks, 32)`` from its codes (uint8; int8 bytes for Q8_0) and float16 fields."""
+    codes = codes.reshape(-1, BLOCK)
+    scales = scales.reshape(-1, 1)
+    minimums = None if minimums is None else minimums.reshape(-1, 1)
+    values = np.empty(codes.shape, dtype=np.float32)
+    offset = np.float32(2 ** (kind.bits - 1))
+
+    def work(start: int, stop: int) -> None:  # in cache-sized runs of blocks on the package's threads
+        d = scales[start:stop].astype(np.float32)
+        out = values[start:stop]
+        if kind.bits == 8:
+            np.multiply(d, codes[start:stop].view(np.int8), out=out, dtype=np.float32)
+        elif kind.asymmetric:
+            assert minimums is not None
+            np.multiply(d, codes[start:stop], out=out, dtype=np.float32)
+            out += minimums[start:stop].astype(np.float32)
+        else:  # the codes less the offset are small integers, exact in float32
+            np.subtract(codes[start:stop], offset, out=out, dtype=np.float32)
+            out *= d
+
+    map_chunks(work, codes.shape[0], CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
+    return values
 
 
 def _quantize_legacy(matrix: np.ndarray, scheme: Scheme, shape: tuple[int, ...]) -> QuantizedTensor:

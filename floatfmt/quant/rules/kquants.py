@@ -64,7 +64,36 @@ def quantize_blocks(name: str, matrix: np.ndarray, importance: np.ndarray | None
 
 def _register(name: str, block: int, block_bytes: int, quantize: Quantizer, dequantize: Callable[..., np.ndarray]):  # type: ignore[no-untyped-def]
     QUANTIZERS[name] = (block, block_bytes, quantize)
-    DEQUANTIZERS[name] = dequantize
+    into = _dequantizer_into(name, dequantize)
+
+    def dequantize_blocks(data: np.ndarray) -> np.ndarray:
+        """Block bytes ``(blocks, bytes)`` into float32 ``(blocks, values)``, in cache-sized runs of blocks on the
+        package's threads (the compiled twin where numba's loops are in use)."""
+        out = np.empty((data.shape[0], block), dtype=F32)
+
+        def work(start: int, stop: int) -> None:
+            into(data[start:stop], out[start:stop])
+
+        map_chunks(work, data.shape[0], max(1, CHUNK_ELEMENTS // block), item_elements=block)
+        return out
+
+    dequantize_blocks.numpy = dequantize  # type: ignore[attr-defined]
+    dequantize_blocks.into = into  # type: ignore[attr-defined]
+    DEQUANTIZERS[name] = dequantize_blocks
+
+
+def _dequantizer_into(name: str, dequantize: Callable[[np.ndarray], np.ndarray]) -> Callable[..., None]:
+    """``dequantize`` writing into ``out``, declared as the twin of ``_kquants_numba.dequantize_<name>``."""
+
+    def numpy_into(data: np.ndarray, out: np.ndarray) -> None:
+        out[...] = dequantize(data)
+
+    numpy_into.__name__ = numpy_into.__qualname__ = f"dequantize_{name}"
+    return twin(_NUMBA, size=_out_size)(numpy_into)
+
+
+def _out_size(data: np.ndarray, out: np.ndarray) -> int:
+    return int(out.size)  # the values written: a run of blocks is fewer bytes than values
 
 
 # --- the C helpers, vectorized -----------------------------------------------------------------------------
@@ -285,9 +314,13 @@ def _pack_2bit(codes: np.ndarray) -> np.ndarray:
     return packed.reshape(codes.shape[0], 64).astype(np.uint8)
 
 
+_SHIFTS_2BIT = (2 * np.arange(4, dtype=np.uint8))[None, None, :, None]
+_BITS = np.arange(8, dtype=np.uint8)
+
+
 def _unpack_2bit(qs: np.ndarray) -> np.ndarray:
-    q = qs.reshape(-1, 2, 1, 32).astype(np.int32)
-    return ((q >> (2 * np.arange(4)[None, None, :, None])) & 3).reshape(-1, 256)
+    """``_pack_2bit`` undone, as uint8."""
+    return ((qs.reshape(-1, 2, 1, 32) >> _SHIFTS_2BIT) & 3).reshape(-1, 256)
 
 
 def _max_positive(values: np.ndarray) -> np.ndarray:
@@ -338,10 +371,12 @@ def _dequantize_q2_k(data: np.ndarray) -> np.ndarray:
     scales = data[:, :16]
     d = data[:, 80:82].copy().view("<f2").astype(F32)
     dmin = data[:, 82:84].copy().view("<f2").astype(F32)
-    codes = _unpack_2bit(data[:, 16:80]).reshape(-1, 16, 16).astype(F32)
+    codes = _unpack_2bit(data[:, 16:80]).reshape(-1, 16, 16)
     sub_d = d * (scales & 0xF).astype(F32)
     sub_m = dmin * (scales >> 4).astype(F32)
-    return (sub_d[:, :, None] * codes - sub_m[:, :, None]).reshape(-1, 256)
+    out = np.multiply(sub_d[:, :, None], codes, dtype=F32)
+    out -= sub_m[:, :, None]
+    return out.reshape(-1, 256)
 
 
 # --- Q3_K -------------------------------------------------------------------------------------------------------
@@ -360,10 +395,10 @@ def _q3_scale_bytes(levels: np.ndarray) -> np.ndarray:
 
 def _q3_scale_levels(scale_bytes: np.ndarray) -> np.ndarray:
     """Q3_K's signed sub-block scales (-32..31) from its 12 bytes."""
-    q = scale_bytes.astype(np.int32)
+    q = scale_bytes
     low = np.concatenate([q[:, :8] & 0xF, q[:, :8] >> 4], axis=1)
-    high = np.stack([(q[:, 8 + j % 4] >> (2 * (j // 4))) & 3 for j in range(16)], axis=1)
-    return (low | (high << 4)) - 32
+    high = (q[:, None, 8:12] >> _SHIFTS_2BIT[0, 0]) & 3  # scale j: bits 2 (j // 4) of byte 8 + j % 4
+    return (low | (high.reshape(-1, 16) << 4)).astype(np.int32) - 32
 
 
 def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
@@ -405,11 +440,11 @@ def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
 def _dequantize_q3_k(data: np.ndarray) -> np.ndarray:
     d = data[:, 108:110].copy().view("<f2").astype(F32)
     levels = _q3_scale_levels(data[:, 96:108]).astype(F32)
-    low = _unpack_2bit(data[:, 32:96])
-    hmask = data[:, :32].astype(np.int32)
-    high = np.concatenate([(hmask >> bit) & 1 for bit in range(8)], axis=1)
-    codes = (low - np.where(high == 1, 0, 4)).reshape(-1, 16, 16).astype(F32)
-    return ((d * levels)[:, :, None] * codes).reshape(-1, 256)
+    low = _unpack_2bit(data[:, 32:96]).view(np.int8)
+    # value 32 * bit + l has its high bit in bit ``bit`` of hmask byte ``l``; without it the code is 4 lower
+    high = ((data[:, None, :32] >> _BITS[:, None]) & 1).reshape(-1, 256).view(np.int8)
+    codes = low + (high << 2) - np.int8(4)
+    return np.multiply((d * levels)[:, :, None], codes.reshape(-1, 16, 16), dtype=F32).reshape(-1, 256)
 
 
 # --- Q5_K -------------------------------------------------------------------------------------------------------
@@ -433,13 +468,14 @@ def _quantize_q5_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
 
 def _dequantize_q5_k(data: np.ndarray) -> np.ndarray:
     scale, offset = _q45_scales(data)
-    q = data[:, 48:].reshape(-1, 4, 32).astype(np.int32)
-    qh = data[:, 16:48].astype(np.int32)[:, None, :]
-    shifts = 2 * np.arange(4)[None, :, None]
-    first = (q & 0xF) + 16 * ((qh >> shifts) & 1)
-    second = (q >> 4) + 16 * ((qh >> (shifts + 1)) & 1)
-    codes = np.stack([first, second], axis=2).reshape(-1, 8, 32).astype(F32)
-    return (scale[:, :, None] * codes - offset[:, :, None]).reshape(-1, 256)
+    q = data[:, 48:].reshape(-1, 4, 1, 32)
+    low = np.concatenate([q & 0xF, q >> 4], axis=2).reshape(-1, 8, 32)
+    # sub-block j's fifth bits are bit j of the 32 bytes of qh
+    high = np.unpackbits(data[:, None, 16:48], axis=1, bitorder="little")
+    codes = low | (high << 4)
+    out = np.multiply(scale[:, :, None], codes, dtype=F32)
+    out -= offset[:, :, None]
+    return out.reshape(-1, 256)
 
 
 def _q45_k(
@@ -547,18 +583,13 @@ def _quantize_q6_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
 def _dequantize_q6_k(data: np.ndarray) -> np.ndarray:
     d = data[:, 208:210].copy().view("<f2").astype(F32)
     levels = data[:, 192:208].view(np.int8).astype(F32).reshape(-1, 2, 8)
-    ql = data[:, :128].reshape(-1, 2, 64).astype(np.int32)
-    qh = data[:, 128:192].reshape(-1, 2, 32).astype(np.int32)
-    quarters = [
-        (ql[:, :, :32] & 0xF) | (((qh >> 0) & 3) << 4),
-        (ql[:, :, 32:] & 0xF) | (((qh >> 2) & 3) << 4),
-        (ql[:, :, :32] >> 4) | (((qh >> 4) & 3) << 4),
-        (ql[:, :, 32:] >> 4) | (((qh >> 6) & 3) << 4),
-    ]
-    codes = (np.stack(quarters, axis=2) - 32).astype(F32)  # (blocks, 2 halves, 4 quarters, 32)
-    scale = (d[:, :, None] * levels).reshape(-1, 2, 4, 2)  # scales[is + 2k] for is = l // 16
-    per_value = np.repeat(scale, 16, axis=3)  # (blocks, 2, 4, 32)
-    return (per_value * codes).reshape(-1, 256)
+    ql = data[:, :128].reshape(-1, 2, 1, 2, 32)  # (blocks, halves, 1, which 32 bytes, 32)
+    qh = data[:, 128:192].reshape(-1, 2, 1, 32)
+    low = np.concatenate([ql & 0xF, ql >> 4], axis=2).reshape(-1, 2, 4, 32)  # quarter k: nibble k // 2 of half k % 2
+    high = ((qh >> _SHIFTS_2BIT[:, :, :, :]) & 3) << 4  # quarter k: bits 2k, 2k + 1
+    codes = (low | high).view(np.int8) - np.int8(32)  # (blocks, 2 halves, 4 quarters, 32)
+    scale = (d[:, :, None] * levels).reshape(-1, 2, 4, 2, 1)  # scales[is + 2k] for is = l // 16
+    return np.multiply(scale, codes.reshape(-1, 2, 4, 2, 16), dtype=F32).reshape(-1, 256)
 
 
 # --- Q8_K ------------------------------------------------------------------------------------------------------
@@ -626,9 +657,8 @@ def _quantize_tq2_0(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
 
 def _dequantize_tq2_0(data: np.ndarray) -> np.ndarray:
     d = data[:, 64:].copy().view("<f2").astype(F32)
-    q = data[:, :64].reshape(-1, 2, 1, 32).astype(np.int32)
-    trits = (q >> (2 * np.arange(4)[None, None, :, None])) & 3
-    return (trits.reshape(-1, 256) - 1).astype(F32) * d
+    trits = _unpack_2bit(data[:, :64]).view(np.int8) - np.int8(1)
+    return np.multiply(trits, d, dtype=F32)
 
 
 @twin(_NUMBA, size=_x_size)
@@ -653,10 +683,13 @@ def _quantize_tq1_0(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
+_POWERS_OF_3 = np.array([1, 3, 9, 27, 81], dtype=np.uint8)[None, :, None]
+
+
 def _unpack_trits(q: np.ndarray, count: int) -> np.ndarray:
-    powers = np.array([1, 3, 9, 27, 81], dtype=np.int32)[:count]
-    digits = (q[..., None, :].astype(np.int32) * powers[None, :, None]) & 0xFF
-    return ((digits * 3) >> 8) - 1
+    """The trits (-1, 0, 1) of ``_pack_trits``' bytes, as int8: byte times 3**n (mod 256), times 3, the top bits."""
+    digits = (q[..., None, :] * _POWERS_OF_3[:, :count]).astype(np.uint16)  # uint8 products wrap: the mod 256
+    return (((digits * 3) >> 8).astype(np.int8)) - np.int8(1)
 
 
 def _dequantize_tq1_0(data: np.ndarray) -> np.ndarray:
@@ -664,7 +697,7 @@ def _dequantize_tq1_0(data: np.ndarray) -> np.ndarray:
     first = _unpack_trits(data[:, :32], 5).reshape(-1, 160)
     second = _unpack_trits(data[:, 32:48], 5).reshape(-1, 80)
     third = _unpack_trits(data[:, 48:52], 4).reshape(-1, 16)
-    return np.concatenate([first, second, third], axis=1).astype(F32) * d
+    return np.multiply(np.concatenate([first, second, third], axis=1), d, dtype=F32)
 
 
 # --- MXFP4 as ggml writes it -----------------------------------------------------------------------------------
@@ -740,9 +773,11 @@ def _quantize_q4_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
 
 def _dequantize_q4_k(data: np.ndarray) -> np.ndarray:
     scale, offset = _q45_scales(data)
-    q = data[:, 16:].reshape(-1, 4, 32)
-    codes = np.stack([q & 0xF, q >> 4], axis=2).reshape(-1, 8, 32).astype(F32)
-    return (scale[:, :, None] * codes - offset[:, :, None]).reshape(-1, 256)
+    q = data[:, 16:].reshape(-1, 4, 1, 32)
+    codes = np.concatenate([q & 0xF, q >> 4], axis=2).reshape(-1, 8, 32)
+    out = np.multiply(scale[:, :, None], codes, dtype=F32)
+    out -= offset[:, :, None]
+    return out.reshape(-1, 256)
 
 
 # --- IQ4_NL and IQ4_XS ---------------------------------------------------------------------------------------
