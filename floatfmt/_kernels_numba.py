@@ -15,6 +15,7 @@ from numba.extending import intrinsic
 __all__ = [
     "bfloat16_decode",
     "bfloat16_encode",
+    "float_of_bits",
     "gather",
     "half_decode",
     "half_encode",
@@ -179,7 +180,7 @@ def _half_value(typingctx, code):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
-def _float_of_bits(typingctx, word):  # type: ignore[no-untyped-def]
+def float_of_bits(typingctx, word):  # type: ignore[no-untyped-def]
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         return builder.bitcast(args[0], ir.FloatType())
 
@@ -206,7 +207,7 @@ def _half_decode_f16c(codes, out):  # type: ignore[no-untyped-def]
         h = codes[i]
         value = _half_value(h)
         if (h & 0x7C00) == 0x7C00 and (h & 0x3FF) != 0:  # NaN: its payload as numpy keeps it, not made quiet
-            value = _float_of_bits(
+            value = float_of_bits(
                 np.uint32(((np.uint32(h) & 0x8000) << 16) | 0x7F800000 | ((np.uint32(h) & 0x3FF) << 13))
             )
         out[i] = value

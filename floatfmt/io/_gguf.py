@@ -4,6 +4,7 @@ tensors dequantized to float32 on access."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,18 +116,21 @@ class GgufFile(Weights):
         return values.astype(np.float32, copy=False)
 
 
-def _dequantize(data: np.ndarray, ggml_type: Any) -> np.ndarray:
-    """Rows of GGML blocks as float32: floatfmt's dequantizers (ggml's values, bit for bit, on both loop backends)
-    for the types it has, gguf-py's for the rest."""
-    from floatfmt.quant.rules.gguf import GGML_TYPES, dequantize_bytes
+BLOCK_DEQUANTIZERS: dict[str, tuple[int, int, Callable[[np.ndarray], np.ndarray]]] = {}
+"""GGML type name (lowercase) to (values per block, bytes per block, dequantizer of block bytes ``(blocks, bytes)``
+into float32 ``(blocks, values)``): ggml's values, registered by ``floatfmt.quant`` (the layer above) for the
+types it has; gguf-py dequantizes the rest."""
 
-    kind = GGML_TYPES.get(ggml_type.name.lower())
-    if kind is not None and kind.block_size > 1:
-        blocks_per_row, rest = divmod(data.shape[1], kind.block_bytes)
+
+def _dequantize(data: np.ndarray, ggml_type: Any) -> np.ndarray:
+    """Rows of GGML blocks as float32."""
+    registered = BLOCK_DEQUANTIZERS.get(ggml_type.name.lower())
+    if registered is not None:
+        block_size, block_bytes, dequantize = registered
+        blocks_per_row, rest = divmod(data.shape[1], block_bytes)
         if rest:
-            raise ValueError(f"a row of {data.shape[1]} bytes is not whole {kind.name.upper()} blocks")
-        values = dequantize_bytes(kind.name, data.reshape(-1, kind.block_bytes))
-        if values is not None:
-            return values.reshape(data.shape[0], blocks_per_row * kind.block_size)
+            raise ValueError(f"a row of {data.shape[1]} bytes is not whole {ggml_type.name} blocks")
+        values = dequantize(data.reshape(-1, block_bytes))
+        return values.reshape(data.shape[0], blocks_per_row * block_size)
     result: np.ndarray = _gguf_package().quants.dequantize(data, ggml_type)
     return result

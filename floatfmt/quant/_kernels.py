@@ -344,3 +344,20 @@ def row_absmax(rows: np.ndarray) -> np.ndarray:
 def row_strongest(rows: np.ndarray) -> np.ndarray:
     """The signed value of largest magnitude of each row (keeping a last axis of 1), the first on ties."""
     return reduce_rows(rows_strongest, rows)
+
+
+def _codes_size(codes: np.ndarray, *rest: Any) -> int:
+    return int(codes.size)
+
+
+@twin(_NUMBA, size=_codes_size)
+def lookup_scale(codes: np.ndarray, table: np.ndarray, scales: np.ndarray, out: np.ndarray) -> bool:
+    """``out = table[codes] * scales[:, :, None]`` for uint8 codes ``(rows, blocks, block)`` and float32 block
+    scales ``(rows, blocks)``: a block type's values from its element codes, one float32 product each. Returns
+    False, leaving ``out`` incomplete, if a code is beyond the table."""
+    try:
+        np.take(table, codes, out=out)  # raises for a code beyond the table
+    except IndexError:
+        return False
+    out *= scales[:, :, None]
+    return True

@@ -15,6 +15,7 @@ __all__ = [
     "codebook_encode",
     "error_sums",
     "gguf_blocks",
+    "lookup_scale",
     "rows_absmax",
     "rows_max",
     "rows_min",
@@ -336,3 +337,18 @@ def block_roundtrip(padded, by, divide, block_rows, block_cols, integer, shift, 
                         v += zero
                 out[i, c0 + k] = (np.float32(v) * q) * tensor_scale
     return bad
+
+
+@_jit
+def lookup_scale(codes, table, scales, out):  # type: ignore[no-untyped-def]
+    rows, blocks, block = codes.shape
+    size = table.size
+    for r in range(rows):
+        for b in range(blocks):
+            scale = scales[r, b]
+            for i in range(block):
+                code = codes[r, b, i]
+                if code >= size:
+                    return False
+                out[r, b, i] = table[code] * scale
+    return True

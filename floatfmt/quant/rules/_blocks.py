@@ -432,20 +432,56 @@ class BlockRule(ScaleRule):
         assert scheme.formats.element is not None
         return decode(codes, scheme.formats.element, dtype=np.float32)
 
+    def element_table(self, codes: np.ndarray, scheme: Scheme) -> np.ndarray | None:
+        """The float32 value of every element code, where ``codes`` are uint8 of at most 8 bits (else None)."""
+        element = scheme.formats.element
+        count = len(scheme.codebook) if scheme.codebook else 0
+        if not count and element is not None and element.bits <= 8:
+            count = 2**element.bits
+        if codes.dtype != np.uint8 or not count:
+            return None
+        return np.ascontiguousarray(self.element_values(np.arange(count, dtype=np.uint8), scheme), dtype=np.float32)
+
     def dequantize(self, q: QuantizedTensor) -> np.ndarray:
+        """The element values, less the zero points, times the block scales, times the tensor scale: one row of
+        blocks after another in cache-sized runs on the package's threads."""
         assert q.codes is not None
         rows, cols = rows_cols(q.shape)
-        values = self.element_values(q.codes, q.scheme)  # a fresh array: scaled in place, block by block
-        if q.scales is not None:
-            block_rows, block_cols = block_shape(q.scheme, rows, cols)
-            padded_rows, padded_cols = values.shape
-            tiles = values.reshape(padded_rows // block_rows, block_rows, padded_cols // block_cols, block_cols)
-            if q.zero_points is not None:
-                tiles -= q.zero_points.astype(np.float32)[:, None, :, None]
-            tiles *= q.scales.astype(np.float32)[:, None, :, None]
-        if q.tensor_scale is not None:
-            values *= np.float32(q.tensor_scale)
-        return values[:rows, :cols]
+        padded_rows, padded_cols = q.codes.shape
+        block_rows, block_cols = block_shape(q.scheme, rows, cols)
+        if q.scales is None:
+            block_rows = 1  # no blocks to keep whole: any run of rows
+        out = np.empty((rows, cols), dtype=np.float32)
+        scales = None if q.scales is None else q.scales.astype(np.float32, copy=False)
+        zero_points = None if q.zero_points is None else q.zero_points.astype(np.float32, copy=False)
+        tensor_scale = None if q.tensor_scale is None else np.float32(q.tensor_scale)
+        all_codes = q.codes
+        table = None  # one pass from codes to values where the elements are a table and the blocks are row runs
+        if (padded_rows, padded_cols) == (rows, cols) and block_rows == 1 and zero_points is None:
+            table = self.element_table(all_codes, q.scheme)
+
+        def work(start: int, stop: int) -> None:  # block rows start..stop
+            first, last = start * block_rows, stop * block_rows
+            if table is not None and scales is not None:
+                target = out[first:last].reshape(stop - start, -1, block_cols)
+                codes = all_codes[first:last].reshape(target.shape)
+                if _kernels.lookup_scale(codes, table, scales[start:stop], target):
+                    if tensor_scale is not None:
+                        target *= tensor_scale
+                    return
+            values = self.element_values(all_codes[first:last], q.scheme)  # fresh: scaled in place
+            if scales is not None:
+                tiles = values.reshape(stop - start, block_rows, padded_cols // block_cols, block_cols)
+                if zero_points is not None:
+                    tiles -= zero_points[start:stop, None, :, None]
+                tiles *= scales[start:stop, None, :, None]
+            if tensor_scale is not None:
+                values *= tensor_scale
+            out[first : min(last, rows)] = values[: min(last, rows) - first, :cols]
+
+        row_elements = block_rows * padded_cols
+        map_chunks(work, padded_rows // block_rows, max(1, CHUNK_ELEMENTS // row_elements), item_elements=row_elements)
+        return out
 
 
 def element_max(scheme: Scheme) -> np.float32:

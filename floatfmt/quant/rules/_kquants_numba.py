@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from floatfmt._kernels_numba import _float_of_bits
+from floatfmt._kernels_numba import float_of_bits
 
 __all__ = [
     "_iq4_blocks",
@@ -596,7 +596,7 @@ def _half_at(data, b, k):  # type: ignore[no-untyped-def]
         value = F32(mantissa) * F32(2.0**-24)
         return -value if h & 0x8000 else value
     exponent = np.uint32(0xFF) if exponent == 0x1F else exponent + np.uint32(112)
-    return _float_of_bits(((h & 0x8000) << 16) | (exponent << 23) | (mantissa << 13))
+    return float_of_bits(((h & 0x8000) << 16) | (exponent << 23) | (mantissa << 13))
 
 
 @_jit
@@ -680,7 +680,7 @@ def dequantize_q6_k(data, out):  # type: ignore[no-untyped-def]
 def dequantize_q8_k(data, out):  # type: ignore[no-untyped-def]
     for b in range(data.shape[0]):
         word = np.uint32(data[b, 0]) | (np.uint32(data[b, 1]) << 8) | (np.uint32(data[b, 2]) << 16)
-        d = _float_of_bits(word | (np.uint32(data[b, 3]) << 24))
+        d = float_of_bits(word | (np.uint32(data[b, 3]) << 24))
         for v in range(256):
             out[b, v] = d * F32(np.int8(data[b, 4 + v]))
 
@@ -748,7 +748,7 @@ def dequantize_tq1_0(data, out):  # type: ignore[no-untyped-def]
 def dequantize_mxfp4(data, out):  # type: ignore[no-untyped-def]
     for b in range(data.shape[0]):
         e = np.uint32(data[b, 0])  # 2**(e - 128) as float32: subnormal below e = 2
-        d = _float_of_bits((e - np.uint32(1)) << 23 if e >= 2 else np.uint32(1) << (21 + e))
+        d = float_of_bits((e - np.uint32(1)) << 23 if e >= 2 else np.uint32(1) << (21 + e))
         for i in range(16):
             byte = data[b, 1 + i]
             out[b, i] = _FP4_DOUBLED[byte & 0x0F] * d

@@ -157,9 +157,12 @@ class CodebookRule(BlockRule):
         return super().quantize(flat, scheme, shape=shape, tensor_amax=tensor_amax, importance=importance)
 
     def dequantize(self, q: QuantizedTensor) -> np.ndarray:
+        assert q.codes is not None and q.scales is not None
         rows, cols = rows_cols(q.shape)
-        flat = replace(q, shape=(rows * cols,))
-        return super().dequantize(flat).reshape(rows, cols)
+        block = q.scheme.block[1]  # the flattened tensor's blocks, one per row (rows for the threads to share)
+        blocks = replace(q, shape=(q.codes.size // block, block), codes=q.codes.reshape(-1, block))
+        blocks = replace(blocks, scales=q.scales.reshape(-1, 1))
+        return super().dequantize(blocks).reshape(-1)[: rows * cols].reshape(rows, cols)
 
     def quantize_blocks(self, blocked: Blocked, scheme: Scheme) -> QuantizedTensor:
         assert scheme.codebook is not None

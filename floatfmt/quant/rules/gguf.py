@@ -21,6 +21,7 @@ deliberate difference is documented: blocks so small that ``1 / d`` overflows). 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 from floatfmt.formats import get_format
+from floatfmt.io._gguf import BLOCK_DEQUANTIZERS
 from floatfmt.quant import _kernels
 from floatfmt.quant.layout import Layout, Part
 from floatfmt.quant.quantized import QuantizedTensor
@@ -224,16 +226,20 @@ class GgufRule(ScaleRule):
         return values.reshape(rows_cols(q.shape))
 
 
-def dequantize_bytes(name: str, data: np.ndarray) -> np.ndarray | None:
+def dequantize_bytes(name: str, data: np.ndarray) -> np.ndarray:
     """The float32 values ``(blocks, values per block)`` of GGML block bytes ``(blocks, bytes per block)``, as
-    ggml's ``dequantize_row_<type>`` computes them (any bytes: infinite or NaN scales give what ggml gives), or
-    None for a type floatfmt does not dequantize."""
+    ggml's ``dequantize_row_<type>`` computes them (any bytes: infinite or NaN scales give what ggml gives).
+
+    Raises:
+        ValueError: for a type floatfmt does not dequantize.
+    """
     kind = ggml_type(name)
     if kind.name in kquants.DEQUANTIZERS:
         return kquants.DEQUANTIZERS[kind.name](data)
     legacy = _LEGACY.get(kind.name)
     if legacy is None:
-        return None
+        known = ", ".join((*_LEGACY, *kquants.DEQUANTIZERS))
+        raise ValueError(f"floatfmt does not dequantize {kind.name.upper()} blocks; it dequantizes {known}")
     scales = data[:, 0:2].copy().view("<f2")[:, 0]
     minimums = data[:, 2:4].copy().view("<f2")[:, 0] if legacy.asymmetric else None
     at = 4 if legacy.asymmetric else 2
@@ -325,6 +331,9 @@ def _quantize_with_blocks(
 
 for _name in _LEGACY:
     QUANTIZERS[_name] = _quantize_legacy
+for _name in (*_LEGACY, *kquants.DEQUANTIZERS):  # the GGUF reader dequantizes these types with floatfmt's loops
+    _kind = ggml_type(_name)
+    BLOCK_DEQUANTIZERS[_name] = (_kind.block_size, _kind.block_bytes, functools.partial(dequantize_bytes, _name))
 for _name in kquants.QUANTIZERS:
     QUANTIZERS[_name] = _quantize_with_blocks
 
