@@ -639,28 +639,31 @@ def _scale_min_k4(data, b, j):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def dequantize_q4_k(data, out):  # type: ignore[no-untyped-def]
+def _dequantize_4bit_k(data, out, fifth_bit):  # type: ignore[no-untyped-def]
+    """Q4_K, and Q5_K with ``fifth_bit``: eight 32-weight sub-blocks of ``scale * code - offset``, the low
+    nibbles after 16 bytes of fields (and Q5_K's 32 bytes of fifth bits)."""
+    codes_at = 48 if fifth_bit else 16
     for b in range(data.shape[0]):
         d, dmin = _half_at(data, b, 0), _half_at(data, b, 2)
         for j in range(8):
             sc, mn = _scale_min_k4(data, b, j)
             scale, offset = d * F32(sc), dmin * F32(mn)
-            base, shift = 16 + (j // 2) * 32, 4 * (j % 2)
+            base, shift = codes_at + (j // 2) * 32, 4 * (j % 2)
             for i in range(32):
-                out[b, j * 32 + i] = scale * F32((data[b, base + i] >> shift) & 0xF) - offset
+                code = (data[b, base + i] >> shift) & 0xF
+                if fifth_bit:
+                    code += 16 * ((data[b, 16 + i] >> j) & 1)
+                out[b, j * 32 + i] = scale * F32(code) - offset
+
+
+@_jit
+def dequantize_q4_k(data, out):  # type: ignore[no-untyped-def]
+    _dequantize_4bit_k(data, out, False)
 
 
 @_jit
 def dequantize_q5_k(data, out):  # type: ignore[no-untyped-def]
-    for b in range(data.shape[0]):
-        d, dmin = _half_at(data, b, 0), _half_at(data, b, 2)
-        for j in range(8):
-            sc, mn = _scale_min_k4(data, b, j)
-            scale, offset = d * F32(sc), dmin * F32(mn)
-            base, shift = 48 + (j // 2) * 32, 4 * (j % 2)
-            for i in range(32):
-                code = ((data[b, base + i] >> shift) & 0xF) + 16 * ((data[b, 16 + i] >> j) & 1)
-                out[b, j * 32 + i] = scale * F32(code) - offset
+    _dequantize_4bit_k(data, out, True)
 
 
 @_jit

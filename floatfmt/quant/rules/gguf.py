@@ -218,9 +218,8 @@ class GgufRule(ScaleRule):
     def dequantize(self, q: QuantizedTensor) -> np.ndarray:
         name = ggml_type(q.scheme.element).name
         if name in kquants.DEQUANTIZERS:
-            kind_of = ggml_type(name)
-            blocks = np.asarray(q.extra["blocks"]).reshape(-1, kind_of.block_bytes)
-            return kquants.DEQUANTIZERS[name](blocks).reshape(rows_cols(q.shape))
+            blocks = np.asarray(q.extra["blocks"]).reshape(-1, ggml_type(name).block_bytes)
+            return dequantize_bytes(name, blocks).reshape(rows_cols(q.shape))
         assert q.codes is not None and q.scales is not None
         values = _dequantize_legacy(_LEGACY[name], q.codes, q.scales, q.zero_points)
         return values.reshape(rows_cols(q.shape))
