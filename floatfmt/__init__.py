@@ -6,12 +6,16 @@ Example:
     np.float32(22.0)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from floatfmt._backend import backend, set_backend, using_backend
 from floatfmt._options import EncodeError
 from floatfmt.bits import Decoded, bits, explain, fields, info, table
 from floatfmt.codec import code_dtype, decode, encode
 from floatfmt.codec import round as round  # public, but not in __all__ (see below)
-from floatfmt.comparison import compare
 from floatfmt.formats import (
     FloatFormat,
     Format,
@@ -23,19 +27,40 @@ from floatfmt.formats import (
     get_format,
     register_format,
 )
-from floatfmt.io import TensorInfo, Weights, WeightsError, open_weights
 from floatfmt.packing import pack, packed_nbytes, unpack
-from floatfmt.quant import (
-    ErrorStats,
-    QuantizedTensor,
-    Scheme,
-    error_stats,
-    get_scheme,
-    quantize,
-    register_scheme,
-    schemes,
-)
-from floatfmt.report import QuantReport, ReportError, quant_report
+
+if TYPE_CHECKING:
+    from floatfmt.comparison import compare
+    from floatfmt.io import TensorInfo, Weights, WeightsError, open_weights
+    from floatfmt.quant import ErrorStats, QuantizedTensor, Scheme, error_stats, quantize
+    from floatfmt.quant.schemes import get_scheme, register_scheme, schemes
+    from floatfmt.report import QuantReport, ReportError, quant_report
+
+_LAZY = {
+    "compare": "floatfmt.comparison",
+    **dict.fromkeys(("TensorInfo", "Weights", "WeightsError", "open_weights"), "floatfmt.io"),
+    **dict.fromkeys(
+        ("ErrorStats", "QuantizedTensor", "Scheme", "error_stats", "get_scheme", "quantize"), "floatfmt.quant"
+    ),
+    **dict.fromkeys(("register_scheme", "schemes"), "floatfmt.quant"),
+    **dict.fromkeys(("QuantReport", "ReportError", "quant_report"), "floatfmt.report"),
+}
+"""Names whose modules load on first use: the quantization, file and report layers take several times the codec's
+import time, and a process that only encodes or explains never needs them."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'floatfmt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 

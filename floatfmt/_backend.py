@@ -9,6 +9,11 @@ enough to gain from it; the tests run both on the same inputs and compare the bi
 The backend is ``auto`` (numba if it imports), ``numpy`` or ``numba`` (an ``ImportError`` saying what to install if
 numba is missing): from the environment variable ``FLOATFMT_KERNELS`` or :func:`set_backend`. numba is imported by
 the first call on at least :data:`COMPILED_MIN_SIZE` elements, never by ``import floatfmt``.
+
+Under ``auto`` a loop is compiled (or loaded from numba's disk cache) on a background thread the first time a large
+call needs it, for that call's argument types, and calls run numpy's version until it is ready: the first large
+call of a process is never slower than with numpy alone. Under ``numba`` the call compiles and waits, so that what
+runs is always the compiled loop (the tests compare the twins this way).
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import queue
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, TypeVar
+
+import numpy as np
 
 __all__ = ["BACKENDS", "COMPILED_MIN_SIZE", "backend", "set_backend", "twin", "using_backend"]
 
@@ -143,9 +151,9 @@ def twin(compiled_module: str, *, size: Callable[..., int]) -> Callable[[Functio
         @functools.wraps(numpy_version)
         def dispatch(*args: Any) -> Any:
             if size(*args) >= COMPILED_MIN_SIZE:
-                module = _compiled_module(compiled_module)
-                if module is not None:
-                    return getattr(module, name)(*args)
+                function = _compiled_function(compiled_module, name, args)
+                if function is not None:
+                    return function(*args)
             return numpy_version(*args)
 
         def compiled() -> Callable[..., Any] | None:
@@ -158,3 +166,112 @@ def twin(compiled_module: str, *, size: Callable[..., int]) -> Callable[[Functio
         return dispatch  # type: ignore[return-value]
 
     return declare
+
+
+# --- compiling in the background under "auto" ------------------------------------------------------------------
+
+_ready: set[tuple[Any, ...]] = set()  # (module, function, argument types) compiled or loaded
+_scheduled: set[tuple[Any, ...]] = set()
+_requests: queue.SimpleQueue[tuple[tuple[Any, ...], tuple[Any, ...]]] = queue.SimpleQueue()
+_compiler: threading.Thread | None = None
+_compiling = threading.Lock()  # held while the background thread imports or compiles
+_frozen = False  # a child forked while its parent compiled: numba may be unusable, so nothing new is compiled
+
+
+def _compiled_function(module_name: str, name: str, args: tuple[Any, ...]) -> Callable[..., Any] | None:
+    """The numba version of ``name`` to run now, or ``None`` for numpy's: under ``numba`` it is loaded and compiled
+    here; under ``auto``, once the background thread has it ready for these argument types."""
+    choice = _chosen()
+    if choice == "numpy" or _numba_usable is False:
+        return None
+    if choice == "numba":
+        module = _compiled_module(module_name)
+        return None if module is None else getattr(module, name)
+    key = (module_name, name, _types_of(args))
+    if key in _ready:
+        module = _modules.get(module_name)
+        return None if module is None else getattr(module, name)
+    if not _frozen:
+        _schedule(key, args)
+    return None
+
+
+def _types_of(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What numba specializes a loop on: each array's dtype, dimensions, layout and writability; other types."""
+    return tuple(
+        (arg.dtype.str, arg.ndim, _layout(arg), arg.flags.writeable)
+        if hasattr(arg, "__array_interface__")
+        else type(arg)
+        for arg in args
+    )
+
+
+def _layout(array: np.ndarray) -> str:
+    return "C" if array.flags.c_contiguous else "F" if array.flags.f_contiguous else "A"
+
+
+def _stand_in(arg: Any) -> Any:
+    """A tiny array numba types as it types ``arg`` (so the background compile keeps no reference to the data)."""
+    if not isinstance(arg, np.ndarray):
+        return arg
+    layout = _layout(arg)
+    shape = (4,) * max(arg.ndim, 1)
+    array = np.empty(shape, dtype=arg.dtype, order="F" if layout == "F" else "C")
+    if layout == "A":
+        array = array[(slice(None),) * (arg.ndim - 1) + (slice(None, None, 2),)]
+    array = array.reshape(()) if arg.ndim == 0 else array
+    array.flags.writeable = arg.flags.writeable
+    return array
+
+
+def _schedule(key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
+    global _compiler
+    with _lock:
+        if key in _scheduled:
+            return
+        _scheduled.add(key)
+        _requests.put((key, tuple(map(_stand_in, args))))
+        if _compiler is None or not _compiler.is_alive():
+            # not a daemon: at exit the process waits for the loop in hand, whose machine code numba then caches
+            _compiler = threading.Thread(target=_compile_requests, name="floatfmt-compile")
+            _compiler.start()
+
+
+def _compile_requests() -> None:
+    while True:
+        try:
+            key, stand_ins = _requests.get(timeout=1.0)
+        except queue.Empty:
+            return
+        module_name, name, _ = key
+        with _compiling:
+            try:
+                module = _compiled_module(module_name)
+                if module is None:
+                    return
+                function = getattr(module, name)
+                if hasattr(function, "compile") and hasattr(function, "signatures"):
+                    import numba
+
+                    function.compile(tuple(numba.typeof(arg) for arg in stand_ins))
+            except Exception as error:  # numpy's loop keeps running: say why, once
+                message = f"floatfmt keeps numpy's loop for {name}: compiling failed ({error})"
+                warnings.warn(message, RuntimeWarning, stacklevel=1)
+                continue
+        _ready.add(key)
+
+
+def _forget_in_child() -> None:
+    """Run in a forked child, which has no compiling thread. If the parent's thread was compiling at the fork,
+    numba's own locks may be held for good in the child: it keeps to the loops already compiled and numpy's.
+    Otherwise it schedules again, on its own thread, what the parent had not finished."""
+    global _compiler, _compiling, _lock, _frozen
+    _frozen = _frozen or _compiling.locked()
+    _compiler, _compiling, _lock = None, threading.Lock(), threading.Lock()
+    _scheduled.intersection_update(_ready)
+    while not _requests.empty():
+        _requests.get_nowait()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

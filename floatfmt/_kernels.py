@@ -8,7 +8,6 @@ is seven operations), which is what the compiled versions save.
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from floatfmt._backend import twin
@@ -240,6 +239,8 @@ def half_encode(values: np.ndarray, out: np.ndarray) -> int:
 def bfloat16_encode(values: np.ndarray, out: np.ndarray) -> int:
     """float32 ``values`` rounded to bfloat16 (nearest-even, overflow to infinity) as codes in ``out`` (uint16),
     NaN as ml_dtypes makes it (the quiet NaN, sign kept); returns 0."""
+    import ml_dtypes  # here, not at the top: importing it costs more than the package (see formats.py)
+
     with np.errstate(invalid="ignore", over="ignore"):  # NaN and overflow have their codes; nothing to warn of
         out.view(ml_dtypes.bfloat16)[...] = values
     return 0
@@ -248,4 +249,4 @@ def bfloat16_encode(values: np.ndarray, out: np.ndarray) -> int:
 @twin(_NUMBA, size=lambda codes, out: codes.size)
 def bfloat16_decode(codes: np.ndarray, out: np.ndarray) -> None:
     """bfloat16 ``codes`` (uint16) to their float32 values in ``out``: the code is the top half of the float32."""
-    out[...] = codes.view(ml_dtypes.bfloat16)
+    np.left_shift(codes, 16, out=out.view(np.uint32), dtype=np.uint32)

@@ -19,16 +19,17 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import floatfmt
 from floatfmt._display import json_float
 from floatfmt._options import NAN_POLICIES, OVERFLOWS, ROUNDINGS
-from floatfmt.memory.engines import ENGINES
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["main", "main_entry"]
 
@@ -39,6 +40,25 @@ class Terminated(BaseException):
 
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated
+
+
+class _EngineNames(Sequence[str]):
+    """The ``--engine`` choices, read from the memory layer only when argparse looks at them: importing it at start
+    would cost every command (``explain`` included) its import time."""
+
+    def _names(self) -> list[str]:
+        from floatfmt.memory.engines import ENGINES
+
+        return list(ENGINES)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,7 +233,11 @@ def _parser() -> argparse.ArgumentParser:
     memory.add_argument("--activations", action="store_true", help="add an activation estimate (labelled as such)")
     memory.add_argument("--recompute", choices=["none", "selective", "full"], default="none")
     memory.add_argument(
-        "--engine", choices=list(ENGINES), default="none", help="runtime reservation per GPU (an estimate)"
+        "--engine",
+        choices=_EngineNames(),
+        default="none",
+        metavar="ENGINE",
+        help="runtime reservation per GPU (an estimate): %(choices)s",
     )
     memory.add_argument(
         "--memory-utilization", type=float, metavar="SHARE",
@@ -343,6 +367,8 @@ def _report(args: argparse.Namespace) -> str:
         resume=args.resume,
     )
     if args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor  # here: its import costs every command ~20 ms
+
         pool = ProcessPoolExecutor(args.workers, initializer=_quiet_worker)
         try:
             result = floatfmt.quant_report(args.path, args.schemes, executor=pool, **options)

@@ -33,7 +33,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from floatfmt import _kernels
@@ -51,13 +50,13 @@ from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
 __all__ = [
     "as_array",
     "ENCODE_PATHS",
-    "FLOAT32_EXACT_DTYPES",
     "EncodeError",
     "as_codes",
     "code_dtype",
     "decode",
     "encode",
     "encode_path",
+    "is_float32_exact",
     "round",
 ]
 
@@ -65,12 +64,23 @@ _FLOAT64 = get_format("float64")
 _FLOAT32 = get_format("float32")
 _FLOAT16 = get_format("float16")
 _BFLOAT16 = get_format("bfloat16")
-FLOAT32_EXACT_DTYPES = tuple(
-    fmt.ml_dtype
-    for fmt in map(get_format, formats())
-    if isinstance(fmt, FloatFormat) and fmt.ml_dtype is not None and fmt.bits <= 16
-)
-"""float16, bfloat16 and every ml_dtypes float of the installed release: each of their values is a float32."""
+
+
+def is_float32_exact(dtype: np.dtype[Any]) -> bool:
+    """Whether every value of ``dtype`` is a float32: float16, and bfloat16 and every ml_dtypes float of the
+    installed release (an array of theirs exists only once ml_dtypes is imported)."""
+    if dtype == np.float16:
+        return True
+    return "ml_dtypes" in sys.modules and dtype in _ml_float32_exact()
+
+
+@functools.cache
+def _ml_float32_exact() -> tuple[np.dtype[Any], ...]:
+    return tuple(
+        fmt.ml_dtype
+        for fmt in map(get_format, formats())
+        if isinstance(fmt, FloatFormat) and fmt.bits <= 16 and fmt.ml_dtype is not None
+    )
 
 
 def code_dtype(fmt: Format | str) -> np.dtype[Any]:
@@ -284,11 +294,11 @@ def round(
 
 
 _TORCH_BITS = {
-    "torch.bfloat16": ("int16", ml_dtypes.bfloat16),
-    "torch.float8_e4m3fn": ("uint8", ml_dtypes.float8_e4m3fn),
-    "torch.float8_e5m2": ("uint8", ml_dtypes.float8_e5m2),
-    "torch.float8_e4m3fnuz": ("uint8", ml_dtypes.float8_e4m3fnuz),
-    "torch.float8_e5m2fnuz": ("uint8", ml_dtypes.float8_e5m2fnuz),
+    "torch.bfloat16": ("int16", "bfloat16"),
+    "torch.float8_e4m3fn": ("uint8", "float8_e4m3fn"),
+    "torch.float8_e5m2": ("uint8", "float8_e5m2"),
+    "torch.float8_e4m3fnuz": ("uint8", "float8_e4m3fnuz"),
+    "torch.float8_e5m2fnuz": ("uint8", "float8_e5m2fnuz"),
 }
 """torch dtypes numpy has no type for: the integer type torch can view their bits as, and ml_dtypes' type."""
 
@@ -313,13 +323,15 @@ def _from_torch(x: Any) -> np.ndarray | None:
         return np.asarray(tensor.numpy())
     import torch
 
-    return np.asarray(tensor.view(getattr(torch, bits[0])).numpy()).view(bits[1])
+    dtype = get_format(bits[1]).ml_dtype
+    assert dtype is not None  # every release floatfmt supports has these
+    return np.asarray(tensor.view(getattr(torch, bits[0])).numpy()).view(dtype)
 
 
 def _as_real_array(x: Any) -> np.ndarray:
     array = as_array(x)
     dtype = array.dtype
-    if dtype in (np.dtype(np.float32), np.dtype(np.float64)) or dtype in FLOAT32_EXACT_DTYPES:
+    if dtype in (np.dtype(np.float32), np.dtype(np.float64)) or is_float32_exact(dtype):
         return array
     if dtype.kind in "iu":
         as_float = array.astype(np.float64)
@@ -492,7 +504,7 @@ def _platform_cast(fmt: FloatFormat, float32_exact: bool, rounding: str, overflo
     if fmt in (_FLOAT32, _FLOAT16):
         return fmt.ml_dtype, False  # numpy keeps NaN payloads
     if fmt == _BFLOAT16 and float32_exact:
-        return ml_dtypes.bfloat16, True
+        return fmt.ml_dtype, True
     return None
 
 
@@ -849,7 +861,7 @@ def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, boo
         return _kernels.half_decode, False  # no temporaries either way: one piece per thread
     if fmt == _BFLOAT16 and dtype == np.float32:
         return _kernels.bfloat16_decode, False
-    if isinstance(fmt, FloatFormat) and fmt.ml_dtype is not None and fmt.bits >= 16:
+    if isinstance(fmt, FloatFormat) and fmt.bits >= 16 and fmt.ml_dtype is not None:
         native = fmt.ml_dtype  # float64, float32, float16, bfloat16: the platform's exact casts
         return (lambda codes, out: _assign(out, codes.view(native))), False
     if isinstance(fmt, FloatFormat) and fmt.layout[2:] == _FLOAT32.layout[2:]:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
-import ml_dtypes
 import numpy as np
 
 __all__ = [
@@ -261,8 +260,12 @@ class FloatFormat:
 
     @property
     def ml_dtype(self) -> np.dtype[Any] | None:
-        """The numpy / ml_dtypes dtype with exactly this encoding, or ``None``."""
-        return _ML_FLOAT_DTYPES.get(self.layout)
+        """The numpy / ml_dtypes dtype with exactly this encoding, or ``None`` (asking for one of ml_dtypes' types
+        imports ml_dtypes)."""
+        found = _NUMPY_FLOAT_DTYPES.get(self.layout)
+        if found is not None or self.bits not in (4, 6, 8, 16):  # ml_dtypes' floats are of these widths
+            return found
+        return _ml_float_dtypes().get(self.layout)
 
     @property
     def layout(self) -> tuple[Any, ...]:
@@ -314,8 +317,11 @@ class IntFormat:
 
     @property
     def ml_dtype(self) -> np.dtype[Any] | None:
-        """The numpy / ml_dtypes integer dtype of this width and signedness, or ``None``."""
-        return _ML_INT_DTYPES.get((self.bits, self.signed))
+        """The numpy / ml_dtypes integer dtype of this width and signedness, or ``None`` (asking for one of
+        ml_dtypes' types imports ml_dtypes)."""
+        if self.bits == 8:
+            return np.dtype(np.int8 if self.signed else np.uint8)
+        return _ml_int_dtypes().get((self.bits, self.signed))
 
     @property
     def layout(self) -> tuple[Any, ...]:
@@ -590,15 +596,34 @@ def _register_builtins() -> None:
 
 _register_builtins()
 
-_ML_FLOAT_DTYPES: dict[tuple[Any, ...], np.dtype[Any]] = {}
-for _fmt in list(_REGISTRY.values()):
-    _dtype_type = getattr(ml_dtypes, _fmt.name, None) or getattr(np, _fmt.name, None)
-    if isinstance(_fmt, FloatFormat) and _dtype_type is not None:
-        _ML_FLOAT_DTYPES[_fmt.layout] = np.dtype(_dtype_type)
-# ml_dtypes 0.6 added int1/uint1 and 0.7 float8_e5m3fnu: a format whose dtype the installed release lacks has none.
-_ML_INT_DTYPES: dict[tuple[int, bool], np.dtype[Any]] = {
-    (bits, signed): np.dtype(getattr(np, name, None) or getattr(ml_dtypes, name))
-    for bits in (8, 4, 2, 1)
-    for signed, name in ((True, f"int{bits}"), (False, f"uint{bits}"))
-    if hasattr(np, name) or hasattr(ml_dtypes, name)
+_BUILTINS = tuple(_REGISTRY.values())
+_NUMPY_FLOAT_DTYPES: dict[tuple[Any, ...], np.dtype[Any]] = {
+    fmt.layout: np.dtype(getattr(np, fmt.name)) for fmt in _BUILTINS if fmt.name in ("float64", "float32", "float16")
 }
+
+
+# ml_dtypes is imported the first time one of its types is asked for: its 0.7 release takes about 0.8 s to import,
+# several times the rest of the package, and a process that only explains, encodes or sizes never needs it.
+@functools.cache
+def _ml_float_dtypes() -> dict[tuple[Any, ...], np.dtype[Any]]:
+    import ml_dtypes
+
+    return {
+        fmt.layout: np.dtype(getattr(ml_dtypes, fmt.name))
+        for fmt in _BUILTINS
+        if isinstance(fmt, FloatFormat) and hasattr(ml_dtypes, fmt.name)
+    }
+
+
+@functools.cache
+def _ml_int_dtypes() -> dict[tuple[int, bool], np.dtype[Any]]:
+    """ml_dtypes 0.6 added int1/uint1 and 0.7 float8_e5m3fnu: a format whose dtype the installed release lacks has
+    none."""
+    import ml_dtypes
+
+    return {
+        (bits, signed): np.dtype(getattr(ml_dtypes, name))
+        for bits in (4, 2, 1)
+        for signed, name in ((True, f"int{bits}"), (False, f"uint{bits}"))
+        if hasattr(ml_dtypes, name)
+    }

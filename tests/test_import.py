@@ -23,3 +23,58 @@ def test_import_needs_only_numpy_and_ml_dtypes():
     code = f"import sys, floatfmt; print(' '.join(m for m in {optional!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
     assert loaded == ""
+
+
+def _loaded_after(code: str, modules: list[str]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after running ``code``."""
+    probe = f"import sys\n{code}\nprint('loaded:', *(m for m in {modules!r} if m in sys.modules))"
+    output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    return output.splitlines()[-1].split()[1:]
+
+
+LAYERS = ["ml_dtypes", "floatfmt.quant", "floatfmt.io", "floatfmt.report", "floatfmt.memory", "floatfmt.comparison"]
+
+
+def test_import_loads_only_the_codec_layer():
+    # ml_dtypes 0.7 alone takes ~0.8 s to import; the quantization, file and report layers several times the codec
+    assert _loaded_after("import floatfmt", LAYERS) == []
+
+
+def test_codec_and_explain_work_without_loading_the_other_layers():
+    code = """
+import numpy as np, floatfmt
+from floatfmt.cli import main
+x = np.linspace(-500, 500, 10_001, dtype=np.float32)
+for name in ("e4m3", "e5m2", "fp4", "fp16", "int4", "tf32"):
+    assert floatfmt.decode(floatfmt.encode(x, name), name).shape == x.shape
+assert floatfmt.explain("0 1011 011", "e4m3").value == 22
+assert main(["explain", "0 1011 011", "e4m3"]) == 0
+"""
+    assert _loaded_after(code, LAYERS) == []
+
+
+def test_lazy_names_resolve_to_their_modules():
+    import floatfmt
+    from floatfmt import quant, report
+
+    assert floatfmt.quant_report is report.quant_report
+    assert floatfmt.Scheme is quant.Scheme
+    assert set(floatfmt.__all__) <= set(dir(floatfmt))
+    for name in floatfmt.__all__:
+        assert getattr(floatfmt, name) is not None
+    try:
+        floatfmt.no_such_name  # noqa: B018
+    except AttributeError as error:
+        assert "no_such_name" in str(error)
+    else:
+        raise AssertionError("an unknown attribute must raise AttributeError")
+
+
+def test_ml_dtypes_arrays_still_read_after_a_lazy_start():
+    code = """
+import numpy as np, floatfmt, ml_dtypes
+x = np.array([1.5, -2.0, 448.0], dtype=ml_dtypes.bfloat16)
+assert floatfmt.encode(x, "e4m3").tolist() == floatfmt.encode(x.astype(np.float32), "e4m3").tolist()
+assert floatfmt.get_format("bf16").ml_dtype == np.dtype(ml_dtypes.bfloat16)
+"""
+    assert _loaded_after(code, ["ml_dtypes"]) == ["ml_dtypes"]

@@ -247,7 +247,9 @@ def test_row_reductions_agree_and_propagate_nan(name, width):
 @pytest.mark.slow
 def test_small_calls_never_import_numba():
     code = (
-        "import sys, numpy as np, floatfmt; floatfmt.encode(np.ones({n}, np.float32), 'e4m3'); "
+        "import sys, numpy as np, floatfmt; from floatfmt import _backend; "
+        "floatfmt.encode(np.ones({n}, np.float32), 'e4m3'); "
+        "_backend._compiler is None or _backend._compiler.join(); "  # under auto numba loads in the background
         "print('numba' in sys.modules)"
     )
     env = dict(os.environ, FLOATFMT_KERNELS="auto")
@@ -464,3 +466,40 @@ def test_block_roundtrip_agrees_on_ties_subnormals_zeros_and_overflow(element, d
     np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
     padded[5, 7] = np.inf  # not finite once scaled: both say so, and the caller takes the codes' path
     assert roundtrip.numpy(*args, ours) == roundtrip.compiled()(*args, theirs) == 1
+
+
+BACKGROUND_COMPILE = """
+import os, numpy as np, floatfmt
+from floatfmt import _backend, _kernels
+x = np.random.default_rng(0).standard_normal(1 << 18).astype(np.float32) * 100
+with floatfmt.using_backend("numpy"):
+    expected = floatfmt.encode(x, "e4m3")
+assert floatfmt.encode(x, "e4m3").tobytes() == expected.tobytes()  # numpy's loop while numba loads in the background
+twin, out = _kernels.half_encode, np.empty(x.size, np.uint16)
+twin(x, out)
+if {fork}:  # a child forked while the parent compiles gives the same bits and never waits on numba's locks
+    pid = os.fork()
+    if pid == 0:
+        same = floatfmt.encode(x, "e4m3").tobytes() == expected.tobytes()
+        if _backend._compiler is not None:  # forked before the parent's thread began: the child compiles itself
+            _backend._compiler.join(300)
+            same = same and _backend._compiled_function(twin.compiled_module, "half_encode", (x, out)) is not None
+        else:
+            same = same and _backend._frozen and floatfmt.encode(x, "e4m3").tobytes() == expected.tobytes()
+        os._exit(0 if same else 3)
+    assert os.waitpid(pid, 0)[1] == 0
+_backend._compiler.join(300)
+assert _backend._compiled_function(twin.compiled_module, "half_encode", (x, out)) is not None
+assert floatfmt.encode(x, "e4m3").tobytes() == expected.tobytes()  # the compiled loop now: the same bits
+print("ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fork", [False, True])
+def test_auto_compiles_in_the_background_and_runs_numpy_meanwhile(fork):
+    pytest.importorskip("numba")
+    env = dict(os.environ, FLOATFMT_KERNELS="auto")
+    code = BACKGROUND_COMPILE.format(fork=fork)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert result.stdout.strip() == "ok", result.stderr

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt.codec import FLOAT32_EXACT_DTYPES, as_array
+from floatfmt.codec import as_array, is_float32_exact
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.scheme import Scheme, rows_cols
 from floatfmt.quant.storage import resolve_scheme
@@ -84,7 +84,7 @@ def _prepared(
     if options:
         chosen = chosen.replace(**options)
     array = as_array(w)
-    if array.dtype.kind not in "fiu" and array.dtype not in FLOAT32_EXACT_DTYPES:
+    if array.dtype.kind not in "fiu" and not is_float32_exact(array.dtype):
         raise TypeError(f"expected a real-valued tensor, got dtype {array.dtype}")
     values = array.astype(np.float32, copy=False)  # the references all compute in float32
     shape = tuple(int(n) for n in array.shape)
