@@ -88,9 +88,8 @@ def main() -> None:
         print(f"{name:28s} {median * 1e3:8.0f} ms   +{(median - pass_time) * 1e3:6.0f} ms over python -c pass")
     print(f"first encode of {args.size:,} float32 values to e4m3 in a new process, FLOATFMT_KERNELS=")
     for name, times in calls.items():
-        print(
-            f"{name:28s} {statistics.median(times) * 1e3:8.0f} ms   (range {min(times) * 1e3:.0f}-{max(times) * 1e3:.0f})"
-        )
+        spread = f"{min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}"
+        print(f"{name:28s} {statistics.median(times) * 1e3:8.0f} ms   (range {spread})")
     if args.json:
         results = {"start_ms": {name: statistics.median(times) * 1e3 for name, times in starts.items()}}
         results["first_call_ms"] = {name: statistics.median(times) * 1e3 for name, times in calls.items()}
