@@ -12,7 +12,8 @@ the first call on at least :data:`COMPILED_MIN_SIZE` elements, never by ``import
 
 Under ``auto`` a loop is compiled (or loaded from numba's disk cache) on a background thread the first time a large
 call needs it, for that call's argument types, and calls run numpy's version until it is ready: the first large
-call of a process is never slower than with numpy alone. Under ``numba`` the call compiles and waits, so that what
+call of a process is never slower than with numpy alone. The thread begins after :data:`PAUSE` without a large
+call (or :data:`BUSY_LIMIT` of back-to-back ones), and starts nothing new once the main thread has ended. Under ``numba`` the call compiles and waits, so that what
 runs is always the compiled loop (the tests compare the twins this way).
 """
 
@@ -20,9 +21,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import os
 import queue
+import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -175,7 +179,21 @@ _scheduled: set[tuple[Any, ...]] = set()
 _requests: queue.SimpleQueue[tuple[tuple[Any, ...], tuple[Any, ...]]] = queue.SimpleQueue()
 _compiler: threading.Thread | None = None
 _compiling = threading.Lock()  # held while the background thread imports or compiles
+_scheduling = threading.Lock()  # guards _scheduled and the thread's start
 _frozen = False  # a child forked while its parent compiled: numba may be unusable, so nothing new is compiled
+_numpy_last_call = -1e9  # time.monotonic() of the last large call that ran numpy's loop under auto
+_numpy_busy_since = -1e9  # and of the first of that run of calls, each less than PAUSE after the one before
+
+PAUSE = 0.02
+"""Seconds without a large call after which the background thread starts compiling: importing numba holds the
+interpreter's lock most of the time and would slow the numpy loops of a call under way several times over."""
+
+BUSY_LIMIT = 1.0
+"""Seconds of back-to-back large calls after which it compiles anyway (long work gains most from the loops)."""
+
+SWITCH_INTERVAL = 1e-5
+"""The interpreter's thread switch interval while it compiles (restored after), so that a call running numpy's
+loops meanwhile gets the lock back within microseconds rather than the default 5 ms."""
 
 
 def _compiled_function(module_name: str, name: str, args: tuple[Any, ...]) -> Callable[..., Any] | None:
@@ -191,6 +209,11 @@ def _compiled_function(module_name: str, name: str, args: tuple[Any, ...]) -> Ca
     if key in _ready:
         module = _modules.get(module_name)
         return None if module is None else getattr(module, name)
+    global _numpy_busy_since, _numpy_last_call
+    now = time.monotonic()
+    if now - _numpy_last_call > PAUSE:
+        _numpy_busy_since = now
+    _numpy_last_call = now
     if not _frozen:
         _schedule(key, args)
     return None
@@ -226,48 +249,78 @@ def _stand_in(arg: Any) -> Any:
 
 def _schedule(key: tuple[Any, ...], args: tuple[Any, ...]) -> None:
     global _compiler
-    with _lock:
+    if key in _scheduled:  # without the lock, which the compiling thread holds while it imports numba
+        return
+    with _scheduling:
         if key in _scheduled:
             return
         _scheduled.add(key)
         _requests.put((key, tuple(map(_stand_in, args))))
-        if _compiler is None or not _compiler.is_alive():
-            # not a daemon: at exit the process waits for the loop in hand, whose machine code numba then caches
+        if _compiler is None:
+            # Not a daemon, so that a loop being compiled at exit is finished and cached by numba; the thread
+            # starts nothing new once the main thread has ended, so a script's exit waits at most for that one.
             _compiler = threading.Thread(target=_compile_requests, name="floatfmt-compile")
             _compiler.start()
 
 
 def _compile_requests() -> None:
+    global _compiler
+    main = threading.main_thread()
     while True:
         try:
-            key, stand_ins = _requests.get(timeout=1.0)
+            key, stand_ins = _requests.get(timeout=0.1)
         except queue.Empty:
-            return
-        module_name, name, _ = key
-        with _compiling:
-            try:
-                module = _compiled_module(module_name)
-                if module is None:
+            with _scheduling:  # _schedule starts another thread for what comes after this
+                if _requests.empty():
+                    _compiler = None
                     return
-                function = getattr(module, name)
-                if hasattr(function, "compile") and hasattr(function, "signatures"):
-                    import numba
+            continue
+        while time.monotonic() - _numpy_last_call < PAUSE and _numpy_last_call - _numpy_busy_since < BUSY_LIMIT:
+            time.sleep(PAUSE / 4)
+        if not main.is_alive():
+            return
+        if _compile(key, stand_ins):
+            _ready.add(key)
 
-                    function.compile(tuple(numba.typeof(arg) for arg in stand_ins))
-            except Exception as error:  # numpy's loop keeps running: say why, once
-                message = f"floatfmt keeps numpy's loop for {name}: compiling failed ({error})"
-                warnings.warn(message, RuntimeWarning, stacklevel=1)
-                continue
-        _ready.add(key)
+
+def _compile(key: tuple[Any, ...], stand_ins: tuple[Any, ...]) -> bool:
+    """Import the numba module and compile ``key``'s loop for the stand-ins' types; False if numpy's must stay."""
+    module_name, name, _ = key
+    with _compiling, _switching_often():
+        try:
+            module = _compiled_module(module_name)
+            if module is None:
+                return False
+            function = getattr(module, name)
+            if hasattr(function, "compile") and hasattr(function, "py_func"):
+                import numba
+
+                omitted = list(inspect.signature(function.py_func).parameters.values())[len(stand_ins) :]
+                types = [numba.typeof(arg) for arg in stand_ins] + [numba.types.Omitted(p.default) for p in omitted]
+                function.compile(tuple(types))
+        except Exception as error:  # numpy's loop keeps running: say why
+            warnings.warn(f"floatfmt keeps numpy's loop for {name}: compiling failed ({error})", RuntimeWarning, 2)
+            return False
+    return True
+
+
+@contextmanager
+def _switching_often() -> Iterator[None]:
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def _forget_in_child() -> None:
     """Run in a forked child, which has no compiling thread. If the parent's thread was compiling at the fork,
     numba's own locks may be held for good in the child: it keeps to the loops already compiled and numpy's.
     Otherwise it schedules again, on its own thread, what the parent had not finished."""
-    global _compiler, _compiling, _lock, _frozen
+    global _compiler, _compiling, _scheduling, _lock, _frozen
     _frozen = _frozen or _compiling.locked()
-    _compiler, _compiling, _lock = None, threading.Lock(), threading.Lock()
+    _compiler, _compiling, _scheduling, _lock = None, threading.Lock(), threading.Lock(), threading.Lock()
     _scheduled.intersection_update(_ready)
     while not _requests.empty():
         _requests.get_nowait()
