@@ -13,8 +13,9 @@ the first call on at least :data:`COMPILED_MIN_SIZE` elements, never by ``import
 Under ``auto`` a loop is compiled (or loaded from numba's disk cache) on a background thread the first time a large
 call needs it, for that call's argument types, and calls run numpy's version until it is ready: the first large
 call of a process is never slower than with numpy alone. The thread begins after :data:`PAUSE` without a large
-call (or :data:`BUSY_LIMIT` of back-to-back ones), and starts nothing new once the main thread has ended. Under ``numba`` the call compiles and waits, so that what
-runs is always the compiled loop (the tests compare the twins this way).
+call (or :data:`BUSY_LIMIT` of back-to-back ones), and starts nothing new once the main thread has ended. Under
+``numba`` the call compiles and waits, so that what runs is always the compiled loop (the tests compare the twins
+this way).
 """
 
 from __future__ import annotations

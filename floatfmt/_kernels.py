@@ -36,7 +36,7 @@ def table_encode(bits: np.ndarray, dropped: int, table: np.ndarray, out: np.ndar
     ``flags`` (a boolean per key) marks, 0 without flags.
     """
     key = _key(bits, dropped)
-    np.take(table, key, out=out)
+    table.take(key, out=out)
     return int(np.count_nonzero(flags.take(key))) if flags is not None else 0
 
 
@@ -92,7 +92,7 @@ def gather(table: np.ndarray, codes: np.ndarray, out: np.ndarray, pairs: np.ndar
     little-endian uint16 ``i``), which then look up two codes at once; the compiled loop, one pass already,
     ignores it.
     """
-    if pairs is None:
+    if pairs is None or codes.size < 1024:  # pairs pay off over a few thousand codes, not in a small call
         np.take(table, codes, out=out)
         return
     codes = np.ascontiguousarray(codes)  # a strided chunk is copied: the pairs are adjacent bytes
@@ -105,9 +105,10 @@ def gather(table: np.ndarray, codes: np.ndarray, out: np.ndarray, pairs: np.ndar
 
 def _key(bits: np.ndarray, dropped: int) -> np.ndarray:
     """The table key in three passes; the first dropped bit lands on the sticky position, the rest is OR-ed in."""
-    key = np.right_shift(bits, np.uint32(dropped), out=scratch(1, bits.size, np.uint32))
-    low = np.bitwise_and(bits, np.uint32((1 << dropped) - 1), out=scratch(2, bits.size, np.uint32))
-    np.minimum(low, np.uint32(1), out=low)
+    # Python ints, not np.uint32(...): the result stays uint32 either way, and a small call saves their creation
+    key = np.right_shift(bits, dropped, out=scratch(1, bits.size, np.uint32))
+    low = np.bitwise_and(bits, (1 << dropped) - 1, out=scratch(2, bits.size, np.uint32))
+    np.minimum(low, 1, out=low)
     key |= low
     return key
 

@@ -23,6 +23,7 @@ __all__ = [
     "NAN_POLICIES",
     "EncodeError",
     "check_options",
+    "check_seed",
     "random_bits",
     "random_bits_array",
 ]
@@ -49,7 +50,13 @@ def check_options(is_int_format: bool, rounding: str, overflow: str, nan: str, s
         raise ValueError("overflow='wrap' applies to integer formats only")
     if nan not in NAN_POLICIES:
         raise ValueError(f"unknown nan policy {nan!r}; choose one of {', '.join(NAN_POLICIES)}")
-    if seed is not None and not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**64):
+    if seed is not None:
+        check_seed(seed)
+
+
+def check_seed(seed: object) -> None:
+    """Raise ``ValueError`` unless ``seed`` is an integer in [0, 2**64)."""
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**64):
         raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {seed!r}")
 
 

@@ -87,7 +87,10 @@ def per_thread_chunk(size: int) -> int:
 
 
 def scratch(slot: int, size: int, dtype: Any) -> np.ndarray:
-    """A per-thread buffer, reused across chunks so that numpy's passes allocate nothing."""
+    """A per-thread buffer, reused across chunks so that numpy's passes allocate nothing (a small one is simply
+    allocated: cheaper than the lookup)."""
+    if size <= 4096:
+        return np.empty(size, dtype=dtype)
     buffers: dict[tuple[int, np.dtype[Any]], np.ndarray] = _local.__dict__.setdefault("buffers", {})
     key = (slot, np.dtype(dtype))
     buffer = buffers.get(key)

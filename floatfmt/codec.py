@@ -17,9 +17,12 @@ each byte:
   operations on the bits; for bfloat16 round-to-nearest, ml_dtypes' own cast,
   and for float16 round-to-nearest numpy's, both bit-identical to the reference.
 * decoding codes of <= 8 bits: two codes at a time, from a table of value pairs.
-* everything else (float64 input, integer formats, custom formats): the
-  generic path, float64 arithmetic that is exact because scaling by a power
-  of two and taking the floor never round.
+* float64 input into those formats (and float16), deterministic roundings:
+  rounded to odd into float32 first, which keeps every rounding decision
+  (see ``_narrows_to_odd``), then float32's path.
+* everything else (stochastic float64 input, integer wrap-around, custom
+  formats): the generic path, float64 arithmetic that is exact because
+  scaling by a power of two and taking the floor never round.
 
 Large arrays are processed in chunks that fit in L2 cache, spread over threads
 (numpy releases the GIL inside its loops); temporaries never grow with the input.
@@ -28,7 +31,9 @@ Large arrays are processed in chunks that fit in L2 cache, spread over threads
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
+import struct
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -42,10 +47,11 @@ from floatfmt._options import (
     OverflowPolicy,
     RoundingMode,
     check_options,
+    check_seed,
     random_bits_array,
 )
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks, per_thread_chunk
-from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format
+from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format, is_registered
 
 __all__ = [
     "as_array",
@@ -156,38 +162,42 @@ def encode(
         >>> floatfmt.encode([1.0625], "e4m3", rounding="nearest_away").tolist()
         [57]
     """
-    fmt = get_format(fmt)
-    check_options(isinstance(fmt, IntFormat), rounding, overflow, nan, seed)
-    values = _as_real_array(x)
-    if values.dtype == np.float64 and values.size <= SMALL_CALL:
-        values = _float32_if_exact(values)  # Python floats: the same values, on the table path
+    values = _from_python_float(x) if type(x) is float else _as_real_array(x)
+    plan = _encode_plan(fmt, values.dtype, rounding, overflow, nan)
+    if seed is not None:
+        check_seed(seed)
     if rounding == "stochastic" and seed is None:
         seed = int(np.random.SeedSequence().generate_state(2, np.uint64)[0])
     given = out is not None
-    out = _output(out, values.shape, code_dtype(fmt), "encode")
-    kernel = _encode_kernel(fmt, values.dtype, rounding, overflow, nan)
-    source = values.reshape(-1)
-    target = out.reshape(-1)
-    # A platform cast makes no temporaries: one piece per thread beats cache-sized chunks.
-    whole_array = (isinstance(kernel, _CastKernel) or kernel in (_encode_half, _encode_bfloat16)) and source.dtype in (
-        np.float32,
-        np.float64,
+    out = (
+        np.empty(values.shape, plan.code_dtype)
+        if out is None
+        else _output(out, values.shape, plan.code_dtype, "encode")
     )
+    source, target = values.reshape(-1), out.reshape(-1)
+    fmt, kernel, narrow = plan.fmt, plan.kernel, plan.narrows_to_odd
 
     def encode_chunk(start: int, stop: int) -> tuple[int, int]:
         chunk = source[start:stop]
-        if chunk.dtype != np.float64 and chunk.dtype != np.float32:
+        if narrow:
+            chunk = _float32_rounded_to_odd(chunk)
+        elif chunk.dtype != np.float64 and chunk.dtype != np.float32:
             chunk = chunk.astype(np.float32)
         random = random_bits_array(seed, start, stop - start) if rounding == "stochastic" else None  # type: ignore[arg-type]
-        rejected = _count_rejected(chunk, fmt, nan)
+        rejected = _count_rejected(chunk, fmt, nan) if plan.checks_input else 0
         overflowed = kernel(chunk, target[start:stop], random)
         return rejected, overflowed
 
     if source.size <= SMALL_CALL:  # a notebook's loop of small calls: no chunking, no thread pool
-        with np.errstate(invalid="ignore", over="ignore"):  # the policies decide, as inside map_chunks
-            rejected, overflowed = encode_chunk(0, source.size) if source.size else (0, 0)
+        if not source.size:
+            rejected = overflowed = 0
+        elif plan.integer_only:
+            rejected, overflowed = encode_chunk(0, source.size)
+        else:
+            with np.errstate(invalid="ignore", over="ignore"):  # the policies decide, as inside map_chunks
+                rejected, overflowed = encode_chunk(0, source.size)
     else:
-        chunk = per_thread_chunk(source.size) if whole_array else CHUNK_ELEMENTS
+        chunk = per_thread_chunk(source.size) if plan.whole_array else CHUNK_ELEMENTS
         results = map_chunks(encode_chunk, source.size, chunk)
         rejected, overflowed = map(sum, zip(*results, strict=True)) if results else (0, 0)
     if rejected:
@@ -200,12 +210,95 @@ def encode(
     return out if values.ndim or given else out[()]
 
 
-def _float32_if_exact(values: np.ndarray) -> np.ndarray:
-    """float64 values as float32 when every one is a float32 value (signs, infinities and NaN included), so that
-    they take float32's faster paths; the codes cannot differ, the values being the same."""
-    with np.errstate(over="ignore"):
-        narrow = values.astype(np.float32)
-    return narrow if np.array_equal(narrow, values, equal_nan=True) else values
+@dataclasses.dataclass(frozen=True)
+class _EncodePlan:
+    """What ``encode`` decides once per format, input dtype and options: everything but the data."""
+
+    fmt: Format
+    code_dtype: np.dtype[Any]
+    kernel: EncodeKernel
+    narrows_to_odd: bool  # float64 input rounded to odd into float32 first (see _float32_rounded_to_odd)
+    checks_input: bool  # the format lacks NaN: NaN, and negatives or zero where it lacks those, are counted first
+    whole_array: bool  # a platform cast, which makes no temporaries: one piece per thread
+    integer_only: bool  # a table lookup: no floating-point operation that could warn
+
+
+_plans: dict[tuple[Any, ...], _EncodePlan] = {}
+
+
+def _encode_plan(fmt: Any, dtype: np.dtype[Any], rounding: str, overflow: str, nan: str) -> _EncodePlan:
+    """The plan for these arguments, from a dictionary keyed by them as given (a notebook's loop of small calls
+    pays one lookup, not the name's normalization and the path's choice); options are checked when it is built."""
+    key: tuple[Any, ...] = (fmt, dtype, rounding, overflow, nan)
+    try:
+        return _plans[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable fmt: get_format below says what it expected
+        key = ()
+    resolved = get_format(fmt)
+    check_options(isinstance(resolved, IntFormat), rounding, overflow, nan, None)
+    narrow = dtype == np.float64 and _narrows_to_odd(resolved, rounding, overflow)
+    source = np.dtype(np.float32) if narrow else dtype
+    kernel = _encode_kernel(resolved, source, rounding, overflow, nan)
+    cast = isinstance(kernel, _CastKernel) or kernel in (_encode_half, _encode_bfloat16)
+    plan = _EncodePlan(
+        fmt=resolved,
+        code_dtype=code_dtype(resolved),
+        kernel=kernel,
+        narrows_to_odd=narrow,
+        checks_input=not resolved.has_nan,
+        whole_array=cast and not narrow and dtype in (np.float32, np.float64),
+        integer_only=isinstance(kernel, _TableKernel) and dtype != np.float64,
+    )
+    if key and (not isinstance(fmt, str) or is_registered(fmt)) and len(_plans) < 4096:
+        _plans[key] = plan
+    return plan
+
+
+def _narrows_to_odd(fmt: Format, rounding: str, overflow: str) -> bool:
+    """Whether float64 input into ``fmt`` may be rounded to odd into float32 first and then take float32's path.
+
+    Rounding to odd (truncate, then set the last bit if anything was dropped) to a precision at least two bits
+    finer than the target's keeps every rounding decision: whether the value is exact, below, at or above a
+    midpoint, and its sign. float32's 24 significand bits, and its subnormals down to 2**-149, are that much
+    finer than any format of at most 21 mantissa bits whose smallest subnormal is at least 2**-147. Values beyond
+    float32's range become its largest finite value with the last bit set, so the format's top binade must end
+    below 2**127 for them to overflow it in every mode (bfloat16, tf32 and e8m0 reach 2**128: rounded toward
+    zero, 1e39 overflows them and float32's largest value does not). Not for stochastic rounding (its
+    probabilities use every dropped bit) nor integer wrap-around.
+    """
+    if rounding == "stochastic" or overflow == "wrap":
+        return False
+    if isinstance(fmt, FloatFormat) and (
+        fmt.mantissa_bits > 21 or fmt.smallest_subnormal < 2.0**-147 or fmt.max >= 2.0**127
+    ):
+        return False
+    return encode_path(fmt, np.float32, rounding, overflow) in ("table", "float32_bits")
+
+
+_FLOAT32_STRUCT = struct.Struct("f")
+
+
+def _from_python_float(x: float) -> np.ndarray:
+    """A Python float as a 0-d array: float32 where it is a float32 value (1.5, 0.25, inf), whose paths are the
+    fastest, else float64; the codes are the same either way."""
+    try:
+        exact = _FLOAT32_STRUCT.unpack(_FLOAT32_STRUCT.pack(x))[0] == x
+    except OverflowError:
+        exact = False
+    return np.array(x, np.float32 if exact else np.float64)
+
+
+def _float32_rounded_to_odd(values: np.ndarray) -> np.ndarray:
+    """float64 values rounded to odd into float32: numpy's nearest-even cast, stepped back toward zero where it
+    went away, with the last bit set where the result is inexact (NaN stays NaN, signs and infinities kept)."""
+    narrow = values.astype(np.float32)
+    wide = narrow.astype(np.float64)
+    bits = narrow.view(np.uint32)
+    np.subtract(bits, np.abs(wide) > np.abs(values), out=bits, casting="unsafe")
+    np.bitwise_or(bits, wide != values, out=bits, casting="unsafe")
+    return narrow
 
 
 def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, call: str) -> np.ndarray:
@@ -236,14 +329,16 @@ def decode(codes: Any, fmt: Format | str, *, dtype: Any = None, out: np.ndarray 
         >>> floatfmt.decode([0x5B, 0x7F, 0x80], "e4m3").tolist()
         [22.0, nan, -0.0]
     """
-    fmt = get_format(fmt)
     out_dtype = np.dtype(dtype if dtype is not None else (out.dtype if isinstance(out, np.ndarray) else np.float32))
-    if out_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if out_dtype != np.float32 and out_dtype != np.float64:
         raise ValueError(f"decode dtype must be float32 or float64, got {out_dtype}")
-    code_array = as_codes(codes, fmt)
+    fmt, every_code_valid, kernel, chunked = _decode_plan(fmt, out_dtype)
+    if type(codes) is np.ndarray and codes.dtype == every_code_valid:
+        code_array = codes  # every value of this dtype is a code: nothing to check
+    else:
+        code_array = as_codes(codes, fmt)
     given = out is not None
-    out = _output(out, code_array.shape, out_dtype, "decode")
-    kernel, chunked = _decode_kernel(fmt, out_dtype)
+    out = np.empty(code_array.shape, out_dtype) if out is None else _output(out, code_array.shape, out_dtype, "decode")
     source, target = code_array.reshape(-1), out.reshape(-1)
     if source.size <= SMALL_CALL:
         if source.size:
@@ -433,10 +528,14 @@ def encode_path(
     Example:
         >>> from floatfmt.codec import encode_path
         >>> encode_path("e4m3"), encode_path("bf16"), encode_path("bf16", rounding="up"), encode_path("e4m3", "float64")
-        ('table', 'cast', 'float32_bits', 'generic')
+        ('table', 'cast', 'float32_bits', 'table')
+        >>> encode_path("e4m3", "float64", rounding="stochastic"), encode_path("bf16", "float64")
+        ('generic', 'generic')
     """
     fmt = get_format(fmt)
     float32_exact = np.dtype(dtype) != np.float64
+    if not float32_exact and _narrows_to_odd(fmt, rounding, overflow):
+        return encode_path(fmt, np.float32, rounding, overflow)
     if isinstance(fmt, IntFormat):
         table = float32_exact and _table_key_bits(fmt) and rounding != "stochastic" and overflow != "wrap"
         return "table" if table else "generic"
@@ -468,7 +567,7 @@ def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: 
     path = encode_path(fmt, source, rounding, overflow)
     if isinstance(fmt, IntFormat):
         if path == "table":
-            return _table_kernel(fmt, rounding, overflow)
+            return _TableKernel(fmt, rounding, overflow)
         return functools.partial(_encode_int_generic, fmt=fmt, rounding=rounding, overflow=overflow, nan=nan)
     if path == "cast" and fmt == _FLOAT16 and source != np.float64:
         return _encode_half  # numpy's cast, or the processor's own conversion (F16C) in the compiled loops
@@ -480,7 +579,7 @@ def _encode_kernel(fmt: Format, source: np.dtype[Any], rounding: str, overflow: 
     if path == "stochastic_table":
         return _stochastic_table_kernel(fmt, overflow, nan)
     if path == "table":
-        return _table_kernel(fmt, rounding, overflow)
+        return _TableKernel(fmt, rounding, overflow)
     if path == "float32_bits" and fmt.exponent_bits < 8:
         return functools.partial(_encode_float32_narrower, fmt=fmt, rounding=rounding, overflow=overflow)
     if path == "float32_bits":
@@ -557,14 +656,15 @@ def _encode_table(fmt: Format, rounding: str, overflow: str) -> tuple[np.ndarray
     return codes, flags
 
 
-def _table_kernel(fmt: Format, rounding: str, overflow: str) -> EncodeKernel:
-    table, overflow_flags = _encode_table(fmt, rounding, overflow)
-    dropped = 31 - _key_bits(fmt)
+class _TableKernel:
+    """A lookup of each float32's table key: integer operations only."""
 
-    def kernel(values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
-        return _kernels.table_encode(values.view(np.uint32), dropped, table, out, overflow_flags)
+    def __init__(self, fmt: Format, rounding: str, overflow: str) -> None:
+        self.table, self.overflow_flags = _encode_table(fmt, rounding, overflow)
+        self.dropped = 31 - _key_bits(fmt)
 
-    return kernel
+    def __call__(self, values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
+        return _kernels.table_encode(values.view(np.uint32), self.dropped, self.table, out, self.overflow_flags)
 
 
 def _key_bits(fmt: Format) -> int:
@@ -853,6 +953,26 @@ def _encode_int_generic(
 # --- decoding ---------------------------------------------------------------------------------------
 
 DecodeKernel = Callable[[np.ndarray, np.ndarray], None]
+
+_decode_plans: dict[tuple[Any, ...], tuple[Format, np.dtype[Any] | None, DecodeKernel, bool]] = {}
+
+
+def _decode_plan(fmt: Any, dtype: np.dtype[Any]) -> tuple[Format, np.dtype[Any] | None, DecodeKernel, bool]:
+    """The format, the code dtype whose every value is a code (None if there is none), the kernel and whether it
+    wants chunks; from a dictionary keyed by the arguments as given, like ``_encode_plan``."""
+    key: tuple[Any, ...] = (fmt, dtype)
+    try:
+        return _decode_plans[key]
+    except KeyError:
+        pass
+    except TypeError:
+        key = ()
+    resolved = get_format(fmt)
+    codes = code_dtype(resolved)
+    plan = (resolved, codes if codes.itemsize * 8 == resolved.bits else None, *_decode_kernel(resolved, dtype))
+    if key and (not isinstance(fmt, str) or is_registered(fmt)) and len(_decode_plans) < 4096:
+        _decode_plans[key] = plan
+    return plan
 
 
 def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, bool]:

@@ -41,6 +41,7 @@ __all__ = [
     "formats",
     "aliases",
     "get_format",
+    "is_registered",
     "register_format",
 ]
 
@@ -484,6 +485,13 @@ def register_format(fmt: Format, *alias_names: str) -> Format:
     for alias in alias_names:
         _ALIASES[_normalize(alias)] = _normalize(fmt.name)
     return fmt
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a registered name or alias: one that always stands for the same format (an ``eXmY``
+    that is neither is built on the fly, and may be registered later as another format)."""
+    key = _normalize(name)
+    return key in _REGISTRY or key in _ALIASES
 
 
 def formats() -> list[str]:

@@ -141,6 +141,35 @@ def test_float64_input_rounds_once(fmt):
         )
 
 
+NARROWED = [fmt for fmt in SMALL_FLOATS + int_formats() if floatfmt.codec.encode_path(fmt, np.float64) != "generic"]
+
+
+@pytest.mark.parametrize("rounding, overflow", [mode for mode in MODES if mode[0] != "stochastic"])
+@pytest.mark.parametrize("fmt", NARROWED, ids=ids(NARROWED))
+def test_float64_rounded_to_odd_through_float32_keeps_every_rounding_decision(fmt, rounding, overflow):
+    # float64 input takes float32's path after rounding to odd; values between float32's neighbours, in and below
+    # its subnormals and beyond its range must still round as the float64 values themselves.
+    values = sample(boundary_values(fmt).astype(np.float64), 1200, seed=3)
+    values = values[np.isfinite(values)]
+    tiny = np.array([1e-38, 1e-40, 2.0**-149, 2.0**-150, 3 * 2.0**-151, 1e-300, 5e-324])
+    huge = np.array([float(np.finfo(np.float32).max) * (1 + 2.0**-30), 2.0**128, 1e39, 1e300, np.inf])
+    special = np.concatenate([tiny, huge, -tiny, -huge, [0.0, -0.0, np.nan]])
+    nudged = np.concatenate([values * (1 + 2.0**-35), values * (1 - 2.0**-35), values + 2.0**-160, special])
+    nudged = representable_inputs(nudged, fmt)
+    assert floatfmt.codec.encode_path(fmt, np.float64, rounding, overflow) != "generic"
+    expected = reference_encode(nudged, fmt, rounding=rounding, overflow=overflow)
+    accepted = expected >= 0  # overflow="error" rejects some: the codec must reject the same call
+    if accepted.all():
+        np.testing.assert_array_equal(floatfmt.encode(nudged, fmt, rounding=rounding, overflow=overflow), expected)
+    else:
+        with pytest.raises(floatfmt.EncodeError):
+            floatfmt.encode(nudged, fmt, rounding=rounding, overflow=overflow)
+        kept = nudged[accepted]
+        np.testing.assert_array_equal(
+            floatfmt.encode(kept, fmt, rounding=rounding, overflow=overflow), expected[accepted]
+        )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["tf32", "float32", "e6m9", "e8m12", "e5m20"])
 @pytest.mark.parametrize("rounding", ROUNDINGS)

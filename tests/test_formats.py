@@ -175,3 +175,17 @@ def test_spec_values_from_the_ocp_tables():
     # OCP MX spec v1.0, section 5.4.1: E8M0 spans 2**-127 .. 2**127, NaN at 0xFF.
     e8m0 = floatfmt.decode(np.array([0, 127, 254, 255], dtype=np.uint8), "e8m0", dtype=np.float64)
     assert e8m0[:3].tolist() == [2.0**-127, 1.0, 2.0**127] and math.isnan(e8m0[3])
+
+
+def test_an_exmy_name_registered_later_as_another_format_encodes_as_registered():
+    from floatfmt import formats as registry
+
+    before = floatfmt.encode(3.0, "e7m2")  # built on the fly: IEEE bias 63
+    decoded_before = floatfmt.decode(int(before), "e7m2")
+    custom = FloatFormat("e7m2", 7, 2, bias=3, infinity=False, nan="none")
+    floatfmt.register_format(custom)
+    try:
+        assert floatfmt.encode(3.0, "e7m2") == floatfmt.encode(3.0, custom) != before
+        assert floatfmt.decode(int(before), "e7m2") == floatfmt.decode(int(before), custom) != decoded_before
+    finally:
+        del registry._REGISTRY["e7m2"]
