@@ -64,8 +64,10 @@ def peer_casts(fmt: floatfmt.Format, values: np.ndarray) -> dict[str, tuple[Call
     return peers
 
 
-def run(formats: list[str], size: int, repeat: int, stochastic: list[str]) -> list[dict[str, Any]]:
-    values = (np.random.default_rng(0).standard_normal(size) * 100).astype(np.float32)
+def run(
+    formats: list[str], size: int, repeat: int, stochastic: list[str], source: str = "float32"
+) -> list[dict[str, Any]]:
+    values = (np.random.default_rng(0).standard_normal(size) * 100).astype(source)
     copy_input = memcpy_time(values.nbytes, repeat)
     rows = []
     cases = [(name, "nearest_even") for name in formats] + [(name, "stochastic") for name in stochastic]
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kernels", default="auto", help="comma-separated loop backends to time in turn: auto, numpy, numba"
     )
+    parser.add_argument("--input", default="float32", choices=["float32", "float64"], help="the values' dtype")
     parser.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     args = parser.parse_args(argv)
     names = floatfmt.formats() if args.formats == "all" else args.formats.split(",")
@@ -132,13 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         f"floatfmt {floatfmt.__version__}, numpy {np.__version__}, ml_dtypes {ml_dtypes.__version__}, "
         f"torch {torch.__version__ if torch else 'not installed'}, numba {numba_version()}, "
         f"{platform.processor() or platform.machine()}, "
-        f"{args.size:,} float32 values (standard normal x 100), best of {args.repeat}"
+        f"{args.size:,} {args.input} values (standard normal x 100), best of {args.repeat}"
     )
     print(HEADER)
     rows = []
     for kernels in args.kernels.split(","):
         floatfmt.set_backend(kernels)
-        rows += run(names, args.size, args.repeat, stochastic)
+        rows += run(names, args.size, args.repeat, stochastic, args.input)
     if args.json:
         with open(args.json, "w") as file:
             json.dump({"python": sys.version, "numpy": np.__version__, "rows": rows}, file, indent=2)

@@ -263,18 +263,23 @@ def _narrows_to_odd(fmt: Format, rounding: str, overflow: str) -> bool:
     finer than the target's keeps every rounding decision: whether the value is exact, below, at or above a
     midpoint, and its sign. float32's 24 significand bits, and its subnormals down to 2**-149, are that much
     finer than any format of at most 21 mantissa bits whose smallest subnormal is at least 2**-147. Values beyond
-    float32's range become its largest finite value with the last bit set, so the format's top binade must end
-    below 2**127 for them to overflow it in every mode (bfloat16, tf32 and e8m0 reach 2**128: rounded toward
-    zero, 1e39 overflows them and float32's largest value does not). Not for stochastic rounding (its
+    float32's range become its largest finite value with the last bit set, which rounds to the same code in every
+    mode; but where the format's top binade reaches 2**128 (bfloat16, tf32, e8m0) it does not always *overflow*
+    where the value does (rounded toward zero, 1e39 overflows bfloat16 and float32's largest value does not), so
+    those formats keep the generic path under ``overflow="error"``. Not for stochastic rounding (its
     probabilities use every dropped bit) nor integer wrap-around.
     """
     if rounding == "stochastic" or overflow == "wrap":
         return False
     if isinstance(fmt, FloatFormat) and (
-        fmt.mantissa_bits > 21 or fmt.smallest_subnormal < 2.0**-147 or fmt.max >= 2.0**127
+        fmt.mantissa_bits > 21
+        or fmt.smallest_subnormal < 2.0**-147
+        or (fmt.max >= 2.0**127 and overflow == "error")
+        or fmt.max > float(np.finfo(np.float32).max)
     ):
         return False
-    return encode_path(fmt, np.float32, rounding, overflow) in ("table", "float32_bits")
+    path = encode_path(fmt, np.float32, rounding, overflow)
+    return path in ("table", "float32_bits") or (path == "cast" and fmt == _BFLOAT16)
 
 
 _FLOAT32_STRUCT = struct.Struct("f")
@@ -529,7 +534,7 @@ def encode_path(
         >>> from floatfmt.codec import encode_path
         >>> encode_path("e4m3"), encode_path("bf16"), encode_path("bf16", rounding="up"), encode_path("e4m3", "float64")
         ('table', 'cast', 'float32_bits', 'table')
-        >>> encode_path("e4m3", "float64", rounding="stochastic"), encode_path("bf16", "float64")
+        >>> encode_path("e4m3", "float64", rounding="stochastic"), encode_path("bf16", "float64", overflow="error")
         ('generic', 'generic')
     """
     fmt = get_format(fmt)

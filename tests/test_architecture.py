@@ -96,7 +96,9 @@ def expected_path(fmt: floatfmt.Format, dtype: np.dtype, rounding: str, overflow
     exact = dtype != np.float64
     if not exact and rounding != "stochastic" and overflow != "wrap":  # rounded to odd into float32 first
         as_float32 = expected_path(fmt, np.dtype(np.float32), rounding, overflow)
-        if as_float32 in ("table", "float32_bits") and fmt.max < 2.0**127:  # bfloat16, tf32, e8m0 reach 2**128
+        reaches_2_128 = fmt.max >= 2.0**127  # bfloat16, tf32, e8m0: float32's largest value may not overflow them
+        narrowed = as_float32 in ("table", "float32_bits") or (as_float32 == "cast" and fmt.name == "bfloat16")
+        if narrowed and not (reaches_2_128 and overflow == "error"):
             return as_float32
     if isinstance(fmt, floatfmt.IntFormat):
         return "table" if exact and rounding != "stochastic" and overflow != "wrap" else "generic"
