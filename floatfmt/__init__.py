@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from floatfmt._backend import backend, set_backend, using_backend
@@ -51,11 +52,13 @@ import time, and a process that only encodes or explains never needs them."""
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'floatfmt' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__") and importlib.util.find_spec(f"floatfmt.{name}") is not None:
+        return importlib.import_module(f"floatfmt.{name}")  # a submodule: floatfmt.memory works as before
+    raise AttributeError(f"module 'floatfmt' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

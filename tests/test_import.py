@@ -70,6 +70,22 @@ def test_lazy_names_resolve_to_their_modules():
         raise AssertionError("an unknown attribute must raise AttributeError")
 
 
+def test_submodules_are_attributes_of_the_package_in_a_fresh_process():
+    code = (
+        "import floatfmt; import floatfmt.memory as m, floatfmt.io as i\n"
+        "assert floatfmt.memory is m and floatfmt.io is i\n"
+        "import sys; del floatfmt.memory; assert floatfmt.memory is sys.modules['floatfmt.memory']\n"
+        "print(hasattr(floatfmt, 'no_such_module'))"
+    )
+    fresh = "import floatfmt; print(floatfmt.memory.__name__, floatfmt.report.__name__)"
+    run = [sys.executable, "-c"]
+    assert subprocess.run([*run, fresh], check=True, capture_output=True, text=True).stdout.split() == [
+        "floatfmt.memory",
+        "floatfmt.report",
+    ]
+    assert subprocess.run([*run, code], check=True, capture_output=True, text=True).stdout.strip() == "False"
+
+
 def test_ml_dtypes_arrays_still_read_after_a_lazy_start():
     code = """
 import numpy as np, floatfmt, ml_dtypes

@@ -63,7 +63,7 @@ def test_every_loop_has_a_twin():
                      "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks",
                      "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits",
                      "q45_k_roundtrip", "narrower_encode", "half_encode", "half_decode", "bfloat16_encode",
-                     "bfloat16_decode"}  # fmt: skip
+                     "bfloat16_decode", "lookup_scale", "lookup_scale_shift"}  # fmt: skip
 
 
 def test_float16_loops_agree_with_numpy_on_every_code_and_every_rounding_boundary():
@@ -532,3 +532,23 @@ def test_a_child_forked_mid_compile_keeps_to_numpy_and_never_waits():
         [sys.executable, "-c", FORK_WHILE_COMPILING], env=env, capture_output=True, text=True, timeout=600
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_table_times_scale_loops_agree_bit_for_bit(shift):
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (3, 700, 32)).astype(np.uint8)
+    table = (rng.standard_normal(256) * 8).astype(np.float32)
+    scales = (rng.standard_normal((3, 700)) * rng.choice([1e-30, 1.0, 1e30], (3, 700))).astype(np.float32)
+    shifts = (rng.standard_normal((3, 700)) * 1e3).astype(np.float32)
+    scales[0, :3], shifts[1, :3] = [np.inf, np.nan, -0.0], [np.inf, -np.inf, np.nan]
+    loop = quant_kernels.lookup_scale_shift if shift else quant_kernels.lookup_scale
+    extra = (shifts,) if shift else ()
+    ours, theirs = np.empty(codes.shape, np.float32), np.empty(codes.shape, np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        assert loop.numpy(codes, table, scales, *extra, ours) and loop.compiled()(codes, table, scales, *extra, theirs)
+    np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+    short = table[:100]  # a code beyond the table: both refuse
+    assert not loop.numpy(codes, short, scales, *extra, ours) and not loop.compiled()(
+        codes, short, scales, *extra, ours
+    )

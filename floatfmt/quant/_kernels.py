@@ -23,6 +23,8 @@ __all__ = [
     "codebook_encode",
     "error_sums",
     "gguf_blocks",
+    "lookup_scale",
+    "lookup_scale_shift",
     "reduce_rows",
     "row_absmax",
     "row_max",
@@ -360,4 +362,19 @@ def lookup_scale(codes: np.ndarray, table: np.ndarray, scales: np.ndarray, out: 
     except IndexError:
         return False
     out *= scales[:, :, None]
+    return True
+
+
+@twin(_NUMBA, size=_codes_size)
+def lookup_scale_shift(
+    codes: np.ndarray, table: np.ndarray, scales: np.ndarray, shifts: np.ndarray, out: np.ndarray
+) -> bool:
+    """``lookup_scale`` plus a float32 shift per block: ``out = table[codes] * scales[:, :, None] +
+    shifts[:, :, None]``, the product rounded before the sum (GGUF's asymmetric types: ``d * q + m``)."""
+    try:
+        np.take(table, codes, out=out)
+    except IndexError:
+        return False
+    out *= scales[:, :, None]
+    out += shifts[:, :, None]
     return True

@@ -16,6 +16,7 @@ __all__ = [
     "error_sums",
     "gguf_blocks",
     "lookup_scale",
+    "lookup_scale_shift",
     "rows_absmax",
     "rows_max",
     "rows_min",
@@ -351,4 +352,19 @@ def lookup_scale(codes, table, scales, out):  # type: ignore[no-untyped-def]
                 if code >= size:
                     return False
                 out[r, b, i] = table[code] * scale
+    return True
+
+
+@_jit
+def lookup_scale_shift(codes, table, scales, shifts, out):  # type: ignore[no-untyped-def]
+    rows, blocks, block = codes.shape
+    size = table.size
+    for r in range(rows):
+        for b in range(blocks):
+            scale, shift = scales[r, b], shifts[r, b]
+            for i in range(block):
+                code = codes[r, b, i]
+                if code >= size:
+                    return False
+                out[r, b, i] = table[code] * scale + shift  # a product, then a sum: no fastmath, so never fused
     return True
