@@ -404,10 +404,35 @@ _TORCH_BITS = {
 
 
 def as_array(x: Any) -> np.ndarray:
-    """``np.asarray(x)``, and a CPU torch tensor of any dtype (bfloat16 and float8 included) as a view of its
-    memory: what every entry point of the package reads its input with."""
+    """What every entry point of the package reads its input with: ``np.asarray(x)``; a CPU torch tensor of any
+    dtype (bfloat16 and float8 included) as a view of its memory; any other array that speaks DLPack (JAX, CuPy,
+    ...) through ``np.from_dlpack`` without a copy when it is in host memory, else through ``__array__``."""
+    if type(x) is np.ndarray:
+        return x
     array = _from_torch(x)
+    if array is None and hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__"):
+        array = _from_dlpack(x)
     return array if array is not None else np.asarray(x)
+
+
+_DLPACK_HOST_DEVICES = (1, 3)  # kDLCPU, kDLCUDAHost (pinned host memory)
+_DLPACK_DEVICE_NAMES = {2: "CUDA", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI", 10: "ROCm", 14: "oneAPI"}
+
+
+def _from_dlpack(x: Any) -> np.ndarray | None:
+    """A DLPack array in host memory as a numpy view of it, or ``None`` when numpy cannot take its dtype
+    (bfloat16, float8: ``np.asarray`` then reads it through ``__array__``, as JAX's arrays allow)."""
+    device = int(x.__dlpack_device__()[0])
+    if device not in _DLPACK_HOST_DEVICES:
+        where = _DLPACK_DEVICE_NAMES.get(device, f"DLPack device type {device}")
+        raise TypeError(
+            f"a {type(x).__name__} on {where} cannot be read in place: copy it to the host first "
+            "(jax.device_get(x), x.get() for CuPy, x.cpu() for torch)"
+        )
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, RuntimeError, TypeError, ValueError):
+        return None
 
 
 def _from_torch(x: Any) -> np.ndarray | None:

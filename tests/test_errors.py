@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -141,3 +142,37 @@ def test_torch_tensors_of_every_dtype_are_read_in_place():
     assert floatfmt.error_stats(w, torch.from_numpy(quantized.dequantize())).count == w.numel()
     codes = torch.from_numpy(floatfmt.encode(base.numpy(), "e4m3"))
     assert np.array_equal(floatfmt.decode(codes, "e4m3"), floatfmt.decode(codes.numpy(), "e4m3"), equal_nan=True)
+
+
+class _DLPackOnly:
+    """An array library's array as floatfmt meets it: DLPack, and ``__array__`` for dtypes DLPack lacks."""
+
+    def __init__(self, array: np.ndarray, device: int = 1) -> None:
+        self.array, self.device = array, device
+
+    def __dlpack__(self, **options):
+        return self.array.__dlpack__(**options)
+
+    def __dlpack_device__(self):
+        return (self.device, 0)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.array, dtype=dtype)
+
+
+def test_dlpack_arrays_in_host_memory_are_read_without_a_copy():
+    from floatfmt.codec import as_array
+
+    values = (np.random.default_rng(0).standard_normal((8, 64)) * 10).astype(np.float32)
+    view = as_array(_DLPackOnly(values))
+    assert view.__array_interface__["data"][0] == values.__array_interface__["data"][0]  # the same memory
+    assert np.array_equal(floatfmt.encode(_DLPackOnly(values), "e4m3"), floatfmt.encode(values, "e4m3"))
+    codes = floatfmt.encode(values, "e4m3")
+    assert np.array_equal(floatfmt.decode(_DLPackOnly(codes), "e4m3"), floatfmt.decode(codes, "e4m3"), equal_nan=True)
+    brain = values.astype(ml_dtypes.bfloat16)  # no DLPack dtype in numpy: read through __array__ instead
+    assert np.array_equal(floatfmt.encode(_DLPackOnly(brain), "e4m3"), floatfmt.encode(brain, "e4m3"))
+
+
+def test_dlpack_arrays_on_a_gpu_are_refused_with_what_to_do():
+    with pytest.raises(TypeError, match="on CUDA cannot be read in place: copy it to the host first"):
+        floatfmt.encode(_DLPackOnly(np.ones(4, np.float32), device=2), "e4m3")
