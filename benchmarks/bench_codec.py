@@ -67,8 +67,13 @@ def peer_casts(fmt: floatfmt.Format, values: np.ndarray) -> dict[str, tuple[Call
 def run(
     formats: list[str], size: int, repeat: int, stochastic: list[str], source: str = "float32"
 ) -> list[dict[str, Any]]:
-    values = (np.random.default_rng(0).standard_normal(size) * 100).astype(source)
+    values = (np.random.default_rng(0).standard_normal(size) * 100).astype(np.float32 if source == "torch" else source)
     copy_input = memcpy_time(values.nbytes, repeat)
+    given: Any = values  # what floatfmt is handed: the array, or a CPU torch tensor of the same memory
+    if source == "torch":
+        if torch is None:
+            raise SystemExit("--input torch needs torch installed")
+        given = torch.from_numpy(values)
     rows = []
     cases = [(name, "nearest_even") for name in formats] + [(name, "stochastic") for name in stochastic]
     for name, rounding in cases:
@@ -76,10 +81,12 @@ def run(
         options: dict[str, Any] = dict(rounding=rounding, overflow="saturate", nan="ml_dtypes", seed=1)
         if rounding == "nearest_even":
             options = dict(overflow="ieee", nan="ml_dtypes")
-        floatfmt.encode(values[:1000], fmt, **options)  # build tables outside the timing
-        codes = floatfmt.encode(values, fmt, **options)
+        floatfmt.encode(given[:1000], fmt, **options)  # build tables outside the timing
+        codes = floatfmt.encode(given, fmt, **options)
         floatfmt.decode(codes[:1000], fmt)
-        encode_time = best_time(lambda fmt=fmt, options=options: floatfmt.encode(values, fmt, **options), repeat)
+        if source == "torch":
+            codes = torch.from_numpy(codes) if codes.dtype.itemsize != 2 or codes.dtype.kind != "u" else codes
+        encode_time = best_time(lambda fmt=fmt, options=options: floatfmt.encode(given, fmt, **options), repeat)
         decode_time = best_time(lambda fmt=fmt, codes=codes: floatfmt.decode(codes, fmt), repeat)
         row: dict[str, Any] = {
             "format": fmt.name,
@@ -126,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kernels", default="auto", help="comma-separated loop backends to time in turn: auto, numpy, numba"
     )
-    parser.add_argument("--input", default="float32", choices=["float32", "float64"], help="the values' dtype")
+    parser.add_argument(
+        "--input",
+        default="float32",
+        choices=["float32", "float64", "torch"],
+        help="the values: a float32 or float64 array, or a float32 CPU torch tensor (read in place)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     args = parser.parse_args(argv)
     names = floatfmt.formats() if args.formats == "all" else args.formats.split(",")
