@@ -442,6 +442,12 @@ class BlockRule(ScaleRule):
             return None
         return np.ascontiguousarray(self.element_values(np.arange(count, dtype=np.uint8), scheme), dtype=np.float32)
 
+    def stored_dequantization(self, q: QuantizedTensor) -> tuple[np.ndarray | None, np.float32 | None]:
+        """What :meth:`dequantize` multiplies each block's element values by (float32 block scales, or None),
+        and then the whole tensor by (None for nothing): :meth:`dequantization`'s rule, from what ``q`` stores."""
+        scales = None if q.scales is None else q.scales.astype(np.float32, copy=False)
+        return scales, None if q.tensor_scale is None else np.float32(q.tensor_scale)
+
     def dequantize(self, q: QuantizedTensor) -> np.ndarray:
         """The element values, less the zero points, times the block scales, times the tensor scale: one row of
         blocks after another in cache-sized runs on the package's threads."""
@@ -452,9 +458,8 @@ class BlockRule(ScaleRule):
         if q.scales is None:
             block_rows = 1  # no blocks to keep whole: any run of rows
         out = np.empty((rows, cols), dtype=np.float32)
-        scales = None if q.scales is None else q.scales.astype(np.float32, copy=False)
+        scales, tensor_scale = self.stored_dequantization(q)
         zero_points = None if q.zero_points is None else q.zero_points.astype(np.float32, copy=False)
-        tensor_scale = None if q.tensor_scale is None else np.float32(q.tensor_scale)
         all_codes = q.codes
         table = None  # one pass from codes to values where the elements are a table and the blocks are row runs
         if (padded_rows, padded_cols) == (rows, cols) and block_rows == 1 and zero_points is None:

@@ -34,9 +34,7 @@ from floatfmt.quant.rules._blocks import (
     BlockEncoding,
     BlockRule,
     ElementRounding,
-    block_shape,
     element_max,
-    rows_cols,
     store,
 )
 from floatfmt.quant.scheme import Scheme, SchemeFormats
@@ -120,16 +118,11 @@ class Nvfp4Rule(BlockRule):
             values += np.float32(0)  # -0.0 + 0.0 is +0.0: ModelOpt's table reads code 8 as +0
         return values
 
-    def dequantize(self, q: QuantizedTensor) -> np.ndarray:
-        """``e2m1 * (block scale * tensor scale)``: both tools multiply the two scales first."""
-        assert q.codes is not None and q.scales is not None and q.tensor_scale is not None
-        rows, cols = rows_cols(q.shape)
-        values = self.element_values(q.codes, q.scheme)
-        block_rows, block_cols = block_shape(q.scheme, rows, cols)
-        padded_rows, padded_cols = values.shape
-        tiles = values.reshape(padded_rows // block_rows, block_rows, padded_cols // block_cols, block_cols)
-        tiles *= (q.scales.astype(np.float32) * np.float32(q.tensor_scale))[:, None, :, None]
-        return values[:rows, :cols]
+    def stored_dequantization(self, q: QuantizedTensor) -> tuple[np.ndarray | None, np.float32 | None]:
+        """``e2m1 * (block scale * tensor scale)``: both tools multiply the two scales first, so each element is
+        one product (in row runs on the threads, as every block rule dequantizes)."""
+        assert q.scales is not None and q.tensor_scale is not None
+        return q.scales.astype(np.float32) * np.float32(q.tensor_scale), None
 
 
 class TorchaoNvfp4Rule(Nvfp4Rule):
