@@ -610,7 +610,7 @@ _NUMPY_FLOAT_DTYPES: dict[tuple[Any, ...], np.dtype[Any]] = {
 }
 
 
-# ml_dtypes is imported the first time one of its types is asked for: its 0.7 release takes about 0.8 s to import,
+# ml_dtypes is imported the first time one of its types is asked for: its 0.7 release takes over a second to import,
 # several times the rest of the package, and a process that only explains, encodes or sizes never needs it.
 @functools.cache
 def _ml_float_dtypes() -> dict[tuple[Any, ...], np.dtype[Any]]:

@@ -357,6 +357,10 @@ def lookup_scale(codes: np.ndarray, table: np.ndarray, scales: np.ndarray, out: 
     """``out = table[codes] * scales[:, :, None]`` for uint8 codes ``(rows, blocks, block)`` and float32 block
     scales ``(rows, blocks)``: a block type's values from its element codes, one float32 product each. Returns
     False, leaving ``out`` incomplete, if a code is beyond the table."""
+    return _table_times_scale(codes, table, scales, out)
+
+
+def _table_times_scale(codes: np.ndarray, table: np.ndarray, scales: np.ndarray, out: np.ndarray) -> bool:
     try:
         np.take(table, codes, out=out)  # raises for a code beyond the table
     except IndexError:
@@ -371,10 +375,7 @@ def lookup_scale_shift(
 ) -> bool:
     """``lookup_scale`` plus a float32 shift per block: ``out = table[codes] * scales[:, :, None] +
     shifts[:, :, None]``, the product rounded before the sum (GGUF's asymmetric types: ``d * q + m``)."""
-    try:
-        np.take(table, codes, out=out)
-    except IndexError:
+    if not _table_times_scale(codes, table, scales, out):
         return False
-    out *= scales[:, :, None]
     out += shifts[:, :, None]
     return True
