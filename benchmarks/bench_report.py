@@ -64,9 +64,11 @@ def child(mode: str, directory: str, schemes: str, workers: int) -> dict[str, An
     from concurrent.futures import ProcessPoolExecutor
 
     weights = floatfmt.open_weights(directory)
-    # the first report in a process loads the compiled loops (numba's cache) and starts the threads: timed apart
+    # the first report in a process loads the compiled loops (numba's cache) and starts the threads: timed apart,
+    # and waited for (under "auto" they would load in the background while the first seconds ran numpy's loops)
     start = time.perf_counter()
-    floatfmt.quant_report({"warm-up": tensor(0)[:256]}, schemes, progress=False)
+    with floatfmt.using_backend("numba" if floatfmt.backend() == "numba" else "numpy"):
+        floatfmt.quant_report({"warm-up": tensor(0)[:256]}, schemes, progress=False)
     warm_up = time.perf_counter() - start
     if mode == "read":  # the I/O limit: every byte of the shards read once, as the report would from the cache
         buffer = bytearray(64 << 20)

@@ -12,10 +12,10 @@ the first call on at least :data:`COMPILED_MIN_SIZE` elements, never by ``import
 
 Under ``auto`` a loop is compiled (or loaded from numba's disk cache) on a background thread the first time a large
 call needs it, for that call's argument types, and calls run numpy's version until it is ready: the first large
-call of a process is never slower than with numpy alone. The thread begins after :data:`PAUSE` without a large
-call (or :data:`BUSY_LIMIT` of back-to-back ones), and starts nothing new once the main thread has ended. Under
-``numba`` the call compiles and waits, so that what runs is always the compiled loop (the tests compare the twins
-this way).
+call of a process is never slower than with numpy alone. The thread imports numba after :data:`PAUSE` without a
+large call (or :data:`BUSY_LIMIT` of back-to-back ones), then loads each loop as soon as it is asked for, and starts
+nothing new once the main thread has ended. Under ``numba`` the call compiles and waits, so that what runs is always
+the compiled loop (the tests compare the twins this way); the loops it compiled serve ``auto`` calls after it.
 """
 
 from __future__ import annotations
@@ -186,8 +186,9 @@ _numpy_last_call = -1e9  # time.monotonic() of the last large call that ran nump
 _numpy_busy_since = -1e9  # and of the first of that run of calls, each less than PAUSE after the one before
 
 PAUSE = 0.02
-"""Seconds without a large call after which the background thread starts compiling: importing numba holds the
-interpreter's lock most of the time and would slow the numpy loops of a call under way several times over."""
+"""Seconds without a large call after which the background thread starts on its first loop: importing numba holds
+the interpreter's lock most of the time and would slow the numpy loops of a call under way several times over.
+Once numba is in, each further loop is loaded (or compiled) at once: from numba's cache that takes milliseconds."""
 
 BUSY_LIMIT = 1.0
 """Seconds of back-to-back large calls after which it compiles anyway (long work gains most from the loops)."""
@@ -205,7 +206,10 @@ def _compiled_function(module_name: str, name: str, args: tuple[Any, ...]) -> Ca
         return None
     if choice == "numba":
         module = _compiled_module(module_name)
-        return None if module is None else getattr(module, name)
+        if module is None:
+            return None
+        _ready.add((module_name, name, _types_of(args)))  # compiled by this call, and ready for auto after it
+        return getattr(module, name)
     key = (module_name, name, _types_of(args))
     if key in _ready:
         module = _modules.get(module_name)
@@ -276,12 +280,17 @@ def _compile_requests() -> None:
                     _compiler = None
                     return
             continue
-        while time.monotonic() - _numpy_last_call < PAUSE and _numpy_last_call - _numpy_busy_since < BUSY_LIMIT:
+        while not _ready and _numpy_busy():  # only numba's import is long enough to be worth waiting for
             time.sleep(PAUSE / 4)
         if not main.is_alive():
             return
         if _compile(key, stand_ins):
             _ready.add(key)
+
+
+def _numpy_busy() -> bool:
+    """Whether large calls are running numpy's loops back to back, and not yet for :data:`BUSY_LIMIT`."""
+    return time.monotonic() - _numpy_last_call < PAUSE and _numpy_last_call - _numpy_busy_since < BUSY_LIMIT
 
 
 def _compile(key: tuple[Any, ...], stand_ins: tuple[Any, ...]) -> bool:

@@ -341,6 +341,19 @@ def _awkward_rows(rows: int, width: int, seed: int) -> np.ndarray:
     return x
 
 
+@pytest.mark.parametrize("width", [16, 13])
+def test_the_scale_search_agrees_for_every_sub_block_width_and_a_partial_block_of_lanes(width):
+    """q2_k's sub-blocks of 16, and a width the compiled loop's unrolled chunks do not divide; 300 rows fill the
+    lanes of the last block only in part."""
+    search = kquants.make_qkx2_quants
+    x = _awkward_rows(300, width, 5)
+    w = np.abs(np.random.default_rng(5).standard_normal(x.shape)).astype(np.float32)
+    for args in [(x, w, 15, -1.0, 0.1, 20), (x, np.abs(x), 3, -0.5, 0.1, 15, True)]:
+        for a, b in zip(search.numpy(*args), search.compiled()(*args), strict=True):
+            np.testing.assert_array_equal(a.view(np.uint32) if a.dtype == np.float32 else a,
+                                          b.view(np.uint32) if b.dtype == np.float32 else b)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("name", "arguments"),
     [
@@ -507,6 +520,28 @@ def test_auto_compiles_in_the_background_and_runs_numpy_meanwhile(fork):
     code = BACKGROUND_COMPILE.format(fork=fork)
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+READY_AFTER_NUMBA = """
+import numpy as np, floatfmt
+from floatfmt import _backend, _kernels
+x = np.random.default_rng(0).standard_normal(1 << 18).astype(np.float32)
+twin, out = _kernels.half_encode, np.empty(x.size, np.uint16)
+with floatfmt.using_backend("numba"):
+    twin(x, out)
+ready = _backend._compiled_function(twin.compiled_module, "half_encode", (x, out)) is twin.compiled()
+print(ready and _backend._compiler is None)  # nothing was left to compile in the background
+"""
+
+
+@pytest.mark.slow
+def test_a_loop_compiled_under_numba_is_ready_for_auto_at_once():
+    """A warm-up under ``using_backend("numba")`` leaves the loops it compiled to the ``auto`` calls after it."""
+    pytest.importorskip("numba")
+    env = dict(os.environ, FLOATFMT_KERNELS="auto")
+    result = subprocess.run([sys.executable, "-c", READY_AFTER_NUMBA], env=env, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.stdout.strip() == "True", result.stderr
 
 
 FORK_WHILE_COMPILING = """

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+_inlined = numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy", inline="always")
 
 F32 = np.float32
 _EPS = np.float32(1e-15)  # GROUP_MAX_EPS
@@ -95,10 +96,14 @@ def _strongest(x, r):  # type: ignore[no-untyped-def]
     return x[r, where]
 
 
-_LANES = 64
+_LANES = 128
 """Sub-blocks searched side by side: each lane is one sub-block, its sums in the serial order of its own
 elements, so the lanes are independent and the compiler can run them as one vector (the same bits as one at a
 time)."""
+
+_UNROLL = 8
+"""Elements of a lane summed in registers before its sums go back to memory: the same additions in the same
+order, with a fraction of the loads and stores (the sums of 64 lanes do not fit in registers across a row)."""
 
 
 @_jit
@@ -110,6 +115,34 @@ def _to_lanes(rows, start, lanes):  # type: ignore[no-untyped-def]
         for j in range(lanes.shape[1]):
             lanes[i, j] = rows[start + (j if j < used else 0), i]
     return used
+
+
+@_inlined
+def _trial_sums(xt, wt, iscale, low, top, start, count, trial, sum_l, sum_l2, sum_xl):  # type: ignore[no-untyped-def]
+    """One step of the search over elements ``start:start + count`` of every lane: the trial codes, and their
+    sums added to each lane's in element order (called with the constant ``_UNROLL``, the count unrolls)."""
+    for j in range(xt.shape[1]):
+        s, lo = iscale[j], low[j]
+        a, b, c = sum_l[j], sum_l2[j], sum_xl[j]
+        for i in range(start, start + count):
+            t = _clip(_nearest_small(s * (xt[i, j] - lo)), F32(0), top)
+            trial[i, j] = t
+            wl = wt[i, j] * t
+            a += wl
+            b += wl * t
+            c += wl * xt[i, j]
+        sum_l[j], sum_l2[j], sum_xl[j] = a, b, c
+
+
+@_inlined
+def _trial_error(xt, wt, trial, this_scale, this_min, use_mad, start, count, error):  # type: ignore[no-untyped-def]
+    """The weighted error of the trial codes with each lane's fitted scale and min, as ``_trial_sums`` goes."""
+    for j in range(xt.shape[1]):
+        s, m, e = this_scale[j], this_min[j], error[j]
+        for i in range(start, start + count):
+            diff = s * trial[i, j] + m - xt[i, j]
+            e += wt[i, j] * (abs(diff) if use_mad else diff * diff)
+        error[j] = e
 
 
 @_jit
@@ -172,14 +205,10 @@ def make_qkx2_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad=False):  # t
                 sum_l[j] = F32(0)
                 sum_l2[j] = F32(0)
                 sum_xl[j] = F32(0)
-            for i in range(n):
-                for j in range(lanes):
-                    t = _clip(_nearest_small(iscale[j] * (xt[i, j] - low[j])), F32(0), top)
-                    trial[i, j] = t
-                    wl = wt[i, j] * t
-                    sum_l[j] += wl
-                    sum_l2[j] += wl * t
-                    sum_xl[j] += wl * xt[i, j]
+            whole = n - n % _UNROLL  # each lane's sums in registers over _UNROLL elements at a time
+            for i0 in range(0, whole, _UNROLL):
+                _trial_sums(xt, wt, iscale, low, top, i0, _UNROLL, trial, sum_l, sum_l2, sum_xl)
+            _trial_sums(xt, wt, iscale, low, top, whole, n - whole, trial, sum_l, sum_l2, sum_xl)
             for j in range(lanes):
                 determinant[j] = sum_w[j] * sum_l2[j] - sum_l[j] * sum_l[j]
                 this_scale[j] = (sum_w[j] * sum_xl[j] - sum_x[j] * sum_l[j]) / determinant[j]
@@ -188,10 +217,9 @@ def make_qkx2_quants(x, weights, nmax, rmin, rdelta, nstep, use_mad=False):  # t
                     this_min[j] = F32(0)
                     this_scale[j] = sum_xl[j] / sum_l2[j]
                 error[j] = F32(0)
-            for i in range(n):
-                for j in range(lanes):
-                    diff = this_scale[j] * trial[i, j] + this_min[j] - xt[i, j]
-                    error[j] += wt[i, j] * (abs(diff) if use_mad else diff * diff)
+            for i0 in range(0, whole, _UNROLL):
+                _trial_error(xt, wt, trial, this_scale, this_min, use_mad, i0, _UNROLL, error)
+            _trial_error(xt, wt, trial, this_scale, this_min, use_mad, whole, n - whole, error)
             for j in range(lanes):
                 if determinant[j] > 0 and error[j] < best_error[j]:
                     for i in range(n):
