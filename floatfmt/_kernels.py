@@ -103,14 +103,58 @@ def gather(table: np.ndarray, codes: np.ndarray, out: np.ndarray, pairs: np.ndar
         out[even:] = table[codes[even:]]
 
 
+_UINT32 = tuple(np.array(n, dtype=np.uint32) for n in range(33))
+"""0-d uint32 arrays of 0 .. 32, for shifts: a ufunc takes them as it takes an array, several times faster than a
+Python int or a numpy scalar, whose type it must first settle (a third of a small call's time)."""
+
+_LOW_BITS = tuple(np.array((1 << n) - 1, dtype=np.uint32) for n in range(33))
+"""``_LOW_BITS[n]``: the mask of the low ``n`` bits, as a 0-d uint32 array."""
+
+
 def _key(bits: np.ndarray, dropped: int) -> np.ndarray:
     """The table key in three passes; the first dropped bit lands on the sticky position, the rest is OR-ed in."""
-    # Python ints, not np.uint32(...): the result stays uint32 either way, and a small call saves their creation
-    key = np.right_shift(bits, dropped, out=scratch(1, bits.size, np.uint32))
-    low = np.bitwise_and(bits, (1 << dropped) - 1, out=scratch(2, bits.size, np.uint32))
-    np.minimum(low, 1, out=low)
+    key = np.right_shift(bits, _UINT32[dropped], out=scratch(1, bits.size, np.uint32))
+    low = np.bitwise_and(bits, _LOW_BITS[dropped], out=scratch(2, bits.size, np.uint32))
+    np.minimum(low, _UINT32[1], out=low)
     key |= low
     return key
+
+
+STEPS_AT_MOST = 256
+"""Values up to which :func:`steps_encode` runs instead of :func:`table_encode`: one binary search each costs
+more than the key's four passes over many values, less than their four calls over few."""
+
+
+Steps = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+
+
+def key_steps(table: np.ndarray, dropped: int, flags: np.ndarray | None) -> Steps:
+    """``table_encode`` as a step function of the float32 bits, for :func:`steps_encode`: ``(starts, codes,
+    flagged)``, where bits from ``starts[i - 1]`` (0 for ``i = 0``) up to ``starts[i]`` encode as ``codes[i]``,
+    flagged as ``flagged[i]`` (``None`` without flags).
+
+    The key is a non-decreasing function of the bits (an even key ``k`` begins at ``k << dropped``, an odd one
+    one past ``(k - 1) << dropped``, the sticky bit's first value), so the codes change only where a key begins:
+    the steps are the keys at which the code or the flag changes, and the lookup is exact for all 2**32 inputs.
+    """
+    keys = np.arange(table.size, dtype=np.uint64)
+    first_bits = np.where(keys % 2 == 0, keys << np.uint64(dropped), ((keys - 1) << np.uint64(dropped)) + 1)
+    if dropped == 0:
+        first_bits = keys
+    marks = np.zeros(table.size, dtype=np.bool_) if flags is None else flags
+    changes = np.flatnonzero((table[1:] != table[:-1]) | (marks[1:] != marks[:-1])) + 1
+    starts = first_bits[changes].astype(np.uint32)
+    heads = np.concatenate([[0], changes])
+    return starts, table[heads], None if flags is None else marks[heads]
+
+
+def steps_encode(bits: np.ndarray, steps: Steps, out: np.ndarray) -> int:
+    """``table_encode`` of a few uint32 ``bits`` by binary search in :func:`key_steps`' steps: the same codes, and
+    the same count of flagged keys (0 when the steps carry no flags)."""
+    starts, codes, flagged = steps
+    step = starts.searchsorted(bits, side="right")
+    codes.take(step, out=out)
+    return int(np.count_nonzero(flagged.take(step))) if flagged is not None else 0
 
 
 ROUNDING_CODES = {"nearest_even": 0, "nearest_away": 1, "toward_zero": 2, "up": 3, "down": 4, "odd": 5, "stochastic": 6}
@@ -232,7 +276,8 @@ def half_encode(values: np.ndarray, out: np.ndarray) -> int:
     with np.errstate(invalid="ignore", over="ignore"):  # NaN and overflow have their codes; nothing to warn of
         out.view(np.float16)[...] = values
     nan = np.isnan(values)
-    out[nan] = np.where(np.signbit(values[nan]), np.uint16(0xFE00), np.uint16(0x7E00))
+    if nan.any():  # a small call without NaN skips the indexing, which costs it more than the cast
+        out[nan] = np.where(np.signbit(values[nan]), np.uint16(0xFE00), np.uint16(0x7E00))
     return 0
 
 

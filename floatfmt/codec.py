@@ -174,7 +174,7 @@ def encode(
         if out is None
         else _output(out, values.shape, plan.code_dtype, "encode")
     )
-    source, target = values.reshape(-1), out.reshape(-1)
+    source, target = (values, out) if values.ndim == 1 else (values.reshape(-1), out.reshape(-1))
     fmt, kernel, narrow = plan.fmt, plan.kernel, plan.narrows_to_odd
 
     def encode_chunk(start: int, stop: int) -> tuple[int, int]:
@@ -191,7 +191,7 @@ def encode(
     if source.size <= SMALL_CALL:  # a notebook's loop of small calls: no chunking, no thread pool
         if not source.size:
             rejected = overflowed = 0
-        elif plan.integer_only:
+        elif plan.warns_nothing:
             rejected, overflowed = encode_chunk(0, source.size)
         else:
             with np.errstate(invalid="ignore", over="ignore"):  # the policies decide, as inside map_chunks
@@ -220,7 +220,7 @@ class _EncodePlan:
     narrows_to_odd: bool  # float64 input rounded to odd into float32 first (see _float32_rounded_to_odd)
     checks_input: bool  # the format lacks NaN: NaN, and negatives or zero where it lacks those, are counted first
     whole_array: bool  # a platform cast, which makes no temporaries: one piece per thread
-    integer_only: bool  # a table lookup: no floating-point operation that could warn
+    warns_nothing: bool  # a table lookup, or a cast that silences its own warnings: no errstate needed around it
 
 
 _plans: dict[tuple[Any, ...], _EncodePlan] = {}
@@ -249,7 +249,8 @@ def _encode_plan(fmt: Any, dtype: np.dtype[Any], rounding: str, overflow: str, n
         narrows_to_odd=narrow,
         checks_input=not resolved.has_nan,
         whole_array=cast and not narrow and dtype in (np.float32, np.float64),
-        integer_only=isinstance(kernel, _TableKernel) and dtype != np.float64,
+        warns_nothing=(isinstance(kernel, _TableKernel) or kernel in (_encode_half, _encode_bfloat16))
+        and dtype != np.float64,
     )
     if key and (not isinstance(fmt, str) or is_registered(fmt)) and len(_plans) < 4096:
         _plans[key] = plan
@@ -337,7 +338,7 @@ def decode(codes: Any, fmt: Format | str, *, dtype: Any = None, out: np.ndarray 
     out_dtype = np.dtype(dtype if dtype is not None else (out.dtype if isinstance(out, np.ndarray) else np.float32))
     if out_dtype != np.float32 and out_dtype != np.float64:
         raise ValueError(f"decode dtype must be float32 or float64, got {out_dtype}")
-    fmt, every_code_valid, kernel, chunked = _decode_plan(fmt, out_dtype)
+    fmt, every_code_valid, kernel, chunked, warns_nothing = _decode_plan(fmt, out_dtype)
     if type(codes) is np.ndarray and codes.dtype == every_code_valid:
         code_array = codes  # every value of this dtype is a code: nothing to check
     else:
@@ -346,7 +347,9 @@ def decode(codes: Any, fmt: Format | str, *, dtype: Any = None, out: np.ndarray 
     out = np.empty(code_array.shape, out_dtype) if out is None else _output(out, code_array.shape, out_dtype, "decode")
     source, target = code_array.reshape(-1), out.reshape(-1)
     if source.size <= SMALL_CALL:
-        if source.size:
+        if warns_nothing:
+            kernel(source, target)
+        elif source.size:
             with np.errstate(invalid="ignore", over="ignore"):
                 kernel(source, target)
     else:
@@ -453,10 +456,13 @@ def _from_torch(x: Any) -> np.ndarray | None:
     return np.asarray(tensor.view(getattr(torch, bits[0])).numpy()).view(dtype)
 
 
+_FLOAT32_AND_64 = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _as_real_array(x: Any) -> np.ndarray:
     array = as_array(x)
     dtype = array.dtype
-    if dtype in (np.dtype(np.float32), np.dtype(np.float64)) or is_float32_exact(dtype):
+    if dtype in _FLOAT32_AND_64 or is_float32_exact(dtype):
         return array
     if dtype.kind in "iu":
         as_float = array.astype(np.float64)
@@ -692,8 +698,13 @@ class _TableKernel:
     def __init__(self, fmt: Format, rounding: str, overflow: str) -> None:
         self.table, self.overflow_flags = _encode_table(fmt, rounding, overflow)
         self.dropped = 31 - _key_bits(fmt)
+        self.steps: _kernels.Steps | None = None  # for small calls, built by the first
 
     def __call__(self, values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
+        if values.size <= _kernels.STEPS_AT_MOST:
+            if self.steps is None:
+                self.steps = _kernels.key_steps(self.table, self.dropped, self.overflow_flags)
+            return _kernels.steps_encode(values.view(np.uint32), self.steps, out)
         return _kernels.table_encode(values.view(np.uint32), self.dropped, self.table, out, self.overflow_flags)
 
 
@@ -987,9 +998,10 @@ DecodeKernel = Callable[[np.ndarray, np.ndarray], None]
 _decode_plans: dict[tuple[Any, ...], tuple[Format, np.dtype[Any] | None, DecodeKernel, bool]] = {}
 
 
-def _decode_plan(fmt: Any, dtype: np.dtype[Any]) -> tuple[Format, np.dtype[Any] | None, DecodeKernel, bool]:
-    """The format, the code dtype whose every value is a code (None if there is none), the kernel and whether it
-    wants chunks; from a dictionary keyed by the arguments as given, like ``_encode_plan``."""
+def _decode_plan(fmt: Any, dtype: np.dtype[Any]) -> tuple[Format, np.dtype[Any] | None, DecodeKernel, bool, bool]:
+    """The format, the code dtype whose every value is a code (None if there is none), the kernel, whether it
+    wants chunks and whether it warns of nothing; from a dictionary keyed by the arguments as given, like
+    ``_encode_plan``."""
     key: tuple[Any, ...] = (fmt, dtype)
     try:
         return _decode_plans[key]
@@ -1005,26 +1017,27 @@ def _decode_plan(fmt: Any, dtype: np.dtype[Any]) -> tuple[Format, np.dtype[Any] 
     return plan
 
 
-def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, bool]:
-    """The kernel for ``fmt`` and whether it wants chunks (platform casts run over the whole array)."""
+def _decode_kernel(fmt: Format, dtype: np.dtype[Any]) -> tuple[DecodeKernel, bool, bool]:
+    """The kernel for ``fmt``, whether it wants chunks (platform casts run over the whole array), and whether it
+    warns of nothing (lookups and exact widenings: no ``errstate`` needed around a small call)."""
     if fmt == _FLOAT16 and dtype == np.float32:
-        return _kernels.half_decode, False  # no temporaries either way: one piece per thread
+        return _kernels.half_decode, False, True  # no temporaries either way: one piece per thread
     if fmt == _BFLOAT16 and dtype == np.float32:
-        return _kernels.bfloat16_decode, False
+        return _kernels.bfloat16_decode, False, True
     if isinstance(fmt, FloatFormat) and fmt.bits >= 16 and fmt.ml_dtype is not None:
         native = fmt.ml_dtype  # float64, float32, float16, bfloat16: the platform's exact casts
-        return (lambda codes, out: _assign(out, codes.view(native))), False
+        return (lambda codes, out: _assign(out, codes.view(native))), False, False  # float64 may overflow float32
     if isinstance(fmt, FloatFormat) and fmt.layout[2:] == _FLOAT32.layout[2:]:
         shift = np.uint32(23 - fmt.mantissa_bits)  # tf32 and kin: the code is the top of a float32
-        return (lambda codes, out: _assign(out, (codes.astype(np.uint32) << shift).view(np.float32))), True
+        return (lambda codes, out: _assign(out, (codes.astype(np.uint32) << shift).view(np.float32))), True, True
     if fmt.bits <= 8:
         table = _decode_table(fmt, dtype)
         pairs = _pair_table(fmt, dtype)  # for numpy's loops: two codes per lookup
-        return (lambda codes, out: _kernels.gather(table, codes, out, pairs)), True
+        return (lambda codes, out: _kernels.gather(table, codes, out, pairs)), True, True
     if fmt.bits <= 16:
         table = _decode_table(fmt, dtype)
-        return (lambda codes, out: _kernels.gather(table, codes, out, None)), True
-    return (lambda codes, out: _assign(out, _decode_generic(codes, fmt))), True  # type: ignore[arg-type]
+        return (lambda codes, out: _kernels.gather(table, codes, out, None)), True, True
+    return (lambda codes, out: _assign(out, _decode_generic(codes, fmt))), True, False  # type: ignore[arg-type]
 
 
 def _assign(out: np.ndarray, values: np.ndarray) -> None:

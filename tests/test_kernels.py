@@ -587,3 +587,40 @@ def test_table_times_scale_loops_agree_bit_for_bit(shift):
     assert not loop.numpy(codes, short, scales, *extra, ours) and not loop.compiled()(
         codes, short, scales, *extra, ours
     )
+
+
+TABLE_FORMATS = [name for name in floatfmt.formats() if floatfmt.get_format(name).bits <= 8]
+
+
+@pytest.mark.parametrize("name", TABLE_FORMATS)
+def test_the_small_calls_steps_equal_the_table_for_every_float32(name):
+    """Both lookups are constant between the points checked here, so agreeing on them is agreeing on all 2**32
+    inputs: the key, ``bits >> dropped`` with the sticky bit OR-ed in, takes one value at the first bits of each
+    bucket of ``2**dropped`` and another on the rest of it (or one on all of it), and the steps begin only
+    where a key does. Each format with and without overflow flags; e4m3 in every deterministic mode (the steps
+    are built the same way whatever the table holds)."""
+    from floatfmt import codec
+
+    modes = [("nearest_even", "ieee"), ("toward_zero", "error")]
+    if name == "float8_e4m3fn":
+        roundings = ["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd"]
+        modes = [(r, o) for r in roundings for o in ["ieee", "saturate", "error"]]
+    for rounding, overflow in modes:
+        kernel = codec._encode_plan(name, np.dtype(np.float32), rounding, overflow, "ml_dtypes").kernel
+        assert isinstance(kernel, codec._TableKernel)
+        _check_steps(kernel)
+
+
+def _check_steps(kernel) -> None:
+    dropped = kernel.dropped
+    buckets = np.arange(1 << (32 - dropped), dtype=np.uint64) << np.uint64(dropped)
+    last = buckets + np.uint64((1 << dropped) - 1)
+    points = np.unique(np.concatenate([buckets, np.minimum(buckets + 1, last), last]).astype(np.uint32))
+    steps = _kernels.key_steps(kernel.table, dropped, kernel.overflow_flags)
+    ours, theirs = np.empty(points.size, kernel.table.dtype), np.empty(points.size, kernel.table.dtype)
+    flagged = _kernels.steps_encode(points, steps, ours)
+    assert flagged == _kernels.table_encode.numpy(points, dropped, kernel.table, theirs, kernel.overflow_flags)
+    np.testing.assert_array_equal(ours, theirs)
+    if kernel.overflow_flags is not None:  # each value's flag, not only their count
+        step = steps[0].searchsorted(points, side="right")
+        np.testing.assert_array_equal(steps[2][step], kernel.overflow_flags[_kernels._key(points, dropped)])
