@@ -995,7 +995,7 @@ def _encode_int_generic(
 
 DecodeKernel = Callable[[np.ndarray, np.ndarray], None]
 
-_decode_plans: dict[tuple[Any, ...], tuple[Format, np.dtype[Any] | None, DecodeKernel, bool]] = {}
+_decode_plans: dict[tuple[Any, ...], tuple[Format, np.dtype[Any] | None, DecodeKernel, bool, bool]] = {}
 
 
 def _decode_plan(fmt: Any, dtype: np.dtype[Any]) -> tuple[Format, np.dtype[Any] | None, DecodeKernel, bool, bool]:
