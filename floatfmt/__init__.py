@@ -12,11 +12,8 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from floatfmt._backend import backend, set_backend, using_backend
 from floatfmt._options import EncodeError
 from floatfmt.bits import Decoded, bits, explain, fields, info, table
-from floatfmt.codec import code_dtype, decode, encode
-from floatfmt.codec import round as round  # public, but not in __all__ (see below)
 from floatfmt.formats import (
     FloatFormat,
     Format,
@@ -28,16 +25,22 @@ from floatfmt.formats import (
     get_format,
     register_format,
 )
-from floatfmt.packing import pack, packed_nbytes, unpack
 
 if TYPE_CHECKING:
+    from floatfmt._backend import backend, set_backend, using_backend
+    from floatfmt.codec import code_dtype, decode, encode
+    from floatfmt.codec import round as round  # public, but not in __all__ (see below)
     from floatfmt.comparison import compare
     from floatfmt.io import TensorInfo, Weights, WeightsError, open_weights
+    from floatfmt.packing import pack, packed_nbytes, unpack
     from floatfmt.quant import ErrorStats, QuantizedTensor, Scheme, error_stats, quantize
     from floatfmt.quant.schemes import get_scheme, register_scheme, schemes
     from floatfmt.report import QuantReport, ReportError, quant_report
 
 _LAZY = {
+    **dict.fromkeys(("code_dtype", "decode", "encode", "round"), "floatfmt.codec"),
+    **dict.fromkeys(("backend", "set_backend", "using_backend"), "floatfmt._backend"),
+    **dict.fromkeys(("pack", "packed_nbytes", "unpack"), "floatfmt.packing"),
     "compare": "floatfmt.comparison",
     **dict.fromkeys(("TensorInfo", "Weights", "WeightsError", "open_weights"), "floatfmt.io"),
     **dict.fromkeys(
@@ -46,8 +49,10 @@ _LAZY = {
     **dict.fromkeys(("register_scheme", "schemes"), "floatfmt.quant"),
     **dict.fromkeys(("QuantReport", "ReportError", "quant_report"), "floatfmt.report"),
 }
-"""Names whose modules load on first use: the quantization, file and report layers take several times the codec's
-import time, and a process that only encodes or explains never needs them."""
+"""Names whose modules load on first use. The codec and everything above it import numpy, which takes ten times as
+long as the formats and ``explain``: ``import floatfmt`` loads only those, and ``floatfmt explain`` never loads
+numpy at all. The quantization, file and report layers take several times the codec's import time, and a process
+that only encodes never needs them."""
 
 
 def __getattr__(name: str) -> Any:

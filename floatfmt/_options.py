@@ -8,11 +8,11 @@ result never depends on chunking or threading.
 
 from __future__ import annotations
 
-from typing import Literal
+import numbers
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
-from floatfmt import _kernels
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "RoundingMode",
@@ -56,7 +56,7 @@ def check_options(is_int_format: bool, rounding: str, overflow: str, nan: str, s
 
 def check_seed(seed: object) -> None:
     """Raise ``ValueError`` unless ``seed`` is an integer in [0, 2**64)."""
-    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**64):
+    if not (isinstance(seed, numbers.Integral) and 0 <= int(seed) < 2**64):  # numpy integers are Integral too
         raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {seed!r}")
 
 
@@ -89,6 +89,10 @@ def random_bits(seed: int, index: int) -> int:
 
 def random_bits_array(seed: int, start: int, count: int) -> np.ndarray:
     """``random_bits(seed, i)`` for ``i`` in ``range(start, start + count)``, vectorized, as uint32."""
+    import numpy as np  # here, not above: the options and the scalar bits serve `explain`, which needs no numpy
+
+    from floatfmt import _kernels
+
     out = np.empty(count, dtype=np.uint32)
     done = 0
     while done < count:

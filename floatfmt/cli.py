@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 import floatfmt
 from floatfmt._display import json_float
 from floatfmt._options import NAN_POLICIES, OVERFLOWS, ROUNDINGS
@@ -322,6 +320,8 @@ def _explain(args: argparse.Namespace) -> Any:
 
 
 def _encode(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import numpy as np  # here: `explain`, `decode`, `info` and `memory` start without numpy
+
     fmt = floatfmt.get_format(args.format)
     values = np.array([_number(text) for text in args.values], dtype=np.float64)
     codes = floatfmt.encode(values, fmt, rounding=args.rounding, overflow=args.overflow, nan=args.nan, seed=args.seed)

@@ -23,11 +23,13 @@ import difflib
 import functools
 import math
 import re
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "FInfo",
@@ -122,7 +124,7 @@ class FloatFormat:
         )
         largest, smallest = self.magnitude_value(self.max_code), self.magnitude_value(self.smallest_code)
         _check(
-            _pow2(-1074) <= smallest and largest <= Fraction(float(np.finfo(np.float64).max)),
+            _pow2(-1074) <= smallest and largest <= Fraction(sys.float_info.max),
             f"the format's values must lie inside float64's range (bias {self.bias} puts them outside)",
         )
 
@@ -263,7 +265,7 @@ class FloatFormat:
     def ml_dtype(self) -> np.dtype[Any] | None:
         """The numpy / ml_dtypes dtype with exactly this encoding, or ``None`` (asking for one of ml_dtypes' types
         imports ml_dtypes)."""
-        found = _NUMPY_FLOAT_DTYPES.get(self.layout)
+        found = _numpy_float_dtypes().get(self.layout)
         if found is not None or self.bits not in (4, 6, 8, 16):  # ml_dtypes' floats are of these widths
             return found
         return _ml_float_dtypes().get(self.layout)
@@ -321,6 +323,8 @@ class IntFormat:
         """The numpy / ml_dtypes integer dtype of this width and signedness, or ``None`` (asking for one of
         ml_dtypes' types imports ml_dtypes)."""
         if self.bits == 8:
+            import numpy as np
+
             return np.dtype(np.int8 if self.signed else np.uint8)
         return _ml_int_dtypes().get((self.bits, self.signed))
 
@@ -532,6 +536,8 @@ def get_format(fmt: Format | str | Any) -> Format:
     if isinstance(fmt, (FloatFormat, IntFormat)):
         return fmt
     if not isinstance(fmt, str):
+        import numpy as np  # a dtype or a scalar type: numpy is loaded already wherever one exists
+
         try:
             fmt = np.dtype(fmt).name
         except TypeError:
@@ -605,16 +611,25 @@ def _register_builtins() -> None:
 _register_builtins()
 
 _BUILTINS = tuple(_REGISTRY.values())
-_NUMPY_FLOAT_DTYPES: dict[tuple[Any, ...], np.dtype[Any]] = {
-    fmt.layout: np.dtype(getattr(np, fmt.name)) for fmt in _BUILTINS if fmt.name in ("float64", "float32", "float16")
-}
 
 
-# ml_dtypes is imported the first time one of its types is asked for: its 0.7 release takes over a second to import,
-# several times the rest of the package, and a process that only explains, encodes or sizes never needs it.
+# numpy is imported the first time a dtype is asked for, and ml_dtypes the first time one of its types is: ml_dtypes
+# 0.7 takes over a second to import, numpy a tenth of one, and `floatfmt explain` needs neither.
+@functools.cache
+def _numpy_float_dtypes() -> dict[tuple[Any, ...], np.dtype[Any]]:
+    import numpy as np
+
+    return {
+        fmt.layout: np.dtype(getattr(np, fmt.name))
+        for fmt in _BUILTINS
+        if fmt.name in ("float64", "float32", "float16")
+    }
+
+
 @functools.cache
 def _ml_float_dtypes() -> dict[tuple[Any, ...], np.dtype[Any]]:
     import ml_dtypes
+    import numpy as np
 
     return {
         fmt.layout: np.dtype(getattr(ml_dtypes, fmt.name))
@@ -628,6 +643,7 @@ def _ml_int_dtypes() -> dict[tuple[int, bool], np.dtype[Any]]:
     """ml_dtypes 0.6 added int1/uint1 and 0.7 float8_e5m3fnu: a format whose dtype the installed release lacks has
     none."""
     import ml_dtypes
+    import numpy as np
 
     return {
         (bits, signed): np.dtype(getattr(ml_dtypes, name))

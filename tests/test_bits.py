@@ -36,10 +36,14 @@ def test_fields_and_kinds_agree_with_decode_for_every_code(fmt):
 
 @pytest.mark.parametrize("fmt", [slow_if_wide(fmt) for fmt in SMALL], ids=str)
 def test_explain_agrees_with_decode_and_its_formula_reproduces_exact(fmt):
-    decoded = floatfmt.decode(np.arange(2**fmt.bits, dtype=floatfmt.code_dtype(fmt)), fmt, dtype=np.float64)
+    codes = np.arange(2**fmt.bits, dtype=floatfmt.code_dtype(fmt))
+    decoded = floatfmt.decode(codes, fmt, dtype=np.float64)
+    found = floatfmt.fields(codes, fmt)  # explain takes one code apart on Python ints, fields many on arrays
     for code in range(2**fmt.bits):
         d = floatfmt.explain(code, fmt)
         assert same_floats(np.array([d.value]), decoded[code : code + 1])
+        one = (found.sign[code], found.exponent[code], found.mantissa[code], found.kind[code])
+        assert (d.sign, d.exponent, d.mantissa, d.kind) == one
         assert d.bits.replace(" ", "") == format(code, f"0{fmt.bits}b")
         if code % 61 == 0 or fmt.bits <= 8:
             assert floatfmt.explain(d.bits, fmt).code == code  # printed bit strings parse back

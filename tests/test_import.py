@@ -53,6 +53,27 @@ assert main(["explain", "0 1011 011", "e4m3"]) == 0
     assert _loaded_after(code, LAYERS) == []
 
 
+def test_explain_decode_and_info_run_without_numpy():
+    """What keeps `floatfmt explain` fast: a code or a value is explained on Python ints and Fractions, and nothing
+    on that path imports numpy (a tenth of a second here). Run in a fresh interpreter, where nothing is loaded yet."""
+    script = (
+        "import sys\n"
+        "import floatfmt\n"
+        "assert 'numpy' not in sys.modules, 'import floatfmt'\n"
+        "from floatfmt.cli import main\n"
+        "for argv in (['explain', '0 1011 011', 'e4m3'], ['explain', '22.5', 'e4m3', '--rounding', 'toward_zero'],\n"
+        "             ['explain', '1e999', 'bf16', '--json'], ['decode', 'e5m2', '0x7C', '0b01111110'],\n"
+        "             ['info', 'e2m1'], ['explain', '0.3', 'int4', '--rounding', 'stochastic', '--seed', '3']):\n"
+        "    assert main(argv) == 0, argv\n"
+        "    assert 'numpy' not in sys.modules, argv\n"
+        "print(floatfmt.explain(0.3, 'e4m3').rounding.direction)\n"
+        "assert 'numpy' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "up" and "= 22" in done.stdout
+
+
 def test_lazy_names_resolve_to_their_modules():
     import floatfmt
     from floatfmt import quant, report
