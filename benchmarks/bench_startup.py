@@ -33,6 +33,7 @@ STARTS = {
     "import numpy": ["-c", "import numpy"],
     "import numpy, ml_dtypes": ["-c", "import numpy, ml_dtypes"],
     "import floatfmt": ["-c", "import floatfmt"],
+    "import floatfmt + its codec": ["-c", "import floatfmt; floatfmt.encode"],  # numpy and the codec load on first use
     "floatfmt explain (CLI)": ["-m", "floatfmt", "explain", "0 1011 011", "e4m3"],
 }
 

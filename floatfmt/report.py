@@ -51,7 +51,7 @@ from floatfmt.quant.filetypes import FileType
 from floatfmt.quant.metrics import ErrorAccumulator, ErrorStats
 from floatfmt.quant.scheme import Scheme
 from floatfmt.quant.storage import ggml_scheme, resolve, resolve_scheme
-from floatfmt.quant.tensor import approximate, needs_tensor_amax, row_block
+from floatfmt.quant.tensor import approximate, may_be_nonfinite, needs_tensor_amax, row_block
 
 __all__ = ["STORED", "QuantReport", "ReportError", "ReportRow", "SchemeSummary", "quant_report"]
 
@@ -477,9 +477,11 @@ def _measure_tensor(
         _tick(info.nbytes * (stop - first) // max(units, 1))
         energy = np.add.reduceat(np.einsum("ij,ij->i", block, block, dtype=np.float64), starts) if sample else None
         measured = []
+        check_finite = may_be_nonfinite(block)  # once for every scheme: where it may, each scheme's own rule decides
         for scheme in schemes:
             scheme_amax = tensor_amax if needs_tensor_amax(scheme) else None
-            approx = approximate(block, scheme, tensor_amax=scheme_amax, out=_reused(_REUSED_APPROX, block.shape))
+            target = _reused(_REUSED_APPROX, block.shape)
+            approx = approximate(block, scheme, tensor_amax=scheme_amax, out=target, check_finite=check_finite)
             step_sums = ErrorAccumulator()
             step_sums.add(block, approx)
             units_sums = None

@@ -232,6 +232,26 @@ def test_nan_is_rejected_where_the_reference_has_no_rule(name):
         floatfmt.quantize(w, name)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_threaded_search_for_non_finite_values_finds_one_anywhere(bad):
+    from floatfmt.quant.tensor import may_be_nonfinite
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((700, 1024)).astype(np.float32)  # many row runs, on the threads
+    assert not may_be_nonfinite(w) and not may_be_nonfinite(w[:0]) and not may_be_nonfinite(w[0])
+    for row, col in [(0, 0), (699, 1023), tuple(rng.integers([700, 1024]))]:
+        spoiled = w.copy()
+        spoiled[row, col] = bad
+        assert may_be_nonfinite(spoiled) and may_be_nonfinite(spoiled.reshape(-1))
+        with pytest.raises(ValueError, match="1 NaN or infinite"):
+            floatfmt.quantize(spoiled, "q4_0")
+    wide = np.array([[3e38, -3e38]], dtype=np.float32)  # max - min overflows: a false alarm the count clears
+    assert may_be_nonfinite(wide) and floatfmt.quantize(wide, "int8").codes.shape == (1, 2)
+    from floatfmt.quant import approximate
+
+    np.testing.assert_array_equal(approximate(w, "nvfp4", check_finite=False), approximate(w, "nvfp4"))
+
+
 def test_scheme_registry_and_options():
     with pytest.raises(ValueError, match=r"unknown scheme 'mxfp5'.*'mxfp4'"):
         floatfmt.get_scheme("mxfp5")

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 from floatfmt.codec import as_array, is_float32_exact
 from floatfmt.quant.quantized import QuantizedTensor
 from floatfmt.quant.scheme import Scheme, rows_cols
 from floatfmt.quant.storage import resolve_scheme
 
-__all__ = ["QuantizedTensor", "approximate", "needs_tensor_amax", "quantize", "row_block"]
+__all__ = ["QuantizedTensor", "approximate", "may_be_nonfinite", "needs_tensor_amax", "quantize", "row_block"]
 
 
 def quantize(
@@ -49,12 +50,20 @@ def quantize(
 
 
 def approximate(
-    w: Any, scheme: Scheme | str, *, tensor_amax: float | None = None, out: np.ndarray | None = None, **options: Any
+    w: Any,
+    scheme: Scheme | str,
+    *,
+    tensor_amax: float | None = None,
+    out: np.ndarray | None = None,
+    check_finite: bool = True,
+    **options: Any,
 ) -> np.ndarray:
     """``quantize(w, scheme).dequantize()``, bit for bit, without keeping the codes: what a tensor stored in the
     scheme stands for (fake quantization). Block rules whose elements round to nearest-even do it in one pass.
     ``out``, a C-contiguous float32 array of ``w``'s shape, receives the values (a loop over tensors can then
-    reuse one buffer: fresh pages cost about a nanosecond a value).
+    reuse one buffer: fresh pages cost about a nanosecond a value). ``check_finite=False`` skips the search for NaN
+    and infinity (two reads of the tensor), for a caller that has checked already, as SciPy's option of that name
+    does: a non-finite value is then undefined behaviour.
 
     Example:
         >>> import numpy as np, floatfmt
@@ -66,7 +75,7 @@ def approximate(
     Raises:
         ValueError, TypeError: as :func:`quantize`, and for an ``out`` of another shape or dtype.
     """
-    chosen, matrix, shape, _ = _prepared(w, scheme, tensor_amax, None, options)
+    chosen, matrix, shape, _ = _prepared(w, scheme, tensor_amax, None, options, check_finite)
     target = None
     if out is not None:
         if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous or not out.flags.writeable:
@@ -77,7 +86,12 @@ def approximate(
 
 
 def _prepared(
-    w: Any, scheme: Scheme | str, tensor_amax: float | None, importance: Any, options: dict[str, Any]
+    w: Any,
+    scheme: Scheme | str,
+    tensor_amax: float | None,
+    importance: Any,
+    options: dict[str, Any],
+    check_finite: bool = True,
 ) -> tuple[Scheme, np.ndarray, tuple[int, ...], np.ndarray | None]:
     """The scheme, the input as a float32 ``rows × cols`` matrix, its shape and the importance vector, checked."""
     chosen = resolve_scheme(scheme)
@@ -90,8 +104,7 @@ def _prepared(
     shape = tuple(int(n) for n in array.shape)
     matrix = values.reshape(rows_cols(shape))
     rule = chosen.rule
-    # max and min carry NaN and infinity through without a temporary the size of the tensor
-    if not rule.handles_nonfinite and matrix.size and not np.isfinite(matrix.max() - matrix.min()):
+    if check_finite and not rule.handles_nonfinite and matrix.size and may_be_nonfinite(matrix):
         bad = int(np.count_nonzero(~np.isfinite(matrix)))
         if bad:
             raise ValueError(
@@ -111,6 +124,22 @@ def _prepared(
                 f"importance needs {columns} finite, non-negative weights (one per column), got {weights.size} values"
             )
     return chosen, matrix, shape, weights
+
+
+def may_be_nonfinite(matrix: np.ndarray) -> bool:
+    """False when every value is finite: ``max - min`` of each cache-sized run of rows, on the threads (NaN and
+    infinity carry through both, with no temporary the size of the tensor). True may also be a finite range too
+    wide for float32, which the caller's count then clears."""
+    if matrix.size == 0:
+        return False
+    matrix = matrix.reshape(matrix.shape[0] if matrix.ndim > 1 else 1, -1)
+    rows, cols = matrix.shape
+
+    def work(start: int, stop: int) -> bool:
+        part = matrix[start:stop]
+        return not np.isfinite(part.max() - part.min())
+
+    return any(map_chunks(work, rows, max(1, CHUNK_ELEMENTS // max(cols, 1)), item_elements=cols))
 
 
 def needs_tensor_amax(scheme: Scheme) -> bool:
