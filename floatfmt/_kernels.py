@@ -16,6 +16,7 @@ from floatfmt._parallel import scratch
 __all__ = [
     "bfloat16_decode",
     "bfloat16_encode",
+    "float32_rounded_to_odd",
     "gather",
     "half_decode",
     "half_encode",
@@ -66,6 +67,19 @@ def stochastic_table_encode(
     irregular = (magnitude < np.uint32(regular_low)) | (magnitude >= np.uint32(regular_high))
     flagged = int(np.count_nonzero(flags.take(key) & ~irregular)) if flags is not None else 0
     return flagged, np.flatnonzero(irregular)
+
+
+@twin(_NUMBA, size=lambda values, out: values.size)
+def float32_rounded_to_odd(values: np.ndarray, out: np.ndarray) -> None:
+    """``out`` = the float64 ``values`` rounded to odd into float32: the nearest-even cast, stepped back toward
+    zero where it went away, then the last bit set where the result is inexact. NaN stays NaN (its last bit set,
+    as for any inexact result), signs and infinities are kept; a value beyond float32's range becomes its largest
+    finite value, odd, as truncation says."""
+    out[...] = values
+    wide = out.astype(np.float64)
+    bits = out.view(np.uint32)
+    np.subtract(bits, np.abs(wide) > np.abs(values), out=bits, casting="unsafe")
+    np.bitwise_or(bits, wide != values, out=bits, casting="unsafe")
 
 
 @twin(_NUMBA, size=lambda key, first, out: out.size)

@@ -15,6 +15,8 @@ from numba.extending import intrinsic
 __all__ = [
     "bfloat16_decode",
     "bfloat16_encode",
+    "bits_of_float",
+    "float32_rounded_to_odd",
     "float_of_bits",
     "gather",
     "half_decode",
@@ -185,6 +187,25 @@ def float_of_bits(typingctx, word):  # type: ignore[no-untyped-def]
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def bits_of_float(typingctx, value):  # type: ignore[no-untyped-def]
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
+@_jit
+def float32_rounded_to_odd(values, out):  # type: ignore[no-untyped-def]
+    words = out.view(np.uint32)
+    for i in range(values.size):
+        x = values[i]
+        narrow = np.float32(x)
+        wide = np.float64(narrow)
+        word = bits_of_float(narrow) - np.uint32(abs(wide) > abs(x))
+        words[i] = word | np.uint32(wide != x)
 
 
 @_jit

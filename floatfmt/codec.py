@@ -50,7 +50,7 @@ from floatfmt._options import (
     check_seed,
     random_bits_array,
 )
-from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks, per_thread_chunk
+from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks, per_thread_chunk, scratch
 from floatfmt.formats import FloatFormat, Format, IntFormat, formats, get_format, is_registered
 
 __all__ = [
@@ -179,8 +179,10 @@ def encode(
 
     def encode_chunk(start: int, stop: int) -> tuple[int, int]:
         chunk = source[start:stop]
-        if narrow:
-            chunk = _float32_rounded_to_odd(chunk)
+        if narrow:  # into this thread's buffer: the chunk's codes are written before the next chunk narrows
+            narrowed = scratch(_NARROWED, stop - start, np.float32)
+            _kernels.float32_rounded_to_odd(chunk, narrowed)
+            chunk = narrowed
         elif chunk.dtype != np.float64 and chunk.dtype != np.float32:
             chunk = chunk.astype(np.float32)
         random = random_bits_array(seed, start, stop - start) if rounding == "stochastic" else None  # type: ignore[arg-type]
@@ -217,7 +219,7 @@ class _EncodePlan:
     fmt: Format
     code_dtype: np.dtype[Any]
     kernel: EncodeKernel
-    narrows_to_odd: bool  # float64 input rounded to odd into float32 first (see _float32_rounded_to_odd)
+    narrows_to_odd: bool  # float64 input rounded to odd into float32 first (_kernels.float32_rounded_to_odd)
     checks_input: bool  # the format lacks NaN: NaN, and negatives or zero where it lacks those, are counted first
     whole_array: bool  # a platform cast, which makes no temporaries: one piece per thread
     warns_nothing: bool  # a table lookup, or a cast that silences its own warnings: no errstate needed around it
@@ -296,15 +298,8 @@ def _from_python_float(x: float) -> np.ndarray:
     return np.array(x, np.float32 if exact else np.float64)
 
 
-def _float32_rounded_to_odd(values: np.ndarray) -> np.ndarray:
-    """float64 values rounded to odd into float32: numpy's nearest-even cast, stepped back toward zero where it
-    went away, with the last bit set where the result is inexact (NaN stays NaN, signs and infinities kept)."""
-    narrow = values.astype(np.float32)
-    wide = narrow.astype(np.float64)
-    bits = narrow.view(np.uint32)
-    np.subtract(bits, np.abs(wide) > np.abs(values), out=bits, casting="unsafe")
-    np.bitwise_or(bits, wide != values, out=bits, casting="unsafe")
-    return narrow
+_NARROWED = 8
+"""The ``floatfmt._parallel.scratch`` slot of a float64 chunk rounded to odd into float32."""
 
 
 def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, call: str) -> np.ndarray:

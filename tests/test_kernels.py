@@ -63,7 +63,7 @@ def test_every_loop_has_a_twin():
                      "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks",
                      "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits",
                      "q45_k_roundtrip", "narrower_encode", "half_encode", "half_decode", "bfloat16_encode",
-                     "bfloat16_decode", "lookup_scale", "lookup_scale_shift"}  # fmt: skip
+                     "bfloat16_decode", "lookup_scale", "lookup_scale_shift", "float32_rounded_to_odd"}  # fmt: skip
 
 
 def test_float16_loops_agree_with_numpy_on_every_code_and_every_rounding_boundary():
@@ -164,6 +164,42 @@ def test_table_encode_agrees(dropped, flagged):
     np.testing.assert_array_equal(numba_out, numpy_out)
     assert numba_count == numpy_count
     assert (numpy_count > 0) == flagged
+
+
+def test_float32_rounded_to_odd_agrees_and_rounds_to_odd():
+    f32 = np.finfo(np.float32)
+    edges = np.array([0.0, f32.max, f32.smallest_subnormal, f32.smallest_normal, 1.0, 3.0, 2.0**-150, 2.0**128],
+                     dtype=np.float64)  # fmt: skip
+    near = np.concatenate([np.nextafter(edges, np.inf), np.nextafter(edges, 0), edges, (edges + edges * 2**-24)])
+    specials = np.array([np.inf, np.nan, 1e300, 5e-324], np.float64)
+    payloads = np.array([0x7FF0000000000001, 0x7FF8000020000000, 0x7FF4000000000001], np.uint64).view(np.float64)
+    values = np.concatenate([RNG.integers(0, 2**64, 50_000, dtype=np.uint64).view(np.float64),
+                             RNG.standard_normal(20_000) * 100, near, specials, payloads])  # fmt: skip
+    values = np.concatenate([values, -values])
+
+    def call():
+        out = np.empty(values.size, np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # as the codec calls it: the policies judge overflow
+            _kernels.float32_rounded_to_odd(values, out)
+        return out
+
+    numpy_out, numba_out = run_both(call)
+    np.testing.assert_array_equal(numba_out.view(np.uint32), numpy_out.view(np.uint32))
+    result = numpy_out.astype(np.float64)
+    finite = np.isfinite(values)
+    inexact = finite & (result != values)
+    assert np.all(numpy_out.view(np.uint32)[inexact] & 1)  # every inexact result odd...
+    beyond = inexact & (np.abs(values) > f32.max)
+    assert np.all(np.abs(result[beyond]) == f32.max)  # truncated to the largest finite value, which is odd
+    inside = inexact & ~beyond
+    with np.errstate(over="ignore"):  # the gap above float32's largest value: infinity, which is loose but true
+        ulp = np.spacing(np.abs(numpy_out[inside])).astype(np.float64)
+    low, high = result[inside] - ulp, result[inside] + ulp  # exact in float64
+    assert np.all((low < values[inside]) & (values[inside] < high))  # ...and a neighbour of the value
+    assert np.array_equal(np.isnan(numpy_out), np.isnan(values)) and np.all(
+        result[finite & ~inexact] == values[finite & ~inexact]
+    )
+    assert np.array_equal(np.signbit(numpy_out), np.signbit(values))
 
 
 @pytest.mark.parametrize("flagged", [False, True])
