@@ -63,7 +63,8 @@ def test_every_loop_has_a_twin():
                      "make_qkx2_quants", "make_qx_quants", "make_qp_quants", "make_q3_quants", "_iq4_blocks",
                      "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits",
                      "q45_k_roundtrip", "narrower_encode", "half_encode", "half_decode", "bfloat16_encode",
-                     "bfloat16_decode", "lookup_scale", "lookup_scale_shift", "float32_rounded_to_odd"}  # fmt: skip
+                     "bfloat16_decode", "lookup_scale", "offset_scale", "offset_scale_shift",
+                     "float32_rounded_to_odd"}  # fmt: skip
 
 
 def test_float16_loops_agree_with_numpy_on_every_code_and_every_rounding_boundary():
@@ -605,24 +606,53 @@ def test_a_child_forked_mid_compile_keeps_to_numpy_and_never_waits():
     assert result.stdout.strip() == "ok", result.stderr
 
 
-@pytest.mark.parametrize("shift", [False, True])
-def test_table_times_scale_loops_agree_bit_for_bit(shift):
-    rng = np.random.default_rng(5)
-    codes = rng.integers(0, 256, (3, 700, 32)).astype(np.uint8)
-    table = (rng.standard_normal(256) * 8).astype(np.float32)
+def _hostile_block_scales(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Block scales and shifts ``(3, 700)`` over many magnitudes, with infinities, NaN and -0.0 among them."""
     scales = (rng.standard_normal((3, 700)) * rng.choice([1e-30, 1.0, 1e30], (3, 700))).astype(np.float32)
     shifts = (rng.standard_normal((3, 700)) * 1e3).astype(np.float32)
     scales[0, :3], shifts[1, :3] = [np.inf, np.nan, -0.0], [np.inf, -np.inf, np.nan]
-    loop = quant_kernels.lookup_scale_shift if shift else quant_kernels.lookup_scale
-    extra = (shifts,) if shift else ()
+    return scales, shifts
+
+
+def test_table_times_scale_loops_agree_bit_for_bit():
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (3, 700, 32)).astype(np.uint8)
+    table = (rng.standard_normal(256) * 8).astype(np.float32)
+    scales, _ = _hostile_block_scales(rng)
+    loop = quant_kernels.lookup_scale
     ours, theirs = np.empty(codes.shape, np.float32), np.empty(codes.shape, np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
-        assert loop.numpy(codes, table, scales, *extra, ours) and loop.compiled()(codes, table, scales, *extra, theirs)
+        assert loop.numpy(codes, table, scales, ours) and loop.compiled()(codes, table, scales, theirs)
     np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
-    short = table[:100]  # a code beyond the table: both refuse
-    assert not loop.numpy(codes, short, scales, *extra, ours) and not loop.compiled()(
-        codes, short, scales, *extra, ours
-    )
+    short = table[:100]  # a code beyond the table, in the last block only: both refuse
+    inside = codes % 100
+    inside[-1, -1, -1] = 100
+    assert not loop.numpy(inside, short, scales, ours) and not loop.compiled()(inside, short, scales, ours)
+    assert loop.numpy(codes % 100, short, scales, ours) and loop.compiled()(codes % 100, short, scales, theirs)
+    np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+@pytest.mark.parametrize("offset", [0, 8, 16])
+@pytest.mark.parametrize("shift", [False, True])
+def test_offset_times_scale_loops_equal_the_table_they_stand_for(shift, offset):
+    """Both twins of ``offset_scale``/``offset_scale_shift`` against ``lookup_scale`` with the table
+    ``int8(byte) - offset``, on every byte and hostile scales: the same bits."""
+    rng = np.random.default_rng(offset + shift)
+    codes = rng.integers(0, 256, (3, 700, 32)).astype(np.uint8)
+    codes[0, 0, :] = [0, 1, 7, 8, 15, 16, 31, 127, 128, 129, 255, *range(21)]
+    scales, shifts = _hostile_block_scales(rng)
+    table = (np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int32) - offset).astype(np.float32)
+    expected = np.empty(codes.shape, np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        assert quant_kernels.lookup_scale.numpy(codes, table, scales, expected)
+        if shift:
+            expected += shifts[:, :, None]
+        loop = quant_kernels.offset_scale_shift if shift else quant_kernels.offset_scale
+        extra = (shifts,) if shift else ()
+        for run in (loop.numpy, loop.compiled()):
+            ours = np.full(codes.shape, np.nan, np.float32)
+            run(codes, offset, scales, *extra, ours)
+            np.testing.assert_array_equal(ours.view(np.uint32), expected.view(np.uint32))
 
 
 TABLE_FORMATS = [name for name in floatfmt.formats() if floatfmt.get_format(name).bits <= 8]

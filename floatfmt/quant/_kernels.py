@@ -24,7 +24,8 @@ __all__ = [
     "error_sums",
     "gguf_blocks",
     "lookup_scale",
-    "lookup_scale_shift",
+    "offset_scale",
+    "offset_scale_shift",
     "reduce_rows",
     "row_absmax",
     "row_max",
@@ -370,12 +371,24 @@ def _table_times_scale(codes: np.ndarray, table: np.ndarray, scales: np.ndarray,
 
 
 @twin(_NUMBA, size=_codes_size)
-def lookup_scale_shift(
-    codes: np.ndarray, table: np.ndarray, scales: np.ndarray, shifts: np.ndarray, out: np.ndarray
-) -> bool:
-    """``lookup_scale`` plus a float32 shift per block: ``out = table[codes] * scales[:, :, None] +
+def offset_scale(codes: np.ndarray, offset: int, scales: np.ndarray, out: np.ndarray) -> None:
+    """``out = (int8(codes) - offset) * scales[:, :, None]`` for code bytes ``(rows, blocks, block)`` (each
+    byte read as int8) and float32 block scales ``(rows, blocks)``: a block type whose element values are its
+    codes less an offset (GGUF's legacy types), one float32 product each, as ``lookup_scale`` with the table
+    ``int8(byte) - offset`` but with no table to read."""
+    _signed_times_scale(codes, offset, scales, out)
+
+
+def _signed_times_scale(codes: np.ndarray, offset: int, scales: np.ndarray, out: np.ndarray) -> None:
+    signed = codes.view(np.int8)
+    if offset:
+        signed = np.subtract(signed, np.int16(offset), dtype=np.int16)  # exact for every byte and offset
+    np.multiply(signed, scales[:, :, None], out=out)
+
+
+@twin(_NUMBA, size=_codes_size)
+def offset_scale_shift(codes: np.ndarray, offset: int, scales: np.ndarray, shifts: np.ndarray, out: np.ndarray) -> None:
+    """``offset_scale`` plus a float32 shift per block: ``out = (int8(codes) - offset) * scales[:, :, None] +
     shifts[:, :, None]``, the product rounded before the sum (GGUF's asymmetric types: ``d * q + m``)."""
-    if not _table_times_scale(codes, table, scales, out):
-        return False
+    _signed_times_scale(codes, offset, scales, out)
     out += shifts[:, :, None]
-    return True

@@ -16,7 +16,8 @@ __all__ = [
     "error_sums",
     "gguf_blocks",
     "lookup_scale",
-    "lookup_scale_shift",
+    "offset_scale",
+    "offset_scale_shift",
     "rows_absmax",
     "rows_max",
     "rows_min",
@@ -346,25 +347,33 @@ def lookup_scale(codes, table, scales, out):  # type: ignore[no-untyped-def]
     size = table.size
     for r in range(rows):
         for b in range(blocks):
+            largest = 0
+            for i in range(block):  # checked a block at a time, so that the loop below has no exit
+                largest = max(largest, codes[r, b, i])
+            if largest >= size:
+                return False
             scale = scales[r, b]
             for i in range(block):
-                code = codes[r, b, i]
-                if code >= size:
-                    return False
-                out[r, b, i] = table[code] * scale
+                out[r, b, i] = table[codes[r, b, i]] * scale
     return True
 
 
 @_jit
-def lookup_scale_shift(codes, table, scales, shifts, out):  # type: ignore[no-untyped-def]
+def offset_scale(codes, offset, scales, out):  # type: ignore[no-untyped-def]
     rows, blocks, block = codes.shape
-    size = table.size
+    for r in range(rows):
+        for b in range(blocks):
+            scale = scales[r, b]
+            for i in range(block):
+                out[r, b, i] = np.float32(np.int32(np.int8(codes[r, b, i])) - offset) * scale
+
+
+@_jit
+def offset_scale_shift(codes, offset, scales, shifts, out):  # type: ignore[no-untyped-def]
+    rows, blocks, block = codes.shape
     for r in range(rows):
         for b in range(blocks):
             scale, shift = scales[r, b], shifts[r, b]
             for i in range(block):
-                code = codes[r, b, i]
-                if code >= size:
-                    return False
-                out[r, b, i] = table[code] * scale + shift  # a product, then a sum: no fastmath, so never fused
-    return True
+                product = np.float32(np.int32(np.int8(codes[r, b, i])) - offset) * scale
+                out[r, b, i] = product + shift  # a product, then a sum: no fastmath, so never fused

@@ -258,40 +258,25 @@ def dequantize_bytes(name: str, data: np.ndarray) -> np.ndarray:
 
 def _dequantize_legacy(kind: _Legacy, codes: np.ndarray, scales: np.ndarray, minimums: np.ndarray | None) -> np.ndarray:
     """A legacy type's values ``(blocks, 32)`` from its codes (uint8; int8 bytes for Q8_0) and float16 fields: each
-    code's value from a table (the code less the offset, or the int8 byte), times the block scale, plus the
-    minimum for the asymmetric types, in float32, as ggml computes them; one compiled pass with numba."""
+    code's value (the int8 byte for Q8_0, the code itself for the asymmetric types, whose offset is the block
+    minimum, the code less 2**(bits-1) for the symmetric ones: small integers, exact) times the block scale, plus
+    the minimum for the asymmetric types, in float32, as ggml computes them; one compiled pass with numba."""
     codes = codes.reshape(-1, BLOCK)
     codes = codes.view(np.uint8) if codes.dtype == np.int8 else codes
     scales, minimums = scales.reshape(-1), None if minimums is None else minimums.reshape(-1)
-    table = _legacy_table(kind.bits, kind.asymmetric)
+    offset = 0 if kind.bits == 8 or kind.asymmetric else 2 ** (kind.bits - 1)
     values = np.empty(codes.shape, dtype=np.float32)
 
     def work(start: int, stop: int) -> None:  # in cache-sized runs of blocks on the package's threads
         d = scales[start:stop].astype(np.float32).reshape(1, -1)
         run, out = codes[start:stop].reshape(1, -1, BLOCK), values[start:stop].reshape(1, -1, BLOCK)
         if minimums is None:
-            done = _kernels.lookup_scale(run, table, d, out)
+            _kernels.offset_scale(run, offset, d, out)
         else:
-            m = minimums[start:stop].astype(np.float32).reshape(1, -1)
-            done = _kernels.lookup_scale_shift(run, table, d, m, out)
-        assert done, "a legacy code beyond its table of 256"
+            _kernels.offset_scale_shift(run, offset, d, minimums[start:stop].astype(np.float32).reshape(1, -1), out)
 
-    map_chunks(work, codes.shape[0], CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
+    map_chunks(work, codes.shape[0], kquants.DEQUANTIZE_CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
     return values
-
-
-@functools.cache
-def _legacy_table(bits: int, asymmetric: bool) -> np.ndarray:
-    """The float32 value of each byte as a legacy code: the int8 byte for Q8_0, the code itself for the asymmetric
-    types (whose offset is the block minimum), the code less 2**(bits-1) for the symmetric ones (small integers,
-    exact)."""
-    byte = np.arange(256)
-    if bits == 8:
-        table = byte.astype(np.uint8).view(np.int8).astype(np.float32)
-    else:
-        table = (byte if asymmetric else byte - 2 ** (bits - 1)).astype(np.float32)
-    table.flags.writeable = False
-    return table
 
 
 def _quantize_legacy(matrix: np.ndarray, scheme: Scheme, shape: tuple[int, ...]) -> QuantizedTensor:

@@ -20,7 +20,7 @@ import numpy as np
 from floatfmt._backend import twin
 from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
 
-__all__ = ["DEQUANTIZERS", "QUANTIZERS", "ROUNDTRIPS", "fp16_scales", "quantize_blocks"]
+__all__ = ["DEQUANTIZERS", "DEQUANTIZE_CHUNK_ELEMENTS", "QUANTIZERS", "ROUNDTRIPS", "fp16_scales", "quantize_blocks"]
 
 F32 = np.float32
 _NUMBA = "floatfmt.quant.rules._kquants_numba"
@@ -62,7 +62,14 @@ def quantize_blocks(name: str, matrix: np.ndarray, importance: np.ndarray | None
     return data.reshape(-1)
 
 
-def _register(name: str, block: int, block_bytes: int, quantize: Quantizer, dequantize: Callable[..., np.ndarray]):  # type: ignore[no-untyped-def]
+Dequantizer = Callable[[np.ndarray, np.ndarray], None]
+
+DEQUANTIZE_CHUNK_ELEMENTS = 4 * CHUNK_ELEMENTS
+"""Values per run of blocks when dequantizing: numpy's few passes over a run cost less than the calls they take
+at ``CHUNK_ELEMENTS`` (a run and its byte codes still fit in L2); the compiled loops are indifferent."""
+
+
+def _register(name: str, block: int, block_bytes: int, quantize: Quantizer, dequantize: Dequantizer) -> None:
     QUANTIZERS[name] = (block, block_bytes, quantize)
     into = _dequantizer_into(name, dequantize)
 
@@ -74,19 +81,19 @@ def _register(name: str, block: int, block_bytes: int, quantize: Quantizer, dequ
         def work(start: int, stop: int) -> None:
             into(data[start:stop], out[start:stop])
 
-        map_chunks(work, data.shape[0], max(1, CHUNK_ELEMENTS // block), item_elements=block)
+        map_chunks(work, data.shape[0], max(1, DEQUANTIZE_CHUNK_ELEMENTS // block), item_elements=block)
         return out
 
-    dequantize_blocks.numpy = dequantize  # type: ignore[attr-defined]
     dequantize_blocks.into = into  # type: ignore[attr-defined]
     DEQUANTIZERS[name] = dequantize_blocks
 
 
-def _dequantizer_into(name: str, dequantize: Callable[[np.ndarray], np.ndarray]) -> Callable[..., None]:
-    """``dequantize`` writing into ``out``, declared as the twin of ``_kquants_numba.dequantize_<name>``."""
+def _dequantizer_into(name: str, dequantize: Dequantizer) -> Callable[..., None]:
+    """``dequantize`` (block bytes into ``out``, float32 ``(blocks, values)``), declared as the twin of
+    ``_kquants_numba.dequantize_<name>``."""
 
     def numpy_into(data: np.ndarray, out: np.ndarray) -> None:
-        out[...] = dequantize(data)
+        dequantize(data, out)
 
     numpy_into.__name__ = numpy_into.__qualname__ = f"dequantize_{name}"
     return twin(_NUMBA, size=_out_size)(numpy_into)
@@ -137,6 +144,11 @@ def _half_bytes(half: np.ndarray) -> np.ndarray:
 
 def _fp16_bytes(values: np.ndarray) -> np.ndarray:
     return _half_bytes(fp16_scales(values))
+
+
+def _half_field(data: np.ndarray, at: int) -> np.ndarray:
+    """The float16 stored at bytes ``at, at + 1`` of each block, as float32 ``(blocks, 1)``."""
+    return data[:, at : at + 2].copy().view("<f2").astype(F32)
 
 
 @twin(_NUMBA, size=_x_size)
@@ -367,16 +379,13 @@ def _quantize_q2_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _dequantize_q2_k(data: np.ndarray) -> np.ndarray:
+def _dequantize_q2_k(data: np.ndarray, out: np.ndarray) -> None:
     scales = data[:, :16]
-    d = data[:, 80:82].copy().view("<f2").astype(F32)
-    dmin = data[:, 82:84].copy().view("<f2").astype(F32)
-    codes = _unpack_2bit(data[:, 16:80]).reshape(-1, 16, 16)
-    sub_d = d * (scales & 0xF).astype(F32)
-    sub_m = dmin * (scales >> 4).astype(F32)
-    out = np.multiply(sub_d[:, :, None], codes, dtype=F32)
-    out -= sub_m[:, :, None]
-    return out.reshape(-1, 256)
+    sub_d = _half_field(data, 80) * (scales & 0xF).astype(F32)
+    sub_m = _half_field(data, 82) * (scales >> 4).astype(F32)
+    values = out.reshape(-1, 16, 16)
+    np.multiply(sub_d[:, :, None], _unpack_2bit(data[:, 16:80]).reshape(-1, 16, 16), out=values)
+    values -= sub_m[:, :, None]
 
 
 # --- Q3_K -------------------------------------------------------------------------------------------------------
@@ -437,14 +446,15 @@ def _quantize_q3_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _dequantize_q3_k(data: np.ndarray) -> np.ndarray:
-    d = data[:, 108:110].copy().view("<f2").astype(F32)
-    levels = _q3_scale_levels(data[:, 96:108]).astype(F32)
-    low = _unpack_2bit(data[:, 32:96]).view(np.int8)
+def _dequantize_q3_k(data: np.ndarray, out: np.ndarray) -> None:
+    sub_d = _half_field(data, 108) * _q3_scale_levels(data[:, 96:108]).astype(F32)
+    codes = _unpack_2bit(data[:, 32:96]).view(np.int8)
     # value 32 * bit + l has its high bit in bit ``bit`` of hmask byte ``l``; without it the code is 4 lower
-    high = ((data[:, None, :32] >> _BITS[:, None]) & 1).reshape(-1, 256).view(np.int8)
-    codes = low + (high << 2) - np.int8(4)
-    return np.multiply((d * levels)[:, :, None], codes.reshape(-1, 16, 16), dtype=F32).reshape(-1, 256)
+    high = (data[:, None, :32] >> _BITS[:, None]) & 1
+    high <<= 2
+    codes += high.reshape(-1, 256).view(np.int8)
+    codes -= np.int8(4)
+    np.multiply(sub_d[:, :, None], codes.reshape(-1, 16, 16), out=out.reshape(-1, 16, 16))
 
 
 # --- Q5_K -------------------------------------------------------------------------------------------------------
@@ -466,16 +476,31 @@ def _quantize_q5_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _dequantize_q5_k(data: np.ndarray) -> np.ndarray:
-    scale, offset = _q45_scales(data)
-    q = data[:, 48:].reshape(-1, 4, 1, 32)
-    low = np.concatenate([q & 0xF, q >> 4], axis=2).reshape(-1, 8, 32)
+def _dequantize_q5_k(data: np.ndarray, out: np.ndarray) -> None:
+    codes = _nibbles(data[:, 48:])
     # sub-block j's fifth bits are bit j of the 32 bytes of qh
     high = np.unpackbits(data[:, None, 16:48], axis=1, bitorder="little")
-    codes = low | (high << 4)
-    out = np.multiply(scale[:, :, None], codes, dtype=F32)
-    out -= offset[:, :, None]
-    return out.reshape(-1, 256)
+    high <<= 4
+    codes |= high
+    _scaled_with_offset(data, codes, out)
+
+
+def _nibbles(q: np.ndarray) -> np.ndarray:
+    """Q4_K/Q5_K's codes: for each 64 values, the low nibbles of 32 bytes then their high nibbles, as uint8
+    ``(blocks, 8 sub-blocks, 32)``."""
+    codes = np.empty((q.shape[0], 4, 2, 32), dtype=np.uint8)
+    pairs = q.reshape(-1, 4, 32)
+    np.bitwise_and(pairs, 0xF, out=codes[:, :, 0])
+    np.right_shift(pairs, 4, out=codes[:, :, 1])
+    return codes.reshape(-1, 8, 32)
+
+
+def _scaled_with_offset(data: np.ndarray, codes: np.ndarray, out: np.ndarray) -> None:
+    """Q4_K/Q5_K's values ``scale * code - offset`` of each 32-value sub-block, into ``out``."""
+    scale, offset = _q45_scales(data)
+    values = out.reshape(-1, 8, 32)
+    np.multiply(scale[:, :, None], codes, out=values)
+    values -= offset[:, :, None]
 
 
 def _q45_k(
@@ -543,10 +568,8 @@ have one (used when no importance matrix is given); ``False`` when a block scale
 
 
 def _q45_scales(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    d = data[:, 0:2].copy().view("<f2").astype(F32)
-    dmin = data[:, 2:4].copy().view("<f2").astype(F32)
     sc, mn = _unpack_scales_k4(data[:, 4:16])
-    return d * sc.astype(F32), dmin * mn.astype(F32)
+    return _half_field(data, 0) * sc.astype(F32), _half_field(data, 2) * mn.astype(F32)
 
 
 # --- Q6_K -------------------------------------------------------------------------------------------------------
@@ -580,16 +603,21 @@ def _quantize_q6_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _dequantize_q6_k(data: np.ndarray) -> np.ndarray:
-    d = data[:, 208:210].copy().view("<f2").astype(F32)
+def _dequantize_q6_k(data: np.ndarray, out: np.ndarray) -> None:
     levels = data[:, 192:208].view(np.int8).astype(F32).reshape(-1, 2, 8)
-    ql = data[:, :128].reshape(-1, 2, 1, 2, 32)  # (blocks, halves, 1, which 32 bytes, 32)
-    qh = data[:, 128:192].reshape(-1, 2, 1, 32)
-    low = np.concatenate([ql & 0xF, ql >> 4], axis=2).reshape(-1, 2, 4, 32)  # quarter k: nibble k // 2 of half k % 2
-    high = ((qh >> _SHIFTS_2BIT[:, :, :, :]) & 3) << 4  # quarter k: bits 2k, 2k + 1
-    codes = (low | high).view(np.int8) - np.int8(32)  # (blocks, 2 halves, 4 quarters, 32)
-    scale = (d[:, :, None] * levels).reshape(-1, 2, 4, 2, 1)  # scales[is + 2k] for is = l // 16
-    return np.multiply(scale, codes.reshape(-1, 2, 4, 2, 16), dtype=F32).reshape(-1, 256)
+    ql = data[:, :128].reshape(-1, 2, 2, 32)  # (blocks, halves, which 32 bytes, 32)
+    codes = np.empty((data.shape[0], 2, 2, 2, 32), dtype=np.uint8)  # quarter k: nibble k // 2 of half k % 2
+    np.bitwise_and(ql, 0xF, out=codes[:, :, 0])
+    np.right_shift(ql, 4, out=codes[:, :, 1])
+    high = data[:, 128:192].reshape(-1, 2, 1, 32) >> _SHIFTS_2BIT  # quarter k: bits 2k, 2k + 1
+    high &= 3
+    high <<= 4
+    codes = codes.reshape(-1, 2, 4, 32)
+    codes |= high
+    signed = codes.view(np.int8)
+    signed -= np.int8(32)  # (blocks, 2 halves, 4 quarters, 32)
+    scale = (_half_field(data, 208)[:, :, None] * levels).reshape(-1, 2, 4, 2, 1)  # scales[is + 2k], is = l // 16
+    np.multiply(scale, signed.reshape(-1, 2, 4, 2, 16), out=out.reshape(-1, 2, 4, 2, 16))
 
 
 # --- Q8_K ------------------------------------------------------------------------------------------------------
@@ -618,9 +646,8 @@ def _quantize_q8_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _dequantize_q8_k(data: np.ndarray) -> np.ndarray:
-    d = data[:, :4].copy().view("<f4").astype(F32)
-    return d * data[:, 4:260].view(np.int8).astype(F32)
+def _dequantize_q8_k(data: np.ndarray, out: np.ndarray) -> None:
+    np.multiply(data[:, :4].copy().view("<f4"), data[:, 4:260].view(np.int8), out=out)
 
 
 # --- TQ1_0 and TQ2_0 ---------------------------------------------------------------------------------------------
@@ -655,10 +682,10 @@ def _quantize_tq2_0(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _dequantize_tq2_0(data: np.ndarray) -> np.ndarray:
-    d = data[:, 64:].copy().view("<f2").astype(F32)
-    trits = _unpack_2bit(data[:, :64]).view(np.int8) - np.int8(1)
-    return np.multiply(trits, d, dtype=F32)
+def _dequantize_tq2_0(data: np.ndarray, out: np.ndarray) -> None:
+    trits = _unpack_2bit(data[:, :64]).view(np.int8)
+    trits -= np.int8(1)
+    np.multiply(trits, _half_field(data, 64), out=out)
 
 
 @twin(_NUMBA, size=_x_size)
@@ -692,12 +719,11 @@ def _unpack_trits(q: np.ndarray, count: int) -> np.ndarray:
     return (((digits * 3) >> 8).astype(np.int8)) - np.int8(1)
 
 
-def _dequantize_tq1_0(data: np.ndarray) -> np.ndarray:
-    d = data[:, 52:].copy().view("<f2").astype(F32)
-    first = _unpack_trits(data[:, :32], 5).reshape(-1, 160)
-    second = _unpack_trits(data[:, 32:48], 5).reshape(-1, 80)
-    third = _unpack_trits(data[:, 48:52], 4).reshape(-1, 16)
-    return np.multiply(np.concatenate([first, second, third], axis=1), d, dtype=F32)
+def _dequantize_tq1_0(data: np.ndarray, out: np.ndarray) -> None:
+    d = _half_field(data, 52)
+    for first, count, digits, at in ((0, 32, 5, 0), (32, 16, 5, 160), (48, 4, 4, 240)):
+        trits = _unpack_trits(data[:, first : first + count], digits).reshape(-1, count * digits)
+        np.multiply(trits, d, out=out[:, at : at + count * digits])
 
 
 # --- MXFP4 as ggml writes it -----------------------------------------------------------------------------------
@@ -732,10 +758,10 @@ def _quantize_mxfp4(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _dequantize_mxfp4(data: np.ndarray) -> np.ndarray:
+def _dequantize_mxfp4(data: np.ndarray, out: np.ndarray) -> None:
     d = _e8m0_half(data[:, 0])[:, None]
-    low, high = data[:, 1:] & 0x0F, data[:, 1:] >> 4
-    return np.concatenate([_FP4_DOUBLED[low], _FP4_DOUBLED[high]], axis=1) * d
+    np.multiply(_FP4_DOUBLED[data[:, 1:] & 0x0F], d, out=out[:, :16])
+    np.multiply(_FP4_DOUBLED[data[:, 1:] >> 4], d, out=out[:, 16:])
 
 
 # --- Q4_K -------------------------------------------------------------------------------------------------------
@@ -771,13 +797,8 @@ def _quantize_q4_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _dequantize_q4_k(data: np.ndarray) -> np.ndarray:
-    scale, offset = _q45_scales(data)
-    q = data[:, 16:].reshape(-1, 4, 1, 32)
-    codes = np.concatenate([q & 0xF, q >> 4], axis=2).reshape(-1, 8, 32)
-    out = np.multiply(scale[:, :, None], codes, dtype=F32)
-    out -= offset[:, :, None]
-    return out.reshape(-1, 256)
+def _dequantize_q4_k(data: np.ndarray, out: np.ndarray) -> None:
+    _scaled_with_offset(data, _nibbles(data[:, 16:]), out)
 
 
 # --- IQ4_NL and IQ4_XS ---------------------------------------------------------------------------------------
@@ -846,10 +867,10 @@ def _quantize_iq4_nl(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray
     return out
 
 
-def _dequantize_iq4_nl(data: np.ndarray) -> np.ndarray:
-    d = data[:, :2].copy().view("<f2").astype(F32)
-    codes = np.concatenate([data[:, 2:] & 0xF, data[:, 2:] >> 4], axis=1)
-    return d * _IQ4_VALUES[codes]
+def _dequantize_iq4_nl(data: np.ndarray, out: np.ndarray) -> None:
+    d = _half_field(data, 0)
+    np.multiply(d, _IQ4_VALUES[data[:, 2:] & 0xF], out=out[:, :16])
+    np.multiply(d, _IQ4_VALUES[data[:, 2:] >> 4], out=out[:, 16:])
 
 
 def _quantize_iq4_xs(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
@@ -878,8 +899,8 @@ def _quantize_iq4_xs(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray
     return out
 
 
-def _dequantize_iq4_xs(data: np.ndarray) -> np.ndarray:
-    d = data[:, :2].copy().view("<f2").astype(F32)
+def _dequantize_iq4_xs(data: np.ndarray, out: np.ndarray) -> None:
+    d = _half_field(data, 0)
     scales_h = data[:, 2:4].copy().view("<u2").astype(np.int32)
     scales_l = data[:, 4:8].astype(np.int32)
     levels = np.empty((data.shape[0], 8), dtype=np.int32)
@@ -888,7 +909,7 @@ def _dequantize_iq4_xs(data: np.ndarray) -> np.ndarray:
         levels[:, ib] = low | (((scales_h[:, 0] >> (2 * ib)) & 3) << 4)
     q = data[:, 8:].reshape(-1, 8, 16)
     codes = np.concatenate([q & 0xF, q >> 4], axis=2)
-    return ((d * (levels - 32).astype(F32))[:, :, None] * _IQ4_VALUES[codes]).reshape(-1, 256)
+    np.multiply((d * (levels - 32).astype(F32))[:, :, None], _IQ4_VALUES[codes], out=out.reshape(-1, 8, 32))
 
 
 _register("q8_k", QK_K, 292, _quantize_q8_k, _dequantize_q8_k)
