@@ -606,13 +606,13 @@ def _quantize_q6_k(x: np.ndarray, importance: np.ndarray | None) -> np.ndarray:
 def _dequantize_q6_k(data: np.ndarray, out: np.ndarray) -> None:
     levels = data[:, 192:208].view(np.int8).astype(F32).reshape(-1, 2, 8)
     ql = data[:, :128].reshape(-1, 2, 2, 32)  # (blocks, halves, which 32 bytes, 32)
-    codes = np.empty((data.shape[0], 2, 2, 2, 32), dtype=np.uint8)  # quarter k: nibble k // 2 of half k % 2
-    np.bitwise_and(ql, 0xF, out=codes[:, :, 0])
-    np.right_shift(ql, 4, out=codes[:, :, 1])
+    nibbles = np.empty((data.shape[0], 2, 2, 2, 32), dtype=np.uint8)  # quarter k: nibble k // 2 of half k % 2
+    np.bitwise_and(ql, 0xF, out=nibbles[:, :, 0])
+    np.right_shift(ql, 4, out=nibbles[:, :, 1])
     high = data[:, 128:192].reshape(-1, 2, 1, 32) >> _SHIFTS_2BIT  # quarter k: bits 2k, 2k + 1
     high &= 3
     high <<= 4
-    codes = codes.reshape(-1, 2, 4, 32)
+    codes = nibbles.reshape(-1, 2, 4, 32)
     codes |= high
     signed = codes.view(np.int8)
     signed -= np.int8(32)  # (blocks, 2 halves, 4 quarters, 32)
