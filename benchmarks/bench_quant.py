@@ -5,6 +5,10 @@
     python benchmarks/bench_quant.py --kernels numpy,numba   # numpy's loops, then the compiled ones
     python benchmarks/bench_quant.py --schemes q4_k,q6_k,iq4_xs --ggml   # beside ggml's own C, one thread
 
+Where bitsandbytes imports (a scratch venv: it is not a test dependency), ``nf4`` and ``nf4_dq`` are also timed
+against its CPU ``quantize_4bit``/``dequantize_4bit`` (blocksize 64) with torch on one thread and on all:
+"vs bnb" is bitsandbytes' time divided by floatfmt's.
+
 ``--ggml`` times llama.cpp's C quantizers (``ggml-quants.c``, built once by ``tests/ggml_reference.py`` from the
 llama-cpp-python sdist) on the same matrix in the same process: "vs ggml C" is ggml's time divided by floatfmt's.
 
@@ -30,6 +34,27 @@ try:  # optional peer
     from gguf.quants import quantize as gguf_quantize
 except ImportError:  # pragma: no cover - depends on the machine
     gguf = None
+
+
+def bitsandbytes_times(w: np.ndarray, double: bool, repeat: int) -> dict[str, float]:
+    """bitsandbytes' CPU NF4 quantize and dequantize times (blocksize 64) with torch on 1 thread and on all,
+    or nothing where it does not import."""
+    try:
+        import bitsandbytes.functional as bnb
+        import torch
+    except ImportError:
+        return {}
+    x = torch.from_numpy(w)
+    threads = torch.get_num_threads()
+    times = {}
+    for count in sorted({1, threads}):
+        torch.set_num_threads(count)
+        quantize = lambda: bnb.quantize_4bit(x, blocksize=64, compress_statistics=double, quant_type="nf4")  # noqa: E731
+        packed, state = quantize()
+        times[f"quantize_{count}"] = best_time(quantize, repeat)
+        times[f"dequantize_{count}"] = best_time(lambda: bnb.dequantize_4bit(packed, state), repeat)
+    torch.set_num_threads(threads)
+    return times
 
 
 def ggml_reference() -> Any:
@@ -82,6 +107,10 @@ def run(names: list[str], size: int, repeat: int, ggml: Any = None) -> list[dict
                 row["quantize_vs_gguf_py"] = (
                     best_time(lambda qtype=qtype: gguf_quantize(w, qtype), repeat) / quantize_time
                 )
+        if name in ("nf4", "nf4_dq"):
+            for key, seconds in bitsandbytes_times(w, name == "nf4_dq", repeat).items():
+                step = key.split("_")[0]
+                row[f"{key}_thread_vs_bnb"] = seconds / (quantize_time if step == "quantize" else dequantize_time)
         ggml_name = {"gguf_mxfp4": "mxfp4"}.get(name, name)
         if ggml is not None and ggml_name in ggml.TYPES:
             row["quantize_vs_ggml_c"] = best_time(lambda n=ggml_name: ggml.quantize(n, w), repeat) / quantize_time
@@ -99,6 +128,9 @@ def format_row(row: dict[str, Any]) -> str:
         if "quantize_vs_gguf_py" in row:
             versus += f" quantize {row['quantize_vs_gguf_py']:.2f}x,"
         versus += f" dequantize {row['dequantize_vs_gguf_py']:.2f}x"
+    bnb = {key: value for key, value in row.items() if key.endswith("_vs_bnb")}
+    if bnb:
+        versus += "  vs bnb: " + ", ".join(f"{key[: -len('_thread_vs_bnb')]}t {v:.2f}x" for key, v in bnb.items())
     return (
         f"{row['scheme']:24s} {row['kernels']:7s} {row['bits_per_weight']:7.3f} {row['sqnr_db']:8.2f} "
         f"{row['quantize_Mw_per_s']:10.0f} {row['dequantize_Mw_per_s']:10.0f}{versus}"
