@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 
 import ml_dtypes
 import numpy as np
+from _timing import best_time
 
 import floatfmt
 
@@ -24,12 +24,7 @@ MODES = [("nearest_even", "saturate"), ("toward_zero", "ieee"), ("up", "ieee"), 
 
 
 def rate(call: Callable[[], object], size: int, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return size / best / 1e6
+    return size / best_time(call, repeat) / 1e6
 
 
 def main() -> None:

@@ -52,7 +52,8 @@ def bitsandbytes_times(w: np.ndarray, double: bool, repeat: int) -> dict[str, fl
         quantize = lambda: bnb.quantize_4bit(x, blocksize=64, compress_statistics=double, quant_type="nf4")  # noqa: E731
         packed, state = quantize()
         times[f"quantize_{count}"] = best_time(quantize, repeat)
-        times[f"dequantize_{count}"] = best_time(lambda: bnb.dequantize_4bit(packed, state), repeat)
+        dequantize = lambda packed=packed, state=state: bnb.dequantize_4bit(packed, state)  # noqa: E731
+        times[f"dequantize_{count}"] = best_time(dequantize, repeat)
     torch.set_num_threads(threads)
     return times
 

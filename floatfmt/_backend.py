@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["BACKENDS", "COMPILED_MIN_SIZE", "backend", "set_backend", "twin", "using_backend"]
+__all__ = ["BACKENDS", "COMPILED_MIN_SIZE", "backend", "set_backend", "twin", "using_backend", "wait_for_loops"]
 
 BACKENDS = ("auto", "numpy", "numba")
 
@@ -286,6 +286,17 @@ def _compile_requests() -> None:
             return
         if _compile(key, stand_ins):
             _ready.add(key)
+
+
+def wait_for_loops(timeout: float = 120.0) -> bool:
+    """Wait until every loop asked for so far under ``auto`` is compiled or loaded (for a benchmark that wants the
+    steady state, not the first calls' numpy loops); True when none is left, False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while _compiler is not None or not _requests.empty():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def _numpy_busy() -> bool:

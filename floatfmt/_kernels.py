@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from floatfmt._backend import twin
-from floatfmt._parallel import scratch
+from floatfmt._parallel import CHUNK_ELEMENTS, scratch
 
 __all__ = [
     "bfloat16_decode",
@@ -34,11 +34,16 @@ def table_encode(bits: np.ndarray, dropped: int, table: np.ndarray, out: np.ndar
     """``out = table[key]`` with ``key = (bits >> dropped) | (low dropped bits != 0)``, for uint32 ``bits``.
 
     The key's last bit is thus a sticky bit: the first dropped bit or any below it. Returns how many keys
-    ``flags`` (a boolean per key) marks, 0 without flags.
+    ``flags`` (a boolean per key) marks, 0 without flags. Any size: numpy's passes run over cache-sized pieces
+    (so that a caller can hand each thread one piece, as to the compiled loop, which makes no temporaries).
     """
-    key = _key(bits, dropped)
-    table.take(key, out=out)
-    return int(np.count_nonzero(flags.take(key))) if flags is not None else 0
+    flagged = 0
+    for start in range(0, bits.size, CHUNK_ELEMENTS):
+        stop = min(start + CHUNK_ELEMENTS, bits.size)
+        key = _key(bits[start:stop], dropped)
+        table.take(key, out=out[start:stop])
+        flagged += int(np.count_nonzero(flags.take(key))) if flags is not None else 0
+    return flagged
 
 
 @twin(_NUMBA, size=lambda bits, *rest: bits.size)

@@ -1,16 +1,18 @@
 """Parallel work for the whole package: cache-sized chunks over a thread pool, safe across fork.
 
 numpy (and the compiled loops, which release the GIL) run in parallel on threads, so the codec and the
-quantizers split large arrays into chunks that fit in L2 cache and hand contiguous runs of chunks to a shared
-pool. Results come back in chunk order, so nothing a caller computes depends on how many threads ran.
+quantizers split large arrays into chunks that fit in L2 cache, and a shared pool's threads each take the next
+chunk as they finish one. Results come back in chunk order, so nothing a caller computes depends on
+how many threads ran or which ran what.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 import numpy as np
@@ -49,40 +51,77 @@ def thread_count() -> int:
 def map_chunks(
     work: Callable[[int, int], Result], count: int, chunk: int = CHUNK_ELEMENTS, *, item_elements: int = 1
 ) -> list[Result]:
-    """``[work(start, stop) for each chunk-sized piece of range(count)]``, threads taking contiguous runs.
+    """``[work(start, stop) for each chunk-sized piece of range(count)]``, the pool's threads each taking the next
+    piece as it finishes its last (a core slowed by another process does less, rather than holding the rest up),
+    the results in piece order.
 
     ``item_elements`` is how many elements one item of ``range(count)`` stands for (a row's length, when the
-    items are rows), so that the choice to use threads follows the amount of work. A call from inside a pool
-    thread runs serially: the pool's threads never wait on each other. NaN, infinity and overflow are the
+    items are rows), so that the choice to use threads follows the amount of work. A call from inside the work
+    of another runs serially: the threads never wait on each other. An exception in any piece stops the threads
+    taking more and is raised once they have finished the pieces they hold. NaN, infinity and overflow are the
     codec's policies, not accidents, so numpy's floating-point warnings are off inside.
     """
     chunk = max(chunk, 1)
     chunks = (count + chunk - 1) // chunk
     threads = min(thread_count(), chunks)
 
-    def run(first: int, last: int) -> list[Result]:
-        with np.errstate(invalid="ignore", over="ignore"):
-            return [work(i * chunk, min((i + 1) * chunk, count)) for i in range(first, last)]
-
-    def run_in_pool(first: int) -> list[Result]:
-        _local.in_pool = True  # a pool thread: map_chunks calls made by `work` run serially
-        return run(first, min(first + per_thread, chunks))
+    def piece(i: int) -> Result:
+        return work(i * chunk, min((i + 1) * chunk, count))
 
     if count * item_elements < PARALLEL_MIN_ELEMENTS or threads <= 1 or getattr(_local, "in_pool", False):
-        return run(0, chunks)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return [piece(i) for i in range(chunks)]
+    results: list[Any] = [None] * chunks
+    taken = itertools.count()  # next() on it is one step under the GIL: each piece is taken once
+    stopped: list[bool] = []
+
+    def take() -> None:
+        _local.in_pool = True  # work that calls map_chunks runs serially in this thread
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                while not stopped:
+                    i = next(taken)
+                    if i >= chunks:
+                        return
+                    results[i] = piece(i)
+        except BaseException:
+            stopped.append(True)
+            raise
+        finally:
+            _local.in_pool = False
+
+    # The calling thread waits rather than works: Ctrl-C then lands in Python, not inside a compiled loop (which
+    # would return with the interrupt pending and raise SystemError).
+    helpers = [_shared_pool().submit(take) for _ in range(threads)]
+    try:
+        wait(helpers)
+    finally:
+        stopped.append(True)  # a no-op once every piece is done; after Ctrl-C here, the threads take no more
+        for helper in helpers:
+            helper.cancel()  # not started (the pool busy with another caller's work): nothing left for it
+        wait(helpers)  # no thread writes on after the return
+    for helper in helpers:
+        if not helper.cancelled():
+            helper.result()  # raises a helper's exception
+    return results
+
+
+def _shared_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(thread_count(), thread_name_prefix="floatfmt")
-    per_thread = (chunks + threads - 1) // threads
-    parts = _pool.map(run_in_pool, range(0, chunks, per_thread))
-    return [result for part in parts for result in part]
+        return _pool
+
+
+PIECES_PER_THREAD = 4
+"""For work that makes no temporaries: enough pieces per thread that a slowed core hands some to the other."""
 
 
 def per_thread_chunk(size: int) -> int:
-    """A piece size that gives each thread one even-length piece (at least one chunk): for work that makes no
+    """A piece size that gives each thread a few even-length pieces (at least one chunk): for work that makes no
     temporaries, such as a platform cast, where cache-sized chunks only add calls."""
-    piece = -(-size // thread_count())
+    piece = -(-size // (thread_count() * PIECES_PER_THREAD))
     return max(CHUNK_ELEMENTS, piece + piece % 2)
 
 
