@@ -690,3 +690,72 @@ def _check_steps(kernel) -> None:
     if kernel.overflow_flags is not None:  # each value's flag, not only their count
         step = steps[0].searchsorted(points, side="right")
         np.testing.assert_array_equal(steps[2][step], kernel.overflow_flags[_kernels._key(points, dropped)])
+
+
+def test_map_chunks_gives_every_piece_once_in_order_however_the_threads_take_them():
+    import threading
+    import time
+
+    from floatfmt._parallel import map_chunks
+
+    seen: list[tuple[int, int, str]] = []
+
+    def work(start: int, stop: int) -> tuple[int, int]:
+        time.sleep(0.002 if start % 3 else 0.0)  # uneven pieces: the threads take different numbers of them
+        seen.append((start, stop, threading.current_thread().name))
+        return start, stop
+
+    results = map_chunks(work, 1000, 7, item_elements=1 << 12)
+    assert results == [(s, min(s + 7, 1000)) for s in range(0, 1000, 7)]
+    assert sorted(piece[:2] for piece in seen) == results  # each piece exactly once
+    assert all(name.startswith("floatfmt") for *_, name in seen)  # on the pool's threads
+
+
+def test_map_chunks_stops_taking_pieces_after_a_failure_and_raises_it():
+    from floatfmt._parallel import map_chunks
+
+    done: list[int] = []
+
+    def work(start: int, stop: int) -> None:
+        if start == 70:
+            raise ValueError("piece 10 is bad")
+        done.append(start)
+
+    with pytest.raises(ValueError, match="piece 10 is bad"):
+        map_chunks(work, 7000, 7, item_elements=1 << 12)
+    assert len(done) < 999  # the other threads stopped instead of finishing the thousand pieces
+
+
+def test_map_chunks_inside_a_piece_runs_serially():
+    import threading
+
+    from floatfmt._parallel import map_chunks
+
+    def inner(start: int, stop: int) -> str:
+        return threading.current_thread().name
+
+    def outer(start: int, stop: int) -> set[str]:
+        return set(map_chunks(inner, 64, 1, item_elements=1 << 20)) | {threading.current_thread().name}
+
+    for names in map_chunks(outer, 8, 1, item_elements=1 << 20):
+        assert len(names) == 1  # the nested pieces ran on the thread that ran the outer one
+
+
+WAIT_FOR_LOOPS = """
+import numpy as np, floatfmt
+from floatfmt import _backend
+x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
+floatfmt.encode(x, "e4m3")  # under auto: numpy's loop, the compiled one asked for
+assert _backend.wait_for_loops(600) and not _backend._compiler and _backend._requests.empty()
+assert any(key[1] == "table_encode" for key in _backend._ready)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_wait_for_loops_returns_once_the_loops_asked_for_are_ready():
+    pytest.importorskip("numba")
+    env = dict(os.environ, FLOATFMT_KERNELS="auto")
+    command = [sys.executable, "-c", WAIT_FOR_LOOPS]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.stdout.strip() == "ok", result.stderr
