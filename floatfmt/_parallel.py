@@ -17,10 +17,22 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMENTS", "PARALLEL_MIN_ELEMENTS", "map_chunks", "per_thread_chunk", "scratch", "thread_count"]
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "DEQUANTIZE_CHUNK_ELEMENTS",
+    "PARALLEL_MIN_ELEMENTS",
+    "map_chunks",
+    "per_thread_chunk",
+    "scratch",
+    "thread_count",
+]
 
 CHUNK_ELEMENTS = 1 << 16
 """Elements per chunk: a float32 chunk and its few temporaries stay inside L2 (measured in benchmarks/)."""
+
+DEQUANTIZE_CHUNK_ELEMENTS = 4 * CHUNK_ELEMENTS
+"""Values per chunk when dequantizing: numpy's few passes over block bytes cost less than the calls they take at
+``CHUNK_ELEMENTS`` (the chunk's values and its byte codes still fit in L2); the compiled loops are indifferent."""
 
 PARALLEL_MIN_ELEMENTS = 1 << 18
 """Below this many elements of work, threads cost more than they save."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
+from floatfmt._parallel import CHUNK_ELEMENTS, DEQUANTIZE_CHUNK_ELEMENTS, map_chunks
 from floatfmt.codec import code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, Format, IntFormat, get_format
 from floatfmt.quant import _kernels
@@ -485,7 +485,8 @@ class BlockRule(ScaleRule):
             out[first : min(last, rows)] = values[: min(last, rows) - first, :cols]
 
         row_elements = block_rows * padded_cols
-        map_chunks(work, padded_rows // block_rows, max(1, CHUNK_ELEMENTS // row_elements), item_elements=row_elements)
+        run = max(1, DEQUANTIZE_CHUNK_ELEMENTS // row_elements)
+        map_chunks(work, padded_rows // block_rows, run, item_elements=row_elements)
         return out
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
+from floatfmt._parallel import CHUNK_ELEMENTS, DEQUANTIZE_CHUNK_ELEMENTS, map_chunks
 from floatfmt.formats import get_format
 from floatfmt.io._gguf import BLOCK_DEQUANTIZERS
 from floatfmt.quant import _kernels
@@ -275,7 +275,7 @@ def _dequantize_legacy(kind: _Legacy, codes: np.ndarray, scales: np.ndarray, min
         else:
             _kernels.offset_scale_shift(run, offset, d, minimums[start:stop].astype(np.float32).reshape(1, -1), out)
 
-    map_chunks(work, codes.shape[0], kquants.DEQUANTIZE_CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
+    map_chunks(work, codes.shape[0], DEQUANTIZE_CHUNK_ELEMENTS // BLOCK, item_elements=BLOCK)
     return values
 
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 import numpy as np
 
 from floatfmt._backend import twin
-from floatfmt._parallel import CHUNK_ELEMENTS, map_chunks
+from floatfmt._parallel import CHUNK_ELEMENTS, DEQUANTIZE_CHUNK_ELEMENTS, map_chunks
 
-__all__ = ["DEQUANTIZERS", "DEQUANTIZE_CHUNK_ELEMENTS", "QUANTIZERS", "ROUNDTRIPS", "fp16_scales", "quantize_blocks"]
+__all__ = ["DEQUANTIZERS", "QUANTIZERS", "ROUNDTRIPS", "fp16_scales", "quantize_blocks"]
 
 F32 = np.float32
 _NUMBA = "floatfmt.quant.rules._kquants_numba"
@@ -63,10 +63,6 @@ def quantize_blocks(name: str, matrix: np.ndarray, importance: np.ndarray | None
 
 
 Dequantizer = Callable[[np.ndarray, np.ndarray], None]
-
-DEQUANTIZE_CHUNK_ELEMENTS = 4 * CHUNK_ELEMENTS
-"""Values per run of blocks when dequantizing: numpy's few passes over a run cost less than the calls they take
-at ``CHUNK_ELEMENTS`` (a run and its byte codes still fit in L2); the compiled loops are indifferent."""
 
 
 def _register(name: str, block: int, block_bytes: int, quantize: Quantizer, dequantize: Dequantizer) -> None:
