@@ -21,6 +21,7 @@ __all__ = [
     "half_decode",
     "half_encode",
     "narrower_encode",
+    "nearest_encode",
     "random_bits",
     "stochastic_table_encode",
     "table_encode",
@@ -44,6 +45,37 @@ def table_encode(bits: np.ndarray, dropped: int, table: np.ndarray, out: np.ndar
         table.take(key, out=out[start:stop])
         flagged += int(np.count_nonzero(flags.take(key))) if flags is not None else 0
     return flagged
+
+
+@twin(_NUMBA, size=lambda bits, *rest: bits.size)
+def nearest_encode(
+    bits: np.ndarray,
+    dropped: int,
+    table: np.ndarray,
+    mantissa_bits: int,
+    min_normal: int,
+    magic: np.float32,
+    offset: int,
+    max_code: int,
+    above_code: int,
+    nan_codes: tuple[int, int],
+    sign_shift: int,
+    out: np.ndarray,
+) -> int:
+    """Round-to-nearest-even of uint32 float32 ``bits`` into a small signed float format, as ``table_encode`` with
+    the format's nearest-even table (and no flags), which is what this numpy version runs; returns 0.
+
+    The numba twin computes the same codes with integer and float32 arithmetic the compiler vectorizes, from the
+    format's parameters: a magnitude of at least ``min_normal`` (float32 bits) by rounding its bits at
+    ``23 - mantissa_bits`` to nearest-even and rebiasing (``- offset``), a smaller one by adding ``magic``, a float32
+    whose gap is the format's smallest subnormal, and taking the bits gained; any code above ``max_code`` (a
+    finite overflow or infinity) becomes ``above_code``; the sign goes to bit ``sign_shift``; NaN becomes
+    ``nan_codes[0]``, or ``nan_codes[1]`` with the sign bit set (each the whole code: formats without NaN put
+    ml_dtypes' code there, which may drop the sign). The
+    codec uses it only where the parameters were derived from the table, and the tests compare the two twins on
+    every key of every such format.
+    """
+    return table_encode(bits, dropped, table, out, None)
 
 
 @twin(_NUMBA, size=lambda bits, *rest: bits.size)

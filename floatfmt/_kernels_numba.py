@@ -22,6 +22,7 @@ __all__ = [
     "half_decode",
     "half_encode",
     "narrower_encode",
+    "nearest_encode",
     "random_bits",
     "stochastic_table_encode",
     "table_encode",
@@ -45,6 +46,32 @@ def table_encode(bits, dropped, table, out, flags):  # type: ignore[no-untyped-d
         if flags is not None:
             flagged += flags[key]
     return flagged
+
+
+@_jit
+def nearest_encode(
+    bits, dropped, table, mantissa_bits, min_normal, magic, offset, max_code, above_code, nan_codes, sign_shift, out
+):  # type: ignore[no-untyped-def]  # noqa: E501
+    # every operand uint32 (numba widens a uint32 mixed with an int to float64), so that the loop vectorizes
+    shift = np.uint32(23 - mantissa_bits)
+    half = np.uint32((1 << (22 - mantissa_bits)) - 1)
+    one, low_bits = np.uint32(1), np.uint32(0x7FFFFFFF)
+    magic = np.float32(magic)
+    magic_bits = bits_of_float(magic)
+    offset, min_normal = np.uint32(offset), np.uint32(min_normal)
+    max_code, above_code = np.uint32(max_code), np.uint32(above_code)
+    nan_code, negative_nan_code = np.uint32(nan_codes[0]), np.uint32(nan_codes[1])
+    sign_shift = np.uint32(sign_shift)
+    for i in range(bits.size):
+        word = bits[i]
+        magnitude = word & low_bits
+        normal = ((magnitude + half + ((magnitude >> shift) & one)) >> shift) - offset
+        subnormal = bits_of_float(float_of_bits(magnitude) + magic) - magic_bits
+        code = normal if magnitude >= min_normal else subnormal
+        code = (above_code if code > max_code else code) | ((word >> np.uint32(31)) << sign_shift)
+        nan = negative_nan_code if word >> np.uint32(31) else nan_code
+        out[i] = nan if magnitude > np.uint32(0x7F800000) else code
+    return 0
 
 
 @_jit

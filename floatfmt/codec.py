@@ -697,13 +697,41 @@ class _TableKernel:
         self.table, self.overflow_flags = _encode_table(fmt, rounding, overflow)
         self.dropped = 31 - _key_bits(fmt)
         self.steps: _kernels.Steps | None = None  # for small calls, built by the first
+        self.nearest = None if self.overflow_flags is not None else _nearest_parameters(fmt, rounding, self.table)
 
     def __call__(self, values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
+        bits = values.view(np.uint32)
         if values.size <= _kernels.STEPS_AT_MOST:
             if self.steps is None:
                 self.steps = _kernels.key_steps(self.table, self.dropped, self.overflow_flags)
-            return _kernels.steps_encode(values.view(np.uint32), self.steps, out)
-        return _kernels.table_encode(values.view(np.uint32), self.dropped, self.table, out, self.overflow_flags)
+            return _kernels.steps_encode(bits, self.steps, out)
+        if self.nearest is not None:
+            return _kernels.nearest_encode(bits, self.dropped, self.table, *self.nearest, out)
+        return _kernels.table_encode(bits, self.dropped, self.table, out, self.overflow_flags)
+
+
+def _nearest_parameters(fmt: Format, rounding: str, table: np.ndarray) -> tuple[Any, ...] | None:
+    """The parameters of :func:`floatfmt._kernels.nearest_encode` for this format's nearest-even table, or None
+    where that arithmetic does not apply: a signed float format of 8 bits or fewer with subnormals, an IEEE bias
+    range inside float32's, and a -0 (not the ``uz`` formats, where -0 is NaN's code). The codes for overflow and
+    NaN are read from the table itself (overflow's positive: the loop adds the sign bit)."""
+    if rounding != "nearest_even" or not isinstance(fmt, FloatFormat) or fmt.bits > 8:
+        return None
+    if not (fmt.signed and fmt.subnormals and fmt.zero) or fmt.nan == "negative_zero" or fmt.exponent_bits >= 8:
+        return None
+    dropped = 31 - _key_bits(fmt)
+
+    def code_of(value: float) -> int:
+        word = int(np.array(value, dtype=np.float32).view(np.uint32))
+        return int(table[(word >> dropped) | int(word & ((1 << dropped) - 1) != 0)])
+
+    m = fmt.mantissa_bits
+    min_normal = int(np.array(fmt.smallest_normal, dtype=np.float32).view(np.uint32))
+    magic = np.float32(fmt.smallest_subnormal * 2.0**23)  # its float32 gap is the smallest subnormal
+    offset = (127 - fmt.bias) << m
+    above = code_of(float(np.finfo(np.float32).max))
+    nan_codes = (code_of(float("nan")), code_of(-float("nan")))
+    return (m, min_normal, magic, offset, fmt.max_code, above, nan_codes, fmt.bits - 1)
 
 
 def _key_bits(fmt: Format) -> int:

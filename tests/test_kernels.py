@@ -64,7 +64,7 @@ def test_every_loop_has_a_twin():
                      "requantize", "q8_k_codes", "_ternary", "mxfp4_codes", "_pack_trits",
                      "q45_k_roundtrip", "narrower_encode", "half_encode", "half_decode", "bfloat16_encode",
                      "bfloat16_decode", "lookup_scale", "offset_scale", "offset_scale_shift",
-                     "float32_rounded_to_odd"}  # fmt: skip
+                     "float32_rounded_to_odd", "nearest_encode"}  # fmt: skip
 
 
 def test_float16_loops_agree_with_numpy_on_every_code_and_every_rounding_boundary():
@@ -759,3 +759,47 @@ def test_wait_for_loops_returns_once_the_loops_asked_for_are_ready():
     command = [sys.executable, "-c", WAIT_FOR_LOOPS]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+NEAREST_FORMATS = ["float8_e4m3fn", "float8_e4m3", "float8_e5m2", "float8_e3m4", "float6_e2m3fn", "float6_e3m2fn",
+                   "float4_e2m1fn"]  # fmt: skip
+
+
+def test_the_nearest_even_arithmetic_covers_the_small_signed_formats_and_nothing_else():
+    from floatfmt import codec
+
+    covered = []
+    for name in floatfmt.formats():
+        fmt = floatfmt.get_format(name)
+        if isinstance(fmt, floatfmt.FloatFormat) and fmt.bits <= 8:
+            kernel = codec._TableKernel(fmt, "nearest_even", "saturate")
+            if kernel.nearest is not None:
+                covered.append(fmt.name)
+            assert codec._TableKernel(fmt, "toward_zero", "saturate").nearest is None
+            assert codec._TableKernel(fmt, "nearest_even", "error").nearest is None  # it counts overflows
+    assert sorted(covered) == sorted(NEAREST_FORMATS)
+
+
+@pytest.mark.parametrize("overflow", ["ieee", "saturate"])
+@pytest.mark.parametrize("name", NEAREST_FORMATS)
+def test_nearest_encode_agrees_with_the_table_on_every_key(name, overflow):
+    """The arithmetic twin against the table on both float32s that make each key (the lowest key bit as the first
+    dropped bit, and as the sticky bit), their negatives, and random bits: the codes of every bucket of floats."""
+    from floatfmt import codec
+
+    pytest.importorskip("numba")
+    kernel = codec._TableKernel(floatfmt.get_format(name), "nearest_even", overflow)
+    assert kernel.nearest is not None
+    keys = np.arange(kernel.table.size, dtype=np.uint64)
+    first = (keys << np.uint64(kernel.dropped)).astype(np.uint32)
+    sticky = (((keys >> np.uint64(1)) << np.uint64(kernel.dropped + 1)) | np.uint64(1)).astype(np.uint32)
+    sticky = sticky[(keys & np.uint64(1)) == 1]
+    random = np.random.default_rng(len(name)).integers(0, 2**32, 1 << 16, dtype=np.uint64).astype(np.uint32)
+    bits = np.concatenate([first, sticky, random])
+    ours, theirs = np.empty(bits.size, np.uint8), np.empty(bits.size, np.uint8)
+    loop = _kernels.nearest_encode
+    assert loop.numpy(bits, kernel.dropped, kernel.table, *kernel.nearest, ours) == 0
+    assert loop.compiled()(bits, kernel.dropped, kernel.table, *kernel.nearest, theirs) == 0
+    wrong = np.flatnonzero(ours != theirs)
+    shown = zip(bits[wrong[:5]], ours[wrong[:5]], theirs[wrong[:5]], strict=True)
+    assert not wrong.size, [(hex(int(b)), int(table), int(arithmetic)) for b, table, arithmetic in shown]
