@@ -51,7 +51,7 @@ def table_encode(bits, dropped, table, out, flags):  # type: ignore[no-untyped-d
 @_jit
 def nearest_encode(
     bits, dropped, table, mantissa_bits, min_normal, magic, offset, max_code, above_code, nan_codes, sign_shift, out
-):  # type: ignore[no-untyped-def]  # noqa: E501
+):  # type: ignore[no-untyped-def]
     # every operand uint32 (numba widens a uint32 mixed with an int to float64), so that the loop vectorizes
     shift = np.uint32(23 - mantissa_bits)
     half = np.uint32((1 << (22 - mantissa_bits)) - 1)

@@ -706,7 +706,10 @@ class _TableKernel:
                 self.steps = _kernels.key_steps(self.table, self.dropped, self.overflow_flags)
             return _kernels.steps_encode(bits, self.steps, out)
         if self.nearest is not None:
-            return _kernels.nearest_encode(bits, self.dropped, self.table, *self.nearest, out)
+            m, normal, magic, offset, max_code, above, nans, sign = self.nearest
+            return _kernels.nearest_encode(
+                bits, self.dropped, self.table, m, normal, magic, offset, max_code, above, nans, sign, out
+            )
         return _kernels.table_encode(bits, self.dropped, self.table, out, self.overflow_flags)
 
 
