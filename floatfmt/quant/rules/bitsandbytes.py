@@ -153,7 +153,13 @@ class CodebookRule(BlockRule):
         tensor_amax: float | None,
         importance: np.ndarray | None = None,
     ) -> QuantizedTensor:
-        flat = matrix.reshape(1 if matrix.size else 0, matrix.size)
+        block = scheme.block[1]
+        if matrix.size and matrix.size % block == 0:  # one block per row: rows for the threads to share
+            blocks = matrix.reshape(matrix.size // block, block)
+            q = super().quantize(blocks, scheme, shape=shape, tensor_amax=tensor_amax, importance=importance)
+            assert q.codes is not None and q.scales is not None
+            return replace(q, codes=q.codes.reshape(1, -1), scales=q.scales.reshape(1, -1))  # the flat tensor's
+        flat = matrix.reshape(1 if matrix.size else 0, matrix.size)  # a partial last block: the padded row
         return super().quantize(flat, scheme, shape=shape, tensor_amax=tensor_amax, importance=importance)
 
     def dequantize(self, q: QuantizedTensor) -> np.ndarray:
