@@ -221,7 +221,7 @@ class _EncodePlan:
     kernel: EncodeKernel
     narrows_to_odd: bool  # float64 input rounded to odd into float32 first (_kernels.float32_rounded_to_odd)
     checks_input: bool  # the format lacks NaN: NaN, and negatives or zero where it lacks those, are counted first
-    whole_array: bool  # a platform cast or a table lookup, which make no temporaries: one piece per thread
+    whole_array: bool  # a platform cast or a table lookup, which make no temporaries: a few pieces per thread
     warns_nothing: bool  # a table lookup, or a cast that silences its own warnings: no errstate needed around it
 
 
@@ -244,16 +244,14 @@ def _encode_plan(fmt: Any, dtype: np.dtype[Any], rounding: str, overflow: str, n
     source = np.dtype(np.float32) if narrow else dtype
     kernel = _encode_kernel(resolved, source, rounding, overflow, nan)
     cast = isinstance(kernel, _CastKernel) or kernel in (_encode_half, _encode_bfloat16)
-    lookup = isinstance(kernel, _TableKernel)  # deterministic (stochastic draws bits per chunk); and with NaN,
-    # so that there is no input to check first
+    lookup = isinstance(kernel, _TableKernel)  # deterministic: the stochastic one draws its bits per chunk
     plan = _EncodePlan(
         fmt=resolved,
         code_dtype=code_dtype(resolved),
         kernel=kernel,
         narrows_to_odd=narrow,
         checks_input=not resolved.has_nan,
-        whole_array=not narrow
-        and ((cast and dtype in (np.float32, np.float64)) or (lookup and dtype == np.float32 and resolved.has_nan)),
+        whole_array=not narrow and ((cast and dtype in (np.float32, np.float64)) or (lookup and dtype == np.float32)),
         warns_nothing=(isinstance(kernel, _TableKernel) or kernel in (_encode_half, _encode_bfloat16))
         and dtype != np.float64,
     )
