@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from floatfmt._parallel import CHUNK_ELEMENTS, DEQUANTIZE_CHUNK_ELEMENTS, map_chunks
+from floatfmt._parallel import CHUNK_ELEMENTS, DEQUANTIZE_CHUNK_ELEMENTS, map_chunks, scratch
 from floatfmt.codec import code_dtype, decode, encode
 from floatfmt.formats import FloatFormat, Format, IntFormat, get_format
 from floatfmt.quant import _kernels
@@ -103,6 +103,10 @@ def block_reduce(padded: np.ndarray, block_rows: int, block_cols: int, kind: str
     return combine(per_row.reshape(rows // block_rows, block_rows, column_blocks), axis=1)
 
 
+_SCALED = 24
+"""The per-thread buffer (``floatfmt._parallel.scratch`` slot) a chunk's scaled values go into."""
+
+
 def scale_and_encode(
     padded: np.ndarray,
     divisor: np.ndarray,
@@ -130,18 +134,20 @@ def scale_and_encode(
 
     def work(start: int, stop: int) -> None:
         part = padded[start:stop].reshape(stop - start, column_blocks, block_cols)
+        # into this thread's buffer: a fresh chunk-sized array costs page faults, which do not scale with threads
+        scaled = scratch(_SCALED, part.size, np.float32).reshape(part.shape)
         if factor_rows is not None:
-            scaled = part * factor_rows[start:stop]
+            np.multiply(part, factor_rows[start:stop], out=scaled)
         else:
             divisor = divisor_rows[start:stop]
-            if (divisor == 0).any():
+            zero = divisor == 0
+            if zero.any():  # only all-zero blocks have a zero divisor: their elements scale to 0
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    scaled = np.where(divisor == 0, np.float32(0), part / divisor)
+                    np.divide(part, divisor, out=scaled)
+                np.copyto(scaled, np.float32(0), where=np.broadcast_to(zero, scaled.shape))
             else:
-                scaled = part / divisor
-        codes[start:stop] = to_codes(
-            scaled.reshape(stop - start, cols).astype(np.float32, copy=False), slice(start, stop)
-        )
+                np.divide(part, divisor, out=scaled)
+        codes[start:stop] = to_codes(scaled.reshape(stop - start, cols), slice(start, stop))
 
     map_chunks(work, rows, _row_chunk(cols), item_elements=cols)
     return codes
