@@ -713,12 +713,14 @@ class _TableKernel:
 
 def _nearest_parameters(fmt: Format, rounding: str, table: np.ndarray) -> tuple[Any, ...] | None:
     """The parameters of :func:`floatfmt._kernels.nearest_encode` for this format's nearest-even table, or None
-    where that arithmetic does not apply: a signed float format of 8 bits or fewer with subnormals, an IEEE bias
-    range inside float32's, and a -0 (not the ``uz`` formats, where -0 is NaN's code). The codes for overflow and
-    NaN are read from the table itself (overflow's positive: the loop adds the sign bit)."""
+    where that arithmetic does not apply: a signed float format of 8 bits or fewer with a mantissa and subnormals,
+    an exponent range inside float32's, and a -0 (not the ``uz`` formats, where -0 is NaN's code). The codes for
+    overflow and NaN are read from the table itself (overflow's positive: the loop adds the sign bit)."""
     if rounding != "nearest_even" or not isinstance(fmt, FloatFormat) or fmt.bits > 8:
         return None
-    if not (fmt.signed and fmt.subnormals and fmt.zero) or fmt.nan == "negative_zero" or fmt.exponent_bits >= 8:
+    if not (fmt.signed and fmt.subnormals and fmt.zero) or fmt.nan == "negative_zero":
+        return None
+    if not 1 <= fmt.mantissa_bits or fmt.exponent_bits >= 8:  # e5m0 and the like: no subnormal to add up to
         return None
     dropped = 31 - _key_bits(fmt)
 

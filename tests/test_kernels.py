@@ -780,8 +780,20 @@ def test_the_nearest_even_arithmetic_covers_the_small_signed_formats_and_nothing
     assert sorted(covered) == sorted(NEAREST_FORMATS)
 
 
+CUSTOM_NEAREST = ["e3m3", "e2m5", "e5m1", "e4m2", "e6m1", "e2m2", "e3m1", "e2m4", "e4m1"]
+
+
+def test_custom_formats_take_the_arithmetic_unless_they_have_no_mantissa():
+    from floatfmt import codec
+
+    for name in CUSTOM_NEAREST:
+        assert codec._TableKernel(floatfmt.get_format(name), "nearest_even", "ieee").nearest is not None
+    for name in ("e5m0", "e3m0"):
+        assert codec._TableKernel(floatfmt.get_format(name), "nearest_even", "ieee").nearest is None
+
+
 @pytest.mark.parametrize("overflow", ["ieee", "saturate"])
-@pytest.mark.parametrize("name", NEAREST_FORMATS)
+@pytest.mark.parametrize("name", NEAREST_FORMATS + CUSTOM_NEAREST)
 def test_nearest_encode_agrees_with_the_table_on_every_key(name, overflow):
     """The arithmetic twin against the table on both float32s that make each key (the lowest key bit as the first
     dropped bit, and as the sticky bit), their negatives, and random bits: the codes of every bucket of floats."""
