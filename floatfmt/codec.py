@@ -221,7 +221,7 @@ class _EncodePlan:
     kernel: EncodeKernel
     narrows_to_odd: bool  # float64 input rounded to odd into float32 first (_kernels.float32_rounded_to_odd)
     checks_input: bool  # the format lacks NaN: NaN, and negatives or zero where it lacks those, are counted first
-    whole_array: bool  # a platform cast or a table lookup, which make no temporaries: a few pieces per thread
+    whole_array: bool  # a platform cast or a table lookup (no temporaries but the input check): a few pieces per thread
     warns_nothing: bool  # a table lookup, or a cast that silences its own warnings: no errstate needed around it
 
 
@@ -695,7 +695,9 @@ class _TableKernel:
         self.table, self.overflow_flags = _encode_table(fmt, rounding, overflow)
         self.dropped = 31 - _key_bits(fmt)
         self.steps: _kernels.Steps | None = None  # for small calls, built by the first
-        self.nearest = None if self.overflow_flags is not None else _nearest_parameters(fmt, rounding, self.table)
+        self.nearest = None
+        if self.overflow_flags is None:
+            self.nearest = _nearest_parameters(fmt, rounding, self.table, self.dropped)
 
     def __call__(self, values: np.ndarray, out: np.ndarray, random: np.ndarray | None) -> int:
         bits = values.view(np.uint32)
@@ -711,7 +713,7 @@ class _TableKernel:
         return _kernels.table_encode(bits, self.dropped, self.table, out, self.overflow_flags)
 
 
-def _nearest_parameters(fmt: Format, rounding: str, table: np.ndarray) -> tuple[Any, ...] | None:
+def _nearest_parameters(fmt: Format, rounding: str, table: np.ndarray, dropped: int) -> tuple[Any, ...] | None:
     """The parameters of :func:`floatfmt._kernels.nearest_encode` for this format's nearest-even table, or None
     where that arithmetic does not apply: a signed float format of 8 bits or fewer with a mantissa and subnormals,
     an exponent range inside float32's, and a -0 (not the ``uz`` formats, where -0 is NaN's code). The codes for
@@ -722,11 +724,11 @@ def _nearest_parameters(fmt: Format, rounding: str, table: np.ndarray) -> tuple[
         return None
     if not 1 <= fmt.mantissa_bits or fmt.exponent_bits >= 8:  # e5m0 and the like: no subnormal to add up to
         return None
-    dropped = 31 - _key_bits(fmt)
 
     def code_of(value: float) -> int:
-        word = int(np.array(value, dtype=np.float32).view(np.uint32))
-        return int(table[(word >> dropped) | int(word & ((1 << dropped) - 1) != 0)])
+        code = np.empty(1, dtype=table.dtype)
+        _kernels.table_encode(np.array([value], dtype=np.float32).view(np.uint32), dropped, table, code, None)
+        return int(code[0])
 
     m = fmt.mantissa_bits
     min_normal = int(np.array(fmt.smallest_normal, dtype=np.float32).view(np.uint32))

@@ -376,10 +376,6 @@ def offset_scale(codes: np.ndarray, offset: int, scales: np.ndarray, out: np.nda
     byte read as int8) and float32 block scales ``(rows, blocks)``: a block type whose element values are its
     codes less an offset (GGUF's legacy types), one float32 product each, as ``lookup_scale`` with the table
     ``int8(byte) - offset`` but with no table to read."""
-    _signed_times_scale(codes, offset, scales, out)
-
-
-def _signed_times_scale(codes: np.ndarray, offset: int, scales: np.ndarray, out: np.ndarray) -> None:
     signed = codes.view(np.int8)
     if offset:
         signed = np.subtract(signed, np.int16(offset), dtype=np.int16)  # exact for every byte and offset
@@ -390,5 +386,5 @@ def _signed_times_scale(codes: np.ndarray, offset: int, scales: np.ndarray, out:
 def offset_scale_shift(codes: np.ndarray, offset: int, scales: np.ndarray, shifts: np.ndarray, out: np.ndarray) -> None:
     """``offset_scale`` plus a float32 shift per block: ``out = (int8(codes) - offset) * scales[:, :, None] +
     shifts[:, :, None]``, the product rounded before the sum (GGUF's asymmetric types: ``d * q + m``)."""
-    _signed_times_scale(codes, offset, scales, out)
+    offset_scale.numpy(codes, offset, scales, out)  # type: ignore[attr-defined]  # numpy's, as this one is
     out += shifts[:, :, None]
